@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Runs CMD as root in a virtme-ng VM that boots a sched_ext kernel, with this
+# tree shared at the same path, and exits with CMD's exit status.
+#
+#   usage: tests/vm/run.sh CMD [ARGS...]
+#
+# SCX_LLMOS_KERNEL  kernel image (vmlinuz, with its modules beside it). Unset:
+#                   the running kernel, as `vng -r` boots it.
+# SCX_LLMOS_KVM=1   use KVM instead of TCG software emulation (only where KVM
+#                   can boot the kernel; not on the CI machines).
+# VM_OUT            host directory the guest may write (default target/vm-out);
+#                   the guest kernel's console is saved there as console.log.
+# VM_CPUS (2)  VM_MEM (2G)  VM_TIMEOUT (seconds, 900)
+set -euo pipefail
+
+(($#)) || { echo "usage: $0 CMD [ARGS...]" >&2; exit 2; }
+export PATH=/opt/vng/bin:/opt/virtiofsd/bin:$PATH
+for tool in vng virtiofsd qemu-system-x86_64; do
+  command -v "$tool" >/dev/null ||
+    { echo "run.sh: $tool not found: run tests/vm/setup.sh first" >&2; exit 2; }
+done
+
+kernel_args=(-r)
+if [[ -n ${SCX_LLMOS_KERNEL:-} ]]; then
+  [[ -f $SCX_LLMOS_KERNEL ]] ||
+    { echo "run.sh: SCX_LLMOS_KERNEL=$SCX_LLMOS_KERNEL is not a file" >&2; exit 2; }
+  kernel_args=(-r "$SCX_LLMOS_KERNEL")
+fi
+
+accel=(--disable-kvm)
+# Single-threaded TCG: multi-threaded TCG oopses the guest after a few hundred
+# attach/detach cycles.
+qemu_opts="-accel tcg,thread=single"
+if [[ ${SCX_LLMOS_KVM:-0} == 1 ]]; then
+  accel=()
+  qemu_opts=""
+fi
+
+VM_OUT=${VM_OUT:-$PWD/target/vm-out}
+mkdir -p "$VM_OUT"
+: >"$VM_OUT/console.log"
+# A second console carries the guest kernel's log (oopses, sched_ext errors) to
+# the host, so a crashed guest explains itself.
+qemu_opts+=" -chardev file,id=klog,path=$VM_OUT/console.log"
+qemu_opts+=" -device virtio-serial-pci,id=klogbus -device virtconsole,chardev=klog,bus=klogbus.0"
+# Modules udev would load for a q35 machine; decompressing them under TCG costs
+# seconds and nothing here needs them.
+blacklist="modprobe.blacklist=kvm,kvm_amd,kvm_intel,ccp,ahci,libahci,libata,sr_mod,cdrom,sg,scsi_mod,psmouse,aesni_intel,i2c_i801,iTCO_wdt,intel_pmc_bxt,lpc_ich,pcspkr,serio_raw,evdev,qemu_fw_cfg,i6300esb,button"
+
+# vng reopens stdout, so its output is piped, never redirected; timeout guards
+# against a hung guest hanging the caller for ever.
+set +e
+timeout "${VM_TIMEOUT:-900}" vng "${kernel_args[@]}" "${accel[@]}" \
+  -p "${VM_CPUS:-2}" -m "${VM_MEM:-2G}" --rwdir="$VM_OUT" \
+  -a "$blacklist console=hvc0 loglevel=6" --qemu-opts="$qemu_opts" -- "$@" | cat
+status=${PIPESTATUS[0]}
+set -e
+if ((status == 124)); then
+  echo "run.sh: the VM did not finish within ${VM_TIMEOUT:-900} s" >&2
+elif ((status == 255)); then
+  echo "run.sh: the VM failed (exit 255); guest console: $VM_OUT/console.log" >&2
+  tail -n 40 "$VM_OUT/console.log" >&2 || true
+fi
+exit "$status"

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs everything scx_llmos needs to build and to run its VM tests on a fresh Debian 12
+# (bookworm) machine, as root. Idempotent: each step is skipped when its result is present.
+set -euo pipefail
+
+apt_packages=(clang-19 libelf-dev zlib1g-dev pkg-config qemu-system-x86 kmod udev bpftool
+  stress-ng rt-tests linux-perf libseccomp-dev libcap-ng-dev util-linux procps)
+missing=()
+for pkg in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# virtme-ng boots the test kernel; pinned to the version the VM recipe was tested with.
+if ! /opt/vng/bin/vng --version >/dev/null 2>&1; then
+  echo "setup: installing virtme-ng into /opt/vng"
+  python3 -m venv /opt/vng
+  /opt/vng/bin/pip install -q virtme-ng==1.42
+fi
+
+# vng needs a virtiofsd newer than bookworm's; without it vng falls back to 9p, which panics.
+if ! [ -x /opt/virtiofsd/bin/virtiofsd ]; then
+  echo "setup: building virtiofsd into /opt/virtiofsd (~2 min)"
+  cargo install -q --locked --root /opt/virtiofsd virtiofsd@1.14.0
+fi
+echo "setup: done (add /opt/vng/bin:/opt/virtiofsd/bin to PATH; tests/vm/run.sh does)"
