@@ -3,7 +3,7 @@
 # (bookworm) machine, as root. Idempotent: each step is skipped when its result is present.
 set -euo pipefail
 
-apt_packages=(clang-19 libelf-dev zlib1g-dev pkg-config qemu-system-x86 kmod udev bpftool
+apt_packages=(python3-venv clang-19 libelf-dev zlib1g-dev pkg-config qemu-system-x86 kmod udev bpftool
   stress-ng rt-tests linux-perf libseccomp-dev libcap-ng-dev util-linux procps)
 missing=()
 for pkg in "${apt_packages[@]}"; do
@@ -12,7 +12,7 @@ done
 if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 # virtme-ng boots the test kernel; pinned to the version the VM recipe was tested with.

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Runs inside the VM, as root: the foundation checks for scx_llmos in one boot.
+#   usage: basic.sh SCX_LLMOS_BINARY OUT_DIR
+# Prints one line per check, "ok NAME: detail" or "FAIL NAME: detail", and
+# "metric NAME VALUE" lines; exits non-zero if any check failed.
+set -u
+BIN=$1
+OUT=$2
+SYS=/sys/kernel/sched_ext
+NCPU=$(nproc)
+STRESS_SECS=${STRESS_SECS:-30}
+failures=0
+
+ok() { echo "ok $1: $2"; }
+fail() { echo "FAIL $1: $2"; failures=$((failures + 1)); }
+verdict() { # NAME DETAIL CONDITION...
+  local name=$1 detail=$2
+  shift 2
+  if "$@"; then ok "$name" "$detail"; else fail "$name" "$detail"; fi
+}
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+state() { cat "$SYS/state"; }
+
+# Waits up to $2 seconds for sched_ext state $1; prints the milliseconds taken.
+wait_state() {
+  local want=$1 deadline=$(($(now_ms) + $2 * 1000)) start
+  start=$(now_ms)
+  while [[ $(state) != "$want" ]]; do
+    (($(now_ms) < deadline)) || return 1
+    sleep 0.05
+  done
+  echo $(($(now_ms) - start))
+}
+
+# Starts the scheduler in the background (log in $OUT/$1.log) and waits for
+# it to attach; sets SCHED_PID and ATTACH_MS.
+start_scheduler() {
+  local log=$OUT/$1.log
+  shift
+  "$BIN" "$@" >"$log" 2>&1 &
+  SCHED_PID=$!
+  ATTACH_MS=$(wait_state enabled 30) || ATTACH_MS=""
+}
+
+# A bad invocation must fail with exactly one line naming the problem and
+# leave sched_ext untouched.
+expect_refusal() { # NAME EXPECTED_TEXT CMD...
+  local name=$1 want=$2
+  shift 2
+  local before status err lines
+  before=$(state)
+  "$@" >"$OUT/$name.out" 2>"$OUT/$name.err"
+  status=$?
+  err=$(cat "$OUT/$name.err")
+  lines=$(grep -c . "$OUT/$name.err")
+  if ((status != 0)) && [[ $lines == 1 && $err == *"$want"* && $(state) == "$before" ]]; then
+    ok "$name" "exit $status: $err"
+  else
+    fail "$name" "exit $status, $lines stderr lines, state $before -> $(state): $err"
+  fi
+}
+
+echo "guest: $(uname -r), $NCPU CPUs, sched_ext state $(state 2>/dev/null || echo missing)"
+verdict vm_has_sched_ext "state file present in $(uname -r)" test -f "$SYS/state"
+dmesg -C
+
+# --- Bad input: refused before anything attaches -----------------------------
+expect_refusal unknown_policy "invalid value 'lottery'" "$BIN" --policy lottery
+expect_refusal slice_too_small "'--slice-us <SLICE_US>': 0 is not in 100..=100000" "$BIN" --slice-us 0
+expect_refusal slice_too_large "1000000 is not in 100..=100000" "$BIN" --slice-us 1000000
+expect_refusal stats_out_of_range "0 is not in 0.1..=3600 seconds" "$BIN" --stats 0
+expect_refusal not_root "must be run as root" setpriv --reuid=65534 --regid=65534 --clear-groups "$BIN"
+# Hiding /sys/kernel in a private mount namespace is what a kernel without
+# sched_ext looks like to the loader.
+expect_refusal no_sched_ext "this kernel has no sched_ext" \
+  unshare -m bash -c "mount -t tmpfs none /sys/kernel && exec $BIN"
+
+# --- Attach ------------------------------------------------------------------
+start_scheduler attach --stats 1
+if [[ -n $ATTACH_MS ]]; then
+  ok attach "state enabled ${ATTACH_MS} ms after start"
+  echo "metric attach_ms $ATTACH_MS"
+else
+  fail attach "state $(state) 30 s after start; log: $(tail -n 5 "$OUT/attach.log")"
+fi
+ops=$(cat "$SYS/root/ops" 2>/dev/null)
+verdict ops_name "root/ops is '$ops'" test "${ops#scx_llmos}" != "$ops"
+verdict enabled_in_dmesg "dmesg: $(dmesg | grep -o 'sched_ext: BPF scheduler "scx_llmos[^"]*" enabled' | head -n 1)" \
+  bash -c 'dmesg | grep -q "sched_ext: BPF scheduler \"scx_llmos[^\"]*\" enabled"'
+expect_refusal another_scheduler "already running: scx_llmos" "$BIN"
+
+# --- Stress under the scheduler, with pinned spinners watching their CPUs ----
+last_cpu=$((NCPU - 1))
+taskset -c 0 bash -c 'while :; do :; done' &
+pin0=$!
+taskset -c "$last_cpu" bash -c 'while :; do :; done' &
+pin1=$!
+sleep 0.5
+migrations() { awk '/^se.nr_migrations/ {print $3}' "/proc/$1/sched"; }
+mig0_before=$(migrations $pin0)
+mig1_before=$(migrations $pin1)
+
+stress-ng -c "$NCPU" -f "$NCPU" --affinity 1 --affinity-delay 1 --affinity-pin \
+  --temp-path "$OUT" -t "${STRESS_SECS}s" >"$OUT/stress.log" 2>&1 &
+stress=$!
+stray=0 samples=0 detached_at=""
+for ((tick = 0; tick < STRESS_SECS * 5; tick++)); do
+  sleep 0.2
+  cpu0=$(awk '{print $39}' "/proc/$pin0/stat")
+  cpu1=$(awk '{print $39}' "/proc/$pin1/stat")
+  samples=$((samples + 1))
+  [[ $cpu0 == 0 && $cpu1 == "$last_cpu" ]] || stray=$((stray + 1))
+  if [[ -z $detached_at && ($(state) != enabled || ! -d /proc/$SCHED_PID) ]]; then
+    detached_at=$((tick / 5))
+  fi
+  kill -0 $stress 2>/dev/null || break
+done
+wait $stress
+stress_status=$?
+mig0=$(($(migrations $pin0) - mig0_before))
+mig1=$(($(migrations $pin1) - mig1_before))
+verdict stress_completed "stress-ng exit $stress_status after ${STRESS_SECS} s: $(grep -o 'successful run completed.*' "$OUT/stress.log")" \
+  test "$stress_status" = 0
+verdict stayed_attached "state $(state) throughout (first lost at: ${detached_at:-never})" \
+  test -z "$detached_at"
+verdict pinned_cpu0_stays "CPU 0 spinner: $samples samples off-CPU $stray times, $mig0 migrations" \
+  test "$stray" = 0 -a "$mig0" = 0
+verdict pinned_cpu${last_cpu}_stays "CPU $last_cpu spinner: $mig1 migrations" test "$mig1" = 0
+kill $pin0 $pin1
+wait $pin0 $pin1 2>/dev/null
+stats_lines=$(grep -c '^dispatch:' "$OUT/attach.log")
+dispatched=$(grep '^dispatch:' "$OUT/attach.log" | grep -o '=[0-9]*' | tr -d = | awk '{s += $1} END {print s + 0}')
+verdict stats_reported "$stats_lines --stats lines, $dispatched dispatches counted" \
+  test "$stats_lines" -ge $((STRESS_SECS / 2)) -a "${dispatched:-0}" -gt 0
+tail -n 1 "$OUT/attach.log" | sed 's/^/  last stats: /'
+
+# --- Detach on SIGINT, SIGTERM; kernel fallback on SIGKILL --------------------
+detach_check() { # NAME SIGNAL
+  local name=$1 signal=$2 status ms
+  kill -s "$signal" $SCHED_PID
+  wait $SCHED_PID
+  status=$?
+  ms=$(wait_state disabled 10) || ms=""
+  verdict "$name" "exit $status, state disabled after ${ms:-never} ms" \
+    test "$status" = 0 -a -n "$ms"
+}
+detach_check sigint_detaches INT
+start_scheduler sigterm
+verdict reattach "attached again in ${ATTACH_MS:-never} ms" test -n "$ATTACH_MS"
+detach_check sigterm_detaches TERM
+start_scheduler sigkill
+kill -KILL $SCHED_PID
+wait $SCHED_PID 2>/dev/null
+fallback_ms=$(wait_state disabled 10) || fallback_ms=""
+verdict sigkill_falls_back "state disabled ${fallback_ms:-never} ms after SIGKILL" test -n "$fallback_ms"
+[[ -n $fallback_ms ]] && echo "metric sigkill_fallback_ms $fallback_ms"
+
+# --- The kernel's verdict over the whole boot ---------------------------------
+dmesg | grep 'sched_ext' | sed 's/^/  dmesg: /'
+verdict no_stall "no runnable-task stall or watchdog in dmesg" \
+  bash -c '! dmesg | grep -qiE "stall|watchdog"'
+verdict clean_exits "every disable was a user-space unregister" \
+  bash -c '! dmesg | grep "sched_ext: BPF scheduler" | grep disabled | grep -qv "unregistered from user space"'
+
+echo "guest: $failures failed"
+exit $((failures > 0))
