@@ -2,11 +2,18 @@
 /*
  * scx_llmos: the enqueue/dispatch core shared by every policy.
  *
- * Queues: every CPU owns a DSQ for tasks that can run only on it, and every
- * last-level cache (LLC) owns a shared DSQ for the tasks that can run on any
- * of its CPUs. A CPU serves the earlier of its two queue heads, then steals
- * from the other LLCs before it goes idle. Both kinds are vtime-ordered, so
- * whatever the active policy puts in the vtime key decides who runs next.
+ * Queues: every CPU owns a DSQ per priority level for tasks that can run only
+ * on it, and every last-level cache (LLC) owns a DSQ per level for the tasks
+ * that can run on any of its CPUs. A CPU serves its levels top-down, taking
+ * the earlier vtime of its two queue heads at each level, then steals from the
+ * busiest other LLC before it goes idle.
+ *
+ * Policies only decide a task's level, slice and vtime key:
+ * - vtime: one level; the key is CPU time scaled by weight (nice).
+ * - mlfq: nr_levels levels with growing slices. A task that uses its level's
+ *   allotment, counted across slices, drops a level; a task that sleeps longer
+ *   than it ran climbs one; every boost_interval_ns everything returns to the
+ *   top. A waking task preempts a CPU running a lower level.
  */
 #include <scx/common.bpf.h>
 #include "intf.h"
@@ -19,15 +26,23 @@ char _license[] SEC("license") = "GPL";
  */
 #define WATCHDOG_TIMEOUT_MS 5000
 
+/* How many CPUs a waking task looks at for one running a lower level. */
+#define PREEMPT_SCAN_CPUS 64
+
 /* Set by the loader before the program is loaded. */
-const volatile u64 slice_ns = 5000000;	/* 5 ms */
+const volatile u64 slice_ns = 5000000;	/* vtime policy: 5 ms */
 const volatile u32 nr_llcs = 1;
 const volatile u32 cpu_llc[LLMOS_MAX_CPUS];
+const volatile u32 nr_levels = 4;
+const volatile u64 level_slice_ns[LLMOS_MAX_LEVELS];
+const volatile u64 boost_interval_ns = 1000000000;
 
 /* Written by the loader at any time: read on every scheduling decision. */
-volatile u32 active_policy = LLMOS_POLICY_VTIME;
+volatile u32 active_policy = LLMOS_POLICY_MLFQ;
 
 UEI_DEFINE(uei);
+
+static u32 nr_cpu_ids;
 
 /*
  * The vtime of the task that most recently started running. It is the
@@ -37,9 +52,24 @@ UEI_DEFINE(uei);
  */
 static u64 vtime_now;
 
+/*
+ * Bumped by every periodic boost. A task whose boost_gen lags has been
+ * boosted to level 0 but has not run since; its context catches up lazily,
+ * so a boost costs nothing per sleeping task.
+ */
+static u32 boost_gen;
+
+/* The level of the task each CPU is running, for wakeup preemption. */
+static u32 running_level[LLMOS_MAX_CPUS];
+
 struct task_ctx {
 	u64 vtime;		/* weighted CPU time consumed */
 	u64 started_at;		/* when the task last got a CPU */
+	u64 runnable_at;	/* when it last started waiting for a CPU */
+	u64 sleep_at;		/* when it last went to sleep */
+	u64 allot_used;		/* CPU time used at its level since it got there */
+	u32 level;
+	u32 boost_gen;
 };
 
 struct {
@@ -49,6 +79,15 @@ struct {
 	__type(value, struct task_ctx);
 } task_ctxs SEC(".maps");
 
+/* Per-thread figures for the loader; exited threads are deleted, and the
+ * least recently used go first if the map fills. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, LLMOS_MAX_THREADS);
+	__type(key, u32);
+	__type(value, struct llmos_thread_stats);
+} thread_stats SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, LLMOS_NR_STATS);
@@ -56,10 +95,20 @@ struct {
 	__type(value, u64);
 } stats SEC(".maps");
 
-static void stat_inc(enum llmos_stat idx)
+struct boost_timer {
+	struct bpf_timer timer;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct boost_timer);
+} boost_timer SEC(".maps");
+
+static void stat_inc(u32 idx)
 {
-	u32 key = idx;
-	u64 *cnt = bpf_map_lookup_elem(&stats, &key);
+	u64 *cnt = bpf_map_lookup_elem(&stats, &idx);
 
 	if (cnt)
 		(*cnt)++;
@@ -70,24 +119,72 @@ static struct task_ctx *lookup_task_ctx(const struct task_struct *p)
 	return bpf_task_storage_get(&task_ctxs, (struct task_struct *)p, 0, 0);
 }
 
-static u64 cpu_dsq(s32 cpu)
+static struct llmos_thread_stats *lookup_thread_stats(const struct task_struct *p)
 {
-	return cpu;
+	u32 tid = p->pid;
+
+	return bpf_map_lookup_elem(&thread_stats, &tid);
+}
+
+/* Bounds a CPU id for the verifier (LLMOS_MAX_CPUS is a power of two). */
+static u32 cpu_idx(s32 cpu)
+{
+	return (u32)cpu & (LLMOS_MAX_CPUS - 1);
 }
 
 static u32 llc_of(s32 cpu)
 {
-	u32 idx = cpu;
-
-	if (idx >= LLMOS_MAX_CPUS)
-		return 0;
-	/* The mask is a no-op (LLMOS_MAX_CPUS is a power of two) that proves the bound to the verifier. */
-	return cpu_llc[idx & (LLMOS_MAX_CPUS - 1)];
+	return cpu_llc[cpu_idx(cpu)];
 }
 
-static u64 llc_dsq(u32 llc)
+static u64 cpu_dsq(s32 cpu, u32 level)
 {
-	return LLMOS_LLC_DSQ_BASE + llc;
+	return (u64)cpu * LLMOS_MAX_LEVELS + level;
+}
+
+static u64 llc_dsq(u32 llc, u32 level)
+{
+	return LLMOS_LLC_DSQ_BASE + (u64)llc * LLMOS_MAX_LEVELS + level;
+}
+
+static bool is_mlfq(void)
+{
+	return active_policy == LLMOS_POLICY_MLFQ;
+}
+
+/* Levels the active policy uses. */
+static u32 active_levels(void)
+{
+	return is_mlfq() ? nr_levels : 1;
+}
+
+/* A task's level, counting a boost it has not caught up with yet. */
+static u32 task_level(const struct task_ctx *tctx)
+{
+	if (!is_mlfq() || tctx->boost_gen != boost_gen)
+		return 0;
+	return tctx->level < nr_levels ? tctx->level : nr_levels - 1;
+}
+
+static u64 level_slice(u32 level)
+{
+	if (!is_mlfq())
+		return slice_ns;
+	return level_slice_ns[level & (LLMOS_MAX_LEVELS - 1)];
+}
+
+/* Applies any boost the task missed: back to the top with a fresh allotment. */
+static void catch_up_boost(struct task_ctx *tctx, struct llmos_thread_stats *ts)
+{
+	if (tctx->boost_gen == boost_gen)
+		return;
+	tctx->boost_gen = boost_gen;
+	tctx->allot_used = 0;
+	if (tctx->level) {
+		tctx->level = 0;
+		if (ts)
+			ts->nr_boosts++;
+	}
 }
 
 static bool is_pcpu_kthread(const struct task_struct *p)
@@ -95,27 +192,46 @@ static bool is_pcpu_kthread(const struct task_struct *p)
 	return (p->flags & PF_KTHREAD) && p->nr_cpus_allowed == 1;
 }
 
-/* Tasks that cannot leave their CPU: they belong on that CPU's own DSQ. */
+/* Tasks that cannot leave their CPU: they belong on that CPU's own DSQs. */
 static bool is_pcpu_task(const struct task_struct *p)
 {
 	return p->nr_cpus_allowed == 1 || is_migration_disabled(p);
 }
 
 /*
- * The ordering key the active policy gives a task. Only one policy exists so
- * far; the switch is where the others plug in.
+ * Kicks the CPU of @llc that runs the lowest-priority task, if that task is
+ * at a lower level than @level and the CPU is one @p may use: a task waking
+ * at a higher level should not wait out a long bottom-level slice.
  */
-static u64 task_queue_key(const struct task_ctx *tctx)
+static void preempt_lower_level(struct task_struct *p, u32 llc, u32 level)
 {
-	switch (active_policy) {
-	case LLMOS_POLICY_VTIME:
-	default:
-		return tctx->vtime;
+	s32 start = scx_bpf_task_cpu(p), victim = -1;
+	u32 worst = level, i;
+
+	bpf_for(i, 0, PREEMPT_SCAN_CPUS) {
+		s32 cpu;
+		u32 running;
+
+		if (i >= nr_cpu_ids)
+			break;
+		cpu = (start + i) % nr_cpu_ids;
+		if (llc_of(cpu) != llc || !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
+			continue;
+		running = running_level[cpu_idx(cpu)];
+		if (running > worst) {
+			worst = running;
+			victim = cpu;
+		}
+	}
+	if (victim >= 0) {
+		scx_bpf_kick_cpu(victim, SCX_KICK_PREEMPT);
+		stat_inc(LLMOS_STAT_PREEMPT);
 	}
 }
 
 s32 BPF_STRUCT_OPS(llmos_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
 {
+	struct task_ctx *tctx;
 	bool is_idle = false;
 	s32 cpu;
 
@@ -124,8 +240,8 @@ s32 BPF_STRUCT_OPS(llmos_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 	 * and its cache siblings, which is what a waking task wants.
 	 */
 	cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
-	if (is_idle) {
-		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, 0);
+	if (is_idle && (tctx = lookup_task_ctx(p))) {
+		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, level_slice(task_level(tctx)), 0);
 		stat_inc(LLMOS_STAT_IDLE_DISPATCH);
 	}
 	return cpu;
@@ -135,13 +251,15 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 {
 	s32 cpu = scx_bpf_task_cpu(p);
 	struct task_ctx *tctx;
+	u32 level, llc;
+	u64 slice;
 
 	/*
 	 * Per-CPU kthreads (ksoftirqd, kworkers) often sit on the path of
 	 * other work finishing; run them next on their own CPU.
 	 */
 	if (is_pcpu_kthread(p)) {
-		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, enq_flags);
+		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, level_slice(0), enq_flags);
 		stat_inc(LLMOS_STAT_KTHREAD_DISPATCH);
 		return;
 	}
@@ -151,16 +269,23 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 		scx_bpf_error("%s[%d] has no task context", p->comm, p->pid);
 		return;
 	}
+	level = task_level(tctx);
+	slice = level_slice(level);
 
 	/*
 	 * A task that may run only on its current CPU goes to that CPU's DSQ,
-	 * where it competes by vtime with the LLC queue instead of jumping it.
+	 * where it competes by level and vtime with the LLC queue.
 	 */
 	if (is_pcpu_task(p)) {
-		scx_bpf_dsq_insert_vtime(p, cpu_dsq(cpu), slice_ns,
-					 task_queue_key(tctx), enq_flags);
+		scx_bpf_dsq_insert_vtime(p, cpu_dsq(cpu, level), slice, tctx->vtime, enq_flags);
 		stat_inc(LLMOS_STAT_PINNED_DISPATCH);
-		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+		if (is_mlfq() && (enq_flags & SCX_ENQ_WAKEUP) &&
+		    running_level[cpu_idx(cpu)] > level) {
+			scx_bpf_kick_cpu(cpu, SCX_KICK_PREEMPT);
+			stat_inc(LLMOS_STAT_PREEMPT);
+		} else {
+			scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+		}
 		return;
 	}
 
@@ -172,7 +297,7 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 		s32 idle = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
 
 		if (idle >= 0) {
-			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | idle, slice_ns, enq_flags);
+			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | idle, slice, enq_flags);
 			scx_bpf_kick_cpu(idle, SCX_KICK_IDLE);
 			stat_inc(LLMOS_STAT_IDLE_DISPATCH);
 			return;
@@ -185,9 +310,12 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 	 */
 	if (!bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
 		cpu = bpf_cpumask_any_distribute(p->cpus_ptr);
-	scx_bpf_dsq_insert_vtime(p, llc_dsq(llc_of(cpu)), slice_ns,
-				 task_queue_key(tctx), enq_flags);
+	llc = llc_of(cpu);
+	scx_bpf_dsq_insert_vtime(p, llc_dsq(llc, level), slice, tctx->vtime, enq_flags);
 	stat_inc(LLMOS_STAT_SHARED_DISPATCH);
+
+	if (is_mlfq() && (enq_flags & SCX_ENQ_WAKEUP))
+		preempt_lower_level(p, llc, level);
 }
 
 /* Move the head of @dsq to this CPU; tasks it may not run are skipped. */
@@ -196,38 +324,84 @@ static bool consume(u64 dsq)
 	return scx_bpf_dsq_move_to_local(dsq, 0);
 }
 
-void BPF_STRUCT_OPS(llmos_dispatch, s32 cpu, struct task_struct *prev)
+/* Serve one level: whichever of the CPU's and its LLC's queue heads is earlier. */
+static bool dispatch_level(s32 cpu, u32 llc, u32 level)
 {
-	u32 home = llc_of(cpu), i;
-	struct task_struct *pinned, *shared;
+	u64 own = cpu_dsq(cpu, level), shared = llc_dsq(llc, level);
+	struct task_struct *own_head, *shared_head;
 
-	/* Serve whichever of the two home queues has the earlier head. */
-	pinned = __COMPAT_scx_bpf_dsq_peek(cpu_dsq(cpu));
-	shared = __COMPAT_scx_bpf_dsq_peek(llc_dsq(home));
-	if (shared && (!pinned || time_before(shared->scx.dsq_vtime, pinned->scx.dsq_vtime))) {
-		if (consume(llc_dsq(home)))
-			return;
-	}
-	if (consume(cpu_dsq(cpu)) || consume(llc_dsq(home)))
-		return;
+	own_head = __COMPAT_scx_bpf_dsq_peek(own);
+	shared_head = __COMPAT_scx_bpf_dsq_peek(shared);
+	if (!own_head)
+		return shared_head && consume(shared);
+	if (shared_head && time_before(shared_head->scx.dsq_vtime, own_head->scx.dsq_vtime) &&
+	    consume(shared))
+		return true;
+	return consume(own) || consume(shared);
+}
 
-	/*
-	 * Work stealing: an idle CPU is wasted capacity while another LLC has
-	 * a backlog. Start after our own LLC so that CPUs spread their
-	 * attention instead of all draining LLC 0 first.
-	 */
-	bpf_for(i, 1, nr_llcs) {
-		u32 victim = (home + i) % nr_llcs;
+static bool steal_from(u32 llc, u32 levels)
+{
+	u32 level;
 
-		if (consume(llc_dsq(victim))) {
+	bpf_for(level, 0, levels) {
+		if (consume(llc_dsq(llc, level))) {
 			stat_inc(LLMOS_STAT_STEAL);
-			return;
+			return true;
 		}
 	}
+	return false;
+}
+
+/*
+ * Work stealing: an idle CPU is wasted capacity while another LLC has a
+ * backlog. Try the busiest LLC first, then the rest in order after our own.
+ */
+static bool steal(u32 home, u32 levels)
+{
+	u32 i, level, busiest = home;
+	s32 most = 0;
+
+	bpf_for(i, 1, nr_llcs) {
+		u32 llc = (home + i) % nr_llcs;
+		s32 queued = 0;
+
+		bpf_for(level, 0, levels)
+			queued += scx_bpf_dsq_nr_queued(llc_dsq(llc, level));
+		if (queued > most) {
+			most = queued;
+			busiest = llc;
+		}
+	}
+	if (busiest == home)
+		return false;
+	if (steal_from(busiest, levels))
+		return true;
+	bpf_for(i, 1, nr_llcs) {
+		u32 llc = (home + i) % nr_llcs;
+
+		if (llc != busiest && steal_from(llc, levels))
+			return true;
+	}
+	return false;
+}
+
+void BPF_STRUCT_OPS(llmos_dispatch, s32 cpu, struct task_struct *prev)
+{
+	u32 home = llc_of(cpu), levels = active_levels(), level;
+	struct task_ctx *tctx;
+
+	/* Higher levels are always served first. */
+	bpf_for(level, 0, levels) {
+		if (dispatch_level(cpu, home, level))
+			return;
+	}
+	if (steal(home, levels))
+		return;
 
 	/* Nothing else wants this CPU: let the previous task keep it. */
-	if (prev && (prev->scx.flags & SCX_TASK_QUEUED)) {
-		scx_bpf_task_set_slice(prev, slice_ns);
+	if (prev && (prev->scx.flags & SCX_TASK_QUEUED) && (tctx = lookup_task_ctx(prev))) {
+		scx_bpf_task_set_slice(prev, level_slice(task_level(tctx)));
 		stat_inc(LLMOS_STAT_SLICE_REFILL);
 	}
 }
@@ -235,45 +409,124 @@ void BPF_STRUCT_OPS(llmos_dispatch, s32 cpu, struct task_struct *prev)
 void BPF_STRUCT_OPS(llmos_runnable, struct task_struct *p, u64 enq_flags)
 {
 	struct task_ctx *tctx = lookup_task_ctx(p);
-	u64 floor = vtime_now - slice_ns;
+	struct llmos_thread_stats *ts = lookup_thread_stats(p);
+	u64 now = scx_bpf_now(), floor = vtime_now - slice_ns;
 
 	if (!tctx)
 		return;
+	catch_up_boost(tctx, ts);
+	tctx->runnable_at = now;
+
 	/* Bound the credit a long sleep earns (see vtime_now). */
 	if (time_before(tctx->vtime, floor))
 		tctx->vtime = floor;
+
+	/*
+	 * Promotion: a task that slept longer than it has run at its level is
+	 * mostly waiting on something, so it climbs a level with a fresh
+	 * allotment. A task that naps briefly to dodge demotion does not.
+	 */
+	if (is_mlfq() && now - tctx->sleep_at >= tctx->allot_used) {
+		if (tctx->level)
+			tctx->level--;
+		tctx->allot_used = 0;
+	}
+	if (ts)
+		ts->level = task_level(tctx);
 }
 
 void BPF_STRUCT_OPS(llmos_running, struct task_struct *p)
 {
 	struct task_ctx *tctx = lookup_task_ctx(p);
+	struct llmos_thread_stats *ts = lookup_thread_stats(p);
+	s32 cpu = scx_bpf_task_cpu(p);
+	u64 now = scx_bpf_now();
+	u32 level;
 
 	if (!tctx)
 		return;
-	tctx->started_at = scx_bpf_now();
+	catch_up_boost(tctx, ts);
+	level = task_level(tctx);
+	tctx->started_at = now;
 	if (time_before(vtime_now, tctx->vtime))
 		vtime_now = tctx->vtime;
+	running_level[cpu_idx(cpu)] = level;
+	stat_inc(LLMOS_STAT_LEVEL_RUN + (level & (LLMOS_MAX_LEVELS - 1)));
+
+	if (!ts)
+		return;
+	ts->nr_runs++;
+	ts->wait_ns += now - tctx->runnable_at;
+	if (ts->last_cpu >= 0 && ts->last_cpu != cpu)
+		ts->nr_migrations++;
+	ts->last_cpu = cpu;
+	ts->level = level;
 }
 
 void BPF_STRUCT_OPS(llmos_stopping, struct task_struct *p, bool runnable)
 {
 	struct task_ctx *tctx = lookup_task_ctx(p);
-	u64 used;
+	struct llmos_thread_stats *ts = lookup_thread_stats(p);
+	u64 now = scx_bpf_now(), used;
+	u32 level;
 
 	if (!tctx)
 		return;
+	used = now - tctx->started_at;
+	running_level[cpu_idx(scx_bpf_task_cpu(p))] = 0;
+
 	/* Charge CPU time inversely to weight: nice -20 ages ~88x slower than nice 19. */
-	used = scx_bpf_now() - tctx->started_at;
 	tctx->vtime += used * 100 / p->scx.weight;
+
+	/*
+	 * Demotion: the allotment is counted across slices, so giving up the
+	 * CPU just before the slice ends does not keep a task on top.
+	 */
+	level = task_level(tctx);
+	if (is_mlfq()) {
+		tctx->allot_used += used;
+		if (tctx->allot_used >= level_slice(level) && level + 1 < nr_levels) {
+			tctx->level = ++level;
+			tctx->allot_used = 0;
+			if (ts)
+				ts->nr_demotions++;
+		}
+	}
+
+	if (runnable)
+		tctx->runnable_at = now;
+	else
+		tctx->sleep_at = now;
+
+	if (!ts)
+		return;
+	ts->runtime_ns += used;
+	ts->level = level;
+	if (runnable) {
+		ts->nr_involuntary++;
+	} else {
+		ts->nr_voluntary++;
+		/* A thread that exec()s changes its name; pick that up cheaply. */
+		bpf_probe_read_kernel_str(ts->comm, sizeof(ts->comm), p->comm);
+	}
 }
 
 void BPF_STRUCT_OPS(llmos_enable, struct task_struct *p)
 {
 	struct task_ctx *tctx = lookup_task_ctx(p);
+	struct llmos_thread_stats ts = {
+		.tid = p->pid,
+		.tgid = p->tgid,
+		.last_cpu = -1,
+	};
 
 	/* A new task starts level with the others, neither ahead nor owed. */
-	if (tctx)
+	if (tctx) {
 		tctx->vtime = vtime_now;
+		tctx->boost_gen = boost_gen;
+	}
+	bpf_probe_read_kernel_str(ts.comm, sizeof(ts.comm), p->comm);
+	bpf_map_update_elem(&thread_stats, &ts.tid, &ts, BPF_ANY);
 }
 
 s32 BPF_STRUCT_OPS(llmos_init_task, struct task_struct *p, struct scx_init_task_args *args)
@@ -285,34 +538,96 @@ s32 BPF_STRUCT_OPS(llmos_init_task, struct task_struct *p, struct scx_init_task_
 
 void BPF_STRUCT_OPS(llmos_exit_task, struct task_struct *p, struct scx_exit_task_args *args)
 {
-	/* Free the context now: a task may leave sched_ext long before it dies. */
+	u32 tid = p->pid;
+
+	/* Free both now: a task may leave sched_ext long before it dies. */
+	bpf_map_delete_elem(&thread_stats, &tid);
 	bpf_task_storage_delete(&task_ctxs, p);
+}
+
+/* Moves every task queued on @from to @to, keeping its vtime order. */
+static void lift_queue(u64 from, u64 to)
+{
+	struct task_struct *p;
+
+	if (!scx_bpf_dsq_nr_queued(from))
+		return;
+	bpf_for_each(scx_dsq, p, from, 0)
+		scx_bpf_dsq_move_vtime(BPF_FOR_EACH_ITER, p, to, 0);
+}
+
+/*
+ * The periodic boost. Queued tasks are moved to the top-level queues so they
+ * run before anything that demotes later; the rest catch up when they next
+ * wake or run (see catch_up_boost()).
+ */
+static int boost_timerfn(void *map, int *key, struct bpf_timer *timer)
+{
+	u32 level, i;
+
+	if (is_mlfq()) {
+		boost_gen++;
+		bpf_for(level, 1, nr_levels) {
+			bpf_for(i, 0, nr_llcs)
+				lift_queue(llc_dsq(i, level), llc_dsq(i, 0));
+			bpf_for(i, 0, nr_cpu_ids)
+				lift_queue(cpu_dsq(i, level), cpu_dsq(i, 0));
+		}
+		stat_inc(LLMOS_STAT_BOOST);
+	}
+	bpf_timer_start(timer, boost_interval_ns, 0);
+	return 0;
+}
+
+static s32 create_dsqs(void)
+{
+	u32 level, i;
+	s32 err;
+
+	bpf_for(level, 0, nr_levels) {
+		bpf_for(i, 0, nr_cpu_ids) {
+			err = scx_bpf_create_dsq(cpu_dsq(i, level), -1);
+			if (err) {
+				scx_bpf_error("failed to create DSQ for CPU %u level %u: %d", i, level, err);
+				return err;
+			}
+		}
+		bpf_for(i, 0, nr_llcs) {
+			err = scx_bpf_create_dsq(llc_dsq(i, level), -1);
+			if (err) {
+				scx_bpf_error("failed to create DSQ for LLC %u level %u: %d", i, level, err);
+				return err;
+			}
+		}
+	}
+	return 0;
 }
 
 s32 BPF_STRUCT_OPS_SLEEPABLE(llmos_init)
 {
-	u32 nr_cpus = scx_bpf_nr_cpu_ids(), i;
+	struct bpf_timer *timer;
+	u32 key = 0;
 	s32 err;
 
-	if (nr_cpus > LLMOS_MAX_CPUS || nr_llcs > LLMOS_MAX_LLCS) {
-		scx_bpf_error("topology too large: %u CPUs, %u LLCs", nr_cpus, nr_llcs);
+	nr_cpu_ids = scx_bpf_nr_cpu_ids();
+	if (nr_cpu_ids > LLMOS_MAX_CPUS || nr_llcs > LLMOS_MAX_LLCS ||
+	    !nr_levels || nr_levels > LLMOS_MAX_LEVELS) {
+		scx_bpf_error("unsupported shape: %u CPUs, %u LLCs, %u levels",
+			      nr_cpu_ids, nr_llcs, nr_levels);
 		return -E2BIG;
 	}
-	bpf_for(i, 0, nr_cpus) {
-		err = scx_bpf_create_dsq(cpu_dsq(i), -1);
-		if (err) {
-			scx_bpf_error("failed to create CPU DSQ %u: %d", i, err);
-			return err;
-		}
+	err = create_dsqs();
+	if (err)
+		return err;
+
+	timer = bpf_map_lookup_elem(&boost_timer, &key);
+	if (!timer) {
+		scx_bpf_error("boost timer missing");
+		return -ENOENT;
 	}
-	bpf_for(i, 0, nr_llcs) {
-		err = scx_bpf_create_dsq(llc_dsq(i), -1);
-		if (err) {
-			scx_bpf_error("failed to create LLC DSQ %u: %d", i, err);
-			return err;
-		}
-	}
-	return 0;
+	bpf_timer_init(timer, &boost_timer, CLOCK_MONOTONIC);
+	bpf_timer_set_callback(timer, boost_timerfn);
+	return bpf_timer_start(timer, boost_interval_ns, 0);
 }
 
 void BPF_STRUCT_OPS(llmos_exit, struct scx_exit_info *ei)

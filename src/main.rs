@@ -8,6 +8,7 @@ mod bpf_skel;
 mod kconfig;
 mod preflight;
 mod stats;
+mod threads;
 
 use std::collections::BTreeMap;
 use std::mem::MaybeUninit;
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use bpf_skel::*;
-use clap::{Parser, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use libbpf_rs::OpenObject;
 use log::info;
 use scx_utils::{
@@ -33,6 +34,10 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Policy {
+    /// Multi-level feedback queue: threads that sleep often stay on top and
+    /// preempt CPU hogs, which sink to levels with longer slices; every
+    /// --boost-ms everything returns to the top.
+    Mlfq,
     /// Weighted fair virtual time: each thread gets CPU in proportion to its
     /// nice weight, and a waking thread gets at most one slice of credit.
     Vtime,
@@ -41,7 +46,15 @@ enum Policy {
 impl Policy {
     fn bpf_id(self) -> u32 {
         match self {
+            Policy::Mlfq => bpf_intf::llmos_policy_LLMOS_POLICY_MLFQ,
             Policy::Vtime => bpf_intf::llmos_policy_LLMOS_POLICY_VTIME,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Policy::Mlfq => "mlfq",
+            Policy::Vtime => "vtime",
         }
     }
 }
@@ -54,14 +67,33 @@ impl Policy {
 #[derive(Debug, Parser)]
 #[command(name = SCHEDULER_NAME, version)]
 struct Opts {
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// Scheduling policy.
-    #[arg(long, value_enum, default_value_t = Policy::Vtime)]
+    #[arg(long, value_enum, default_value_t = Policy::Mlfq)]
     policy: Policy,
 
-    /// Time slice in microseconds: how long a thread may run before others
-    /// waiting for its CPU get a turn (100 to 100000).
+    /// vtime policy: time slice in microseconds, how long a thread may run
+    /// before others waiting for its CPU get a turn (100 to 100000).
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..=100_000))]
     slice_us: u64,
+
+    /// mlfq policy: number of priority levels (2 to 8).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(2..=8))]
+    mlfq_levels: u32,
+
+    /// mlfq policy: each level's time slice in microseconds, top level first,
+    /// comma-separated, one per level (each 100 to 100000). A thread that
+    /// uses a level's slice, counted across turns, drops a level. Default:
+    /// 1000 at the top, doubling per level.
+    #[arg(long, value_name = "US,US,...", value_delimiter = ',', value_parser = clap::value_parser!(u64).range(100..=100_000))]
+    mlfq_slices_us: Vec<u64>,
+
+    /// mlfq policy: every this many milliseconds every thread returns to the
+    /// top level, so nothing starves (10 to 2000).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=2000))]
+    boost_ms: u64,
 
     /// Print dispatch statistics every SEC seconds (0.1 to 3600).
     #[arg(long, value_name = "SEC", value_parser = parse_interval)]
@@ -75,6 +107,44 @@ struct Opts {
     /// Show libbpf's messages while loading (repeat for more).
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the per-thread table of the running scx_llmos (as root):
+    /// level, CPU time, time waiting, runs, switches, migrations, demotions
+    /// and boosts of every thread.
+    Threads(ThreadsOpts),
+}
+
+#[derive(Debug, Args)]
+struct ThreadsOpts {
+    /// Only the threads of this process.
+    #[arg(long)]
+    pid: Option<u32>,
+
+    /// Print the table again every SEC seconds (0.1 to 3600).
+    #[arg(long, value_name = "SEC", value_parser = parse_interval)]
+    interval: Option<Duration>,
+
+    /// With --interval: stop after this many tables.
+    #[arg(long, requires = "interval")]
+    count: Option<u64>,
+}
+
+/// The MLFQ level slices in microseconds: the user's list, which must have
+/// one value per level, or 1000 doubling per level.
+fn mlfq_slices_us(levels: u32, given: &[u64]) -> Result<Vec<u64>> {
+    if given.is_empty() {
+        return Ok((0..levels).map(|level| 1000 << level).collect());
+    }
+    if given.len() != levels as usize {
+        bail!(
+            "--mlfq-slices-us has {} values but --mlfq-levels is {levels}",
+            given.len()
+        );
+    }
+    Ok(given.to_vec())
 }
 
 /// Parses a statistics interval in seconds, fractions allowed.
@@ -106,10 +176,12 @@ struct Scheduler<'a> {
     skel: BpfSkel<'a>,
     struct_ops: Option<libbpf_rs::Link>,
     stats_interval: Option<Duration>,
+    levels: usize,
 }
 
 impl<'a> Scheduler<'a> {
     fn init(opts: &Opts, open_object: &'a mut MaybeUninit<OpenObject>) -> Result<Self> {
+        let slices_us = mlfq_slices_us(opts.mlfq_levels, &opts.mlfq_slices_us)?;
         let topo = Topology::new().context("failed to read the CPU topology")?;
         let cpu_llcs: BTreeMap<usize, usize> = topo
             .all_cpus
@@ -146,15 +218,26 @@ impl<'a> Scheduler<'a> {
         rodata.slice_ns = opts.slice_us * 1000;
         rodata.nr_llcs = nr_llcs;
         rodata.cpu_llc[..cpu_llc.len()].copy_from_slice(&cpu_llc);
-        skel.maps.bss_data.as_mut().unwrap().active_policy = opts.policy.bpf_id();
+        rodata.nr_levels = opts.mlfq_levels;
+        for (dst, us) in rodata.level_slice_ns.iter_mut().zip(&slices_us) {
+            *dst = us * 1000;
+        }
+        rodata.boost_interval_ns = opts.boost_ms * 1_000_000;
+        skel.maps.data_data.as_mut().unwrap().active_policy = opts.policy.bpf_id();
 
         let mut skel = scx_ops_load!(skel, llmos_ops, uei)?;
         let struct_ops = Some(scx_ops_attach!(skel, llmos_ops)?);
+        let tuning = match opts.policy {
+            Policy::Mlfq => format!(
+                "level slices {slices_us:?} us, boost every {} ms",
+                opts.boost_ms
+            ),
+            Policy::Vtime => format!("slice {} us", opts.slice_us),
+        };
         info!(
-            "{SCHEDULER_NAME} {} attached: policy {:?}, slice {} us, {} CPUs in {nr_llcs} LLCs",
+            "{SCHEDULER_NAME} {} attached: policy {}, {tuning}, {} CPUs in {nr_llcs} LLCs",
             env!("CARGO_PKG_VERSION"),
-            opts.policy,
-            opts.slice_us,
+            opts.policy.name(),
             cpu_llcs.len(),
         );
 
@@ -162,6 +245,10 @@ impl<'a> Scheduler<'a> {
             skel,
             struct_ops,
             stats_interval: opts.stats,
+            levels: match opts.policy {
+                Policy::Mlfq => opts.mlfq_levels as usize,
+                Policy::Vtime => 1,
+            },
         })
     }
 
@@ -173,7 +260,10 @@ impl<'a> Scheduler<'a> {
             if let Some(interval) = self.stats_interval {
                 if last_report.elapsed() >= interval {
                     let counters = stats::read(&self.skel.maps.stats)?;
-                    println!("{}", stats::format_delta(&last_counters, &counters));
+                    println!(
+                        "{}",
+                        stats::format_delta(&last_counters, &counters, self.levels)
+                    );
                     last_counters = counters;
                     last_report = Instant::now();
                 }
@@ -210,6 +300,12 @@ fn init_logging() -> Result<()> {
 }
 
 fn run(opts: &Opts) -> Result<()> {
+    if let Some(Command::Threads(threads)) = &opts.command {
+        // SAFETY: geteuid() has no preconditions and cannot fail.
+        preflight::require_root(unsafe { libc::geteuid() })?;
+        return threads::show(threads.pid, threads.interval, threads.count);
+    }
+    mlfq_slices_us(opts.mlfq_levels, &opts.mlfq_slices_us)?;
     preflight::require_sched_ext_free(Path::new(preflight::SCHED_EXT_SYSFS))?;
     // SAFETY: geteuid() has no preconditions and cannot fail.
     preflight::require_root(unsafe { libc::geteuid() })?;
@@ -271,7 +367,8 @@ mod tests {
     #[test]
     fn defaults() {
         let opts = parse(&[]).unwrap();
-        assert_eq!(opts.policy, Policy::Vtime);
+        assert_eq!(opts.policy, Policy::Mlfq);
+        assert_eq!((opts.mlfq_levels, opts.boost_ms), (4, 1000));
         assert_eq!(opts.slice_us, 5000);
         assert_eq!(opts.stats, None);
     }
@@ -281,7 +378,7 @@ mod tests {
         let err = parse(&["--policy", "lottery"]).unwrap_err();
         assert_eq!(
             err,
-            "error: invalid value 'lottery' for '--policy <POLICY>' [possible values: vtime]"
+            "error: invalid value 'lottery' for '--policy <POLICY>' [possible values: mlfq, vtime]"
         );
     }
 
@@ -309,6 +406,49 @@ mod tests {
             Err("'soon' is not a number of seconds".into())
         );
         assert!(parse(&["--stats", "7200"]).is_err());
+    }
+
+    #[test]
+    fn mlfq_slices_default_and_explicit() {
+        assert_eq!(
+            mlfq_slices_us(4, &[]).unwrap(),
+            vec![1000, 2000, 4000, 8000]
+        );
+        assert_eq!(mlfq_slices_us(2, &[]).unwrap(), vec![1000, 2000]);
+        let opts = parse(&["--mlfq-levels", "3", "--mlfq-slices-us", "500,1500,9000"]).unwrap();
+        assert_eq!(
+            mlfq_slices_us(opts.mlfq_levels, &opts.mlfq_slices_us).unwrap(),
+            vec![500, 1500, 9000]
+        );
+        assert_eq!(
+            mlfq_slices_us(4, &[1000, 2000]).unwrap_err().to_string(),
+            "--mlfq-slices-us has 2 values but --mlfq-levels is 4"
+        );
+        assert!(parse(&["--mlfq-slices-us", "1000,50,2000,4000"]).is_err());
+        assert!(parse(&["--mlfq-levels", "9"]).is_err());
+        assert!(parse(&["--boost-ms", "5000"]).is_err());
+    }
+
+    #[test]
+    fn threads_subcommand() {
+        let opts = parse(&[
+            "threads",
+            "--pid",
+            "42",
+            "--interval",
+            "0.5",
+            "--count",
+            "3",
+        ])
+        .unwrap();
+        let Some(Command::Threads(t)) = opts.command else {
+            panic!("no threads command")
+        };
+        assert_eq!(
+            (t.pid, t.interval, t.count),
+            (Some(42), Some(Duration::from_millis(500)), Some(3))
+        );
+        assert!(parse(&["threads", "--count", "3"]).is_err());
     }
 
     #[test]
