@@ -21,6 +21,8 @@ for tool in vng virtiofsd qemu-system-x86_64; do
 done
 
 kernel_args=(-r)
+[[ -n ${SCX_LLMOS_KERNEL:-} ]] ||
+  echo "run.sh: SCX_LLMOS_KERNEL is unset: booting the running kernel ($(uname -r))" >&2
 if [[ -n ${SCX_LLMOS_KERNEL:-} ]]; then
   [[ -f $SCX_LLMOS_KERNEL ]] ||
     { echo "run.sh: SCX_LLMOS_KERNEL=$SCX_LLMOS_KERNEL is not a file" >&2; exit 2; }

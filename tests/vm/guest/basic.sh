@@ -128,8 +128,8 @@ verdict pinned_cpu0_stays "CPU 0 spinner: $samples samples off-CPU $stray times,
 verdict pinned_cpu${last_cpu}_stays "CPU $last_cpu spinner: $mig1 migrations" test "$mig1" = 0
 kill $pin0 $pin1
 wait $pin0 $pin1 2>/dev/null
-stats_lines=$(grep -c '^dispatch:' "$OUT/attach.log")
-dispatched=$(grep '^dispatch:' "$OUT/attach.log" | grep -o '=[0-9]*' | tr -d = | awk '{s += $1} END {print s + 0}')
+stats_lines=$(grep -c '^events:' "$OUT/attach.log")
+dispatched=$(grep '^events:' "$OUT/attach.log" | grep -o '=[0-9]*' | tr -d = | awk '{s += $1} END {print s + 0}')
 verdict stats_reported "$stats_lines --stats lines, $dispatched dispatches counted" \
   test "$stats_lines" -ge $((STRESS_SECS / 2)) -a "${dispatched:-0}" -gt 0
 tail -n 1 "$OUT/attach.log" | sed 's/^/  last stats: /'
