@@ -59,8 +59,9 @@ static u64 vtime_now;
  */
 static u32 boost_gen;
 
-/* The level of the task each CPU is running, for wakeup preemption. */
+/* The level and vtime of the task each CPU is running, for wakeup preemption. */
 static u32 running_level[LLMOS_MAX_CPUS];
+static u64 running_vtime[LLMOS_MAX_CPUS];
 
 struct task_ctx {
 	u64 vtime;		/* weighted CPU time consumed */
@@ -199,28 +200,42 @@ static bool is_pcpu_task(const struct task_struct *p)
 }
 
 /*
- * Kicks the CPU of @llc that runs the lowest-priority task, if that task is
- * at a lower level than @level and the CPU is one @p may use: a task waking
- * at a higher level should not wait out a long bottom-level slice.
+ * Whether a task waking at @level with @vtime should take @cpu: the CPU runs
+ * a lower level, or the same level with a task more than a slice ahead in
+ * vtime (so a boost, which puts CPU hogs back on the top level, does not
+ * make the interactive tasks there wait out the hogs' turns).
  */
-static void preempt_lower_level(struct task_struct *p, u32 llc, u32 level)
+static bool outranks_running(s32 cpu, u32 level, u64 vtime)
+{
+	u32 idx = cpu_idx(cpu);
+
+	if (running_level[idx] != level)
+		return running_level[idx] > level;
+	return time_before(vtime + level_slice(level), running_vtime[idx]);
+}
+
+/*
+ * Kicks a CPU of @llc that @p may use and whose running task it outranks,
+ * preferring the one running the lowest level: a waking interactive task
+ * should not wait out a CPU hog's long slice.
+ */
+static void preempt_for(struct task_struct *p, u32 llc, u32 level, u64 vtime)
 {
 	s32 start = scx_bpf_task_cpu(p), victim = -1;
-	u32 worst = level, i;
+	u32 i, victim_level = 0;
 
 	bpf_for(i, 0, PREEMPT_SCAN_CPUS) {
 		s32 cpu;
-		u32 running;
 
 		if (i >= nr_cpu_ids)
 			break;
 		cpu = (start + i) % nr_cpu_ids;
-		if (llc_of(cpu) != llc || !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
+		if (llc_of(cpu) != llc || !bpf_cpumask_test_cpu(cpu, p->cpus_ptr) ||
+		    !outranks_running(cpu, level, vtime))
 			continue;
-		running = running_level[cpu_idx(cpu)];
-		if (running > worst) {
-			worst = running;
+		if (victim < 0 || running_level[cpu_idx(cpu)] > victim_level) {
 			victim = cpu;
+			victim_level = running_level[cpu_idx(cpu)];
 		}
 	}
 	if (victim >= 0) {
@@ -280,7 +295,7 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 		scx_bpf_dsq_insert_vtime(p, cpu_dsq(cpu, level), slice, tctx->vtime, enq_flags);
 		stat_inc(LLMOS_STAT_PINNED_DISPATCH);
 		if (is_mlfq() && (enq_flags & SCX_ENQ_WAKEUP) &&
-		    running_level[cpu_idx(cpu)] > level) {
+		    outranks_running(cpu, level, tctx->vtime)) {
 			scx_bpf_kick_cpu(cpu, SCX_KICK_PREEMPT);
 			stat_inc(LLMOS_STAT_PREEMPT);
 		} else {
@@ -315,7 +330,7 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 	stat_inc(LLMOS_STAT_SHARED_DISPATCH);
 
 	if (is_mlfq() && (enq_flags & SCX_ENQ_WAKEUP))
-		preempt_lower_level(p, llc, level);
+		preempt_for(p, llc, level, tctx->vtime);
 }
 
 /* Move the head of @dsq to this CPU; tasks it may not run are skipped. */
@@ -451,6 +466,7 @@ void BPF_STRUCT_OPS(llmos_running, struct task_struct *p)
 	if (time_before(vtime_now, tctx->vtime))
 		vtime_now = tctx->vtime;
 	running_level[cpu_idx(cpu)] = level;
+	running_vtime[cpu_idx(cpu)] = tctx->vtime;
 	stat_inc(LLMOS_STAT_LEVEL_RUN + (level & (LLMOS_MAX_LEVELS - 1)));
 
 	if (!ts)
@@ -472,6 +488,7 @@ void BPF_STRUCT_OPS(llmos_stopping, struct task_struct *p, bool runnable)
 
 	if (!tctx)
 		return;
+	catch_up_boost(tctx, ts);
 	used = now - tctx->started_at;
 	running_level[cpu_idx(scx_bpf_task_cpu(p))] = 0;
 

@@ -10,6 +10,12 @@
 #                   can boot the kernel; not on the CI machines).
 # VM_OUT            host directory the guest may write (default target/vm-out);
 #                   the guest kernel's console is saved there as console.log.
+# VM_TCG_THREAD     single (default) or multi. Single-threaded TCG runs the
+#                   vCPUs round-robin on one host thread, switching only when
+#                   one idles or every 100 ms, so guest-timed latencies are
+#                   coarse; multi-threaded TCG runs them in parallel but oopses
+#                   after a few hundred attach/detach cycles: use it only for
+#                   boots that attach a few times and measure timing.
 # VM_CPUS (2)  VM_MEM (2G)  VM_TIMEOUT (seconds, 900)
 set -euo pipefail
 
@@ -30,9 +36,7 @@ if [[ -n ${SCX_LLMOS_KERNEL:-} ]]; then
 fi
 
 accel=(--disable-kvm)
-# Single-threaded TCG: multi-threaded TCG oopses the guest after a few hundred
-# attach/detach cycles.
-qemu_opts="-accel tcg,thread=single"
+qemu_opts="-accel tcg,thread=${VM_TCG_THREAD:-single}"
 if [[ ${SCX_LLMOS_KVM:-0} == 1 ]]; then
   accel=()
   qemu_opts=""

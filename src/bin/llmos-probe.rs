@@ -1,0 +1,321 @@
+// SPDX-License-Identifier: GPL-2.0
+//! llmos-probe: measures what a scheduler does to an interactive thread
+//! while CPU hogs compete with it.
+//!
+//! One "sleeper" thread wakes on an absolute deadline every period
+//! (clock_nanosleep with TIMER_ABSTIME, timer slack 1 ns), records how late
+//! it woke, and works for a short burst. Spinner threads count loop
+//! iterations; their counts per interval show who got CPU and who starved.
+//! A deadline missed entirely counts as a late sample of its own, so a long
+//! stall cannot hide as one bad sample.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+
+/// Run an interactive thread against CPU hogs and report its wakeup
+/// lateness and the hogs' progress.
+#[derive(Debug, Parser)]
+#[command(name = "llmos-probe")]
+struct Opts {
+    /// How long to measure, in seconds.
+    #[arg(long, default_value_t = 6)]
+    duration_s: u64,
+
+    /// Leave the sleeper's first wakeups of this many milliseconds out of the
+    /// figures: they measure thread start-up, not scheduling.
+    #[arg(long, default_value_t = 1000)]
+    warmup_ms: u64,
+
+    /// Spinning threads (default: twice the number of CPUs).
+    #[arg(long)]
+    spinners: Option<usize>,
+
+    /// The sleeper's wakeup period in microseconds.
+    #[arg(long, default_value_t = 10_000)]
+    period_us: u64,
+
+    /// How long the sleeper works after each wakeup, in microseconds.
+    #[arg(long, default_value_t = 100)]
+    run_us: u64,
+
+    /// Length of a progress interval for the spinners, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    interval_ms: u64,
+
+    /// Write every lateness sample to this file, one "<deadline ms> <µs late>"
+    /// line per period (sample i belongs to the i-th deadline).
+    #[arg(long)]
+    samples_out: Option<std::path::PathBuf>,
+
+    /// After measuring, keep every thread alive but asleep this many seconds
+    /// (after printing HOLD), so that others can inspect them.
+    #[arg(long, default_value_t = 0)]
+    hold_s: u64,
+}
+
+const NSEC_PER_SEC: u64 = 1_000_000_000;
+
+fn now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid timespec to write to.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * NSEC_PER_SEC + ts.tv_nsec as u64
+}
+
+fn sleep_until_ns(deadline: u64) {
+    let ts = libc::timespec {
+        tv_sec: (deadline / NSEC_PER_SEC) as libc::time_t,
+        tv_nsec: (deadline % NSEC_PER_SEC) as libc::c_long,
+    };
+    // SAFETY: ts is a valid timespec; a null remainder is allowed with TIMER_ABSTIME.
+    while unsafe {
+        libc::clock_nanosleep(
+            libc::CLOCK_MONOTONIC,
+            libc::TIMER_ABSTIME,
+            &ts,
+            std::ptr::null_mut(),
+        )
+    } == libc::EINTR
+    {}
+}
+
+fn gettid() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() }
+}
+
+/// Records the lateness of a wakeup at `woke` for `deadline`, plus one
+/// sample for every later deadline that also passed before `woke`. Returns
+/// the next deadline still in the future.
+fn record_wakeup(samples: &mut Vec<u64>, deadline: u64, woke: u64, period: u64) -> u64 {
+    let mut missed = deadline;
+    loop {
+        samples.push(woke.saturating_sub(missed));
+        missed += period;
+        if missed > woke {
+            return missed;
+        }
+    }
+}
+
+/// The `pct` percentile by the nearest-rank method; `sorted` ascending.
+fn percentile(sorted: &[u64], pct: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((pct / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Lateness summary: (p50, p99, max, fraction of samples over `late_ns`).
+fn summarize(samples: &[u64], late_ns: u64) -> (u64, u64, u64, f64) {
+    let mut sorted = samples.to_vec();
+    sorted.sort_unstable();
+    let late = sorted.iter().filter(|&&s| s > late_ns).count();
+    let frac = if sorted.is_empty() {
+        0.0
+    } else {
+        late as f64 / sorted.len() as f64
+    };
+    (
+        percentile(&sorted, 50.0),
+        percentile(&sorted, 99.0),
+        sorted.last().copied().unwrap_or(0),
+        frac,
+    )
+}
+
+fn spin_for_ns(ns: u64) {
+    let end = now_ns() + ns;
+    while now_ns() < end {
+        std::hint::spin_loop();
+    }
+}
+
+fn main() -> Result<()> {
+    let opts = Opts::parse();
+    let nr_spinners = opts
+        .spinners
+        .unwrap_or_else(|| 2 * thread::available_parallelism().map_or(1, |n| n.get()));
+    let period = opts.period_us * 1000;
+    let stop = Arc::new(AtomicBool::new(false));
+    let release = Arc::new(AtomicBool::new(false));
+    let (tid_tx, tid_rx) = mpsc::channel();
+
+    let counters: Vec<Arc<AtomicU64>> = (0..nr_spinners).map(|_| Arc::default()).collect();
+    let mut handles = Vec::new();
+    for (idx, counter) in counters.iter().enumerate() {
+        let (counter, stop, release, tid_tx) = (
+            counter.clone(),
+            stop.clone(),
+            release.clone(),
+            tid_tx.clone(),
+        );
+        handles.push(thread::spawn(move || {
+            tid_tx.send((format!("spinner{idx}"), gettid())).unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                for _ in 0..1024 {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            while !release.load(Ordering::Relaxed) {
+                thread::sleep(Duration::from_millis(50));
+            }
+        }));
+    }
+
+    let sleeper = {
+        let (stop, release, tid_tx) = (stop.clone(), release.clone(), tid_tx.clone());
+        let run_ns = opts.run_us * 1000;
+        thread::spawn(move || {
+            // SAFETY: prctl with PR_SET_TIMERSLACK takes a plain integer.
+            unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
+            tid_tx.send(("sleeper".to_string(), gettid())).unwrap();
+            let mut samples = Vec::new();
+            let mut deadline = now_ns() + period;
+            while !stop.load(Ordering::Relaxed) {
+                sleep_until_ns(deadline);
+                deadline = record_wakeup(&mut samples, deadline, now_ns(), period);
+                spin_for_ns(run_ns);
+            }
+
+            while !release.load(Ordering::Relaxed) {
+                thread::sleep(Duration::from_millis(50));
+            }
+            samples
+        })
+    };
+    drop(tid_tx);
+    let mut tids: Vec<(String, i32)> = tid_rx.iter().take(nr_spinners + 1).collect();
+    tids.sort();
+    for (name, tid) in &tids {
+        println!("thread {name} tid={tid}");
+    }
+
+    // Spinner progress per interval, sampled on absolute deadlines.
+    let interval = opts.interval_ms * 1_000_000;
+    let intervals = (opts.duration_s * NSEC_PER_SEC).div_ceil(interval);
+    let start = now_ns();
+    let mut last: Vec<u64> = vec![0; nr_spinners];
+    let mut progress: Vec<Vec<u64>> = vec![Vec::new(); nr_spinners];
+    for i in 1..=intervals {
+        sleep_until_ns(start + i * interval);
+        for (idx, counter) in counters.iter().enumerate() {
+            let now = counter.load(Ordering::Relaxed);
+            progress[idx].push(now - last[idx]);
+            last[idx] = now;
+        }
+    }
+    let elapsed_s = (now_ns() - start) as f64 / NSEC_PER_SEC as f64;
+    stop.store(true, Ordering::Relaxed);
+
+    // Let the sleeper finish its last period before collecting.
+    thread::sleep(Duration::from_nanos(2 * period));
+    if opts.hold_s > 0 {
+        println!("HOLD");
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        thread::sleep(Duration::from_secs(opts.hold_s));
+    }
+    release.store(true, Ordering::Relaxed);
+    for handle in handles {
+        handle.join().ok().context("a spinner panicked")?;
+    }
+    let mut samples = sleeper.join().ok().context("the sleeper panicked")?;
+    let warmup = (opts.warmup_ms * 1000 / opts.period_us) as usize;
+    samples.drain(..warmup.min(samples.len()));
+
+    if let Some(path) = &opts.samples_out {
+        let lines: String = samples
+            .iter()
+            .enumerate()
+            .map(|(i, late)| {
+                let deadline_ms = (warmup + i + 1) as u64 * opts.period_us / 1000;
+                format!("{deadline_ms} {}\n", late / 1000)
+            })
+            .collect();
+        std::fs::write(path, lines).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let (p50, p99, max, late) = summarize(&samples, 1_000_000);
+    println!(
+        "latency_us p50={} p99={} max={} samples={} late_over_1ms={:.4}",
+        p50 / 1000,
+        p99 / 1000,
+        max / 1000,
+        samples.len(),
+        late
+    );
+    let totals: Vec<u64> = progress.iter().map(|p| p.iter().sum()).collect();
+    for (idx, p) in progress.iter().enumerate() {
+        let list: Vec<String> = p.iter().map(u64::to_string).collect();
+        println!("progress spinner{idx} {}", list.join(","));
+    }
+    println!(
+        "batch iters_per_s={:.0} spinner_min={} spinner_max={}",
+        totals.iter().sum::<u64>() as f64 / elapsed_s,
+        totals.iter().min().unwrap_or(&0),
+        totals.iter().max().unwrap_or(&0)
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn on_time_wakeup_is_one_sample() {
+        let mut samples = Vec::new();
+        assert_eq!(record_wakeup(&mut samples, 1000, 1003, 100), 1100);
+        assert_eq!(samples, vec![3]);
+    }
+
+    #[test]
+    fn missed_periods_each_count() {
+        let mut samples = Vec::new();
+        // Deadline 1000, period 100, woke at 1350: deadlines 1000, 1100,
+        // 1200 and 1300 all passed; the next one is 1400.
+        assert_eq!(record_wakeup(&mut samples, 1000, 1350, 100), 1400);
+        assert_eq!(samples, vec![350, 250, 150, 50]);
+        // Waking exactly on a later deadline counts it with lateness 0.
+        samples.clear();
+        assert_eq!(record_wakeup(&mut samples, 1000, 1100, 100), 1200);
+        assert_eq!(samples, vec![100, 0]);
+    }
+
+    #[test]
+    fn early_wakeup_is_not_negative() {
+        let mut samples = Vec::new();
+        assert_eq!(record_wakeup(&mut samples, 1000, 990, 100), 1100);
+        assert_eq!(samples, vec![0]);
+    }
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let sorted: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&sorted, 50.0), 50);
+        assert_eq!(percentile(&sorted, 99.0), 99);
+        assert_eq!(percentile(&sorted, 100.0), 100);
+        assert_eq!(percentile(&[7], 99.0), 7);
+        assert_eq!(percentile(&[], 99.0), 0);
+        assert_eq!(percentile(&[1, 2, 3], 0.0), 1);
+    }
+
+    #[test]
+    fn summary_counts_late_fraction() {
+        let samples = [5, 1_500_000, 10, 2_000_001, 20];
+        assert_eq!(
+            summarize(&samples, 1_000_000),
+            (20, 2_000_001, 2_000_001, 0.4)
+        );
+        assert_eq!(summarize(&[], 1), (0, 0, 0, 0.0));
+    }
+}

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Runs inside the VM, as root: the MLFQ evidence, in one boot.
+#   usage: mlfq.sh SCX_LLMOS_BINARY OUT_DIR
+# Boot it with one CPU: under TCG a lone vCPU is never descheduled by the
+# emulator, so the wakeup latencies measured are the scheduler's. (Pinning
+# and multi-CPU behaviour are proven in basic.sh, whose default policy is mlfq.)
+# For each of the vtime and mlfq policies: attach scx_llmos, run llmos-probe
+# (one 10 ms sleeper, 2 x NCPU spinners) and, under mlfq, sample the
+# per-thread map every 100 ms and snapshot it beside /proc's schedstat once
+# the probe's threads are parked. tests/vm.rs judges the files; this script
+# reports "ok"/"FAIL" for what only the guest can see.
+set -u
+BIN=$1
+OUT=$2
+PROBE=$(dirname "$BIN")/llmos-probe
+SYS=/sys/kernel/sched_ext
+NCPU=$(nproc)
+PROBE_SECS=12
+failures=0
+
+ok() { echo "ok $1: $2"; }
+fail() { echo "FAIL $1: $2"; failures=$((failures + 1)); }
+verdict() { # NAME DETAIL CONDITION...
+  local name=$1 detail=$2
+  shift 2
+  if "$@"; then ok "$name" "$detail"; else fail "$name" "$detail"; fi
+}
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+wait_for() { # SECONDS CONDITION...: polls every 50 ms
+  local deadline=$(($(now_ms) + $1 * 1000))
+  shift
+  until "$@"; do
+    (($(now_ms) < deadline)) || return 1
+    sleep 0.05
+  done
+}
+is_state() { [[ $(cat $SYS/state) == "$1" ]]; }
+
+echo "guest: $(uname -r), $NCPU CPUs"
+dmesg -C
+for policy in vtime mlfq; do
+  "$BIN" --policy $policy --stats 1 >"$OUT/sched-$policy.log" 2>&1 &
+  sched=$!
+  verdict "attach_$policy" "scx_llmos --policy $policy attached" wait_for 30 is_state enabled
+
+  "$PROBE" --duration-s $PROBE_SECS --spinners $((2 * NCPU)) --hold-s 3 \
+    --samples-out "$OUT/latency-$policy.txt" >"$OUT/probe-$policy.txt" 2>&1 &
+  probe=$!
+  if [[ $policy == mlfq ]]; then
+    "$BIN" threads --pid $probe --interval 0.1 --count $((PROBE_SECS * 10)) >"$OUT/threads-samples.txt" 2>&1 &
+    sampler=$!
+  fi
+  verdict "probe_ran_$policy" "llmos-probe reached its hold point" \
+    wait_for $((PROBE_SECS + 60)) grep -q '^HOLD' "$OUT/probe-$policy.txt"
+  if [[ $policy == mlfq ]]; then
+    # The probe's threads are parked: the map and schedstat stand still.
+    "$BIN" threads --pid $probe >"$OUT/threads-final.txt" 2>&1
+    for task in /proc/$probe/task/*; do
+      echo "${task##*/} $(cat "$task/schedstat")"
+    done >"$OUT/schedstat.txt"
+    wait $sampler
+  fi
+  wait $probe
+  verdict "stayed_attached_$policy" "state $(cat $SYS/state) after the probe" is_state enabled
+  kill -INT $sched
+  wait $sched
+  status=$?
+  wait_for 10 is_state disabled
+  gone=$?
+  verdict "detached_$policy" "exit $status after SIGINT, state $(cat $SYS/state)" \
+    test "$status" = 0 -a "$gone" = 0
+done
+
+dmesg | grep sched_ext | sed 's/^/  dmesg: /'
+verdict no_stall "no runnable-task stall or watchdog in dmesg" \
+  bash -c '! dmesg | grep -qiE "stall|watchdog"'
+echo "guest: $failures failed"
+exit $((failures > 0))
