@@ -30,7 +30,7 @@ char _license[] SEC("license") = "GPL";
 #define PREEMPT_SCAN_CPUS 64
 
 /* Set by the loader before the program is loaded. */
-const volatile u64 slice_ns = 5000000;	/* vtime policy: 5 ms */
+const volatile u64 slice_ns = 20000000;	/* vtime policy: 20 ms, as SCX_SLICE_DFL */
 const volatile u32 nr_llcs = 1;
 const volatile u32 cpu_llc[LLMOS_MAX_CPUS];
 const volatile u32 nr_levels = 4;
@@ -65,7 +65,7 @@ static u64 running_vtime[LLMOS_MAX_CPUS];
 
 struct task_ctx {
 	u64 vtime;		/* weighted CPU time consumed */
-	u64 started_at;		/* when the task last got a CPU */
+	u64 exec_at_start;	/* its sum_exec_runtime when it last got a CPU */
 	u64 runnable_at;	/* when it last started waiting for a CPU */
 	u64 sleep_at;		/* when it last went to sleep */
 	u64 allot_used;		/* CPU time used at its level since it got there */
@@ -462,7 +462,7 @@ void BPF_STRUCT_OPS(llmos_running, struct task_struct *p)
 		return;
 	catch_up_boost(tctx, ts);
 	level = task_level(tctx);
-	tctx->started_at = now;
+	tctx->exec_at_start = p->se.sum_exec_runtime;
 	if (time_before(vtime_now, tctx->vtime))
 		vtime_now = tctx->vtime;
 	running_level[cpu_idx(cpu)] = level;
@@ -489,7 +489,12 @@ void BPF_STRUCT_OPS(llmos_stopping, struct task_struct *p, bool runnable)
 	if (!tctx)
 		return;
 	catch_up_boost(tctx, ts);
-	used = now - tctx->started_at;
+	/*
+	 * The kernel's own account of the CPU time, brought up to date before
+	 * ops.stopping(): it is what /proc/<tid>/schedstat reports, and it
+	 * is exact where timestamps taken in the callbacks are not.
+	 */
+	used = p->se.sum_exec_runtime - tctx->exec_at_start;
 	running_level[cpu_idx(scx_bpf_task_cpu(p))] = 0;
 
 	/* Charge CPU time inversely to weight: nice -20 ages ~88x slower than nice 19. */

@@ -75,8 +75,9 @@ struct Opts {
     policy: Policy,
 
     /// vtime policy: time slice in microseconds, how long a thread may run
-    /// before others waiting for its CPU get a turn (100 to 100000).
-    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..=100_000))]
+    /// before others waiting for its CPU get a turn (100 to 100000; the
+    /// default is the kernel's default sched_ext slice).
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(100..=100_000))]
     slice_us: u64,
 
     /// mlfq policy: number of priority levels (2 to 8).
@@ -369,7 +370,7 @@ mod tests {
         let opts = parse(&[]).unwrap();
         assert_eq!(opts.policy, Policy::Mlfq);
         assert_eq!((opts.mlfq_levels, opts.boost_ms), (4, 1000));
-        assert_eq!(opts.slice_us, 5000);
+        assert_eq!(opts.slice_us, 20_000);
         assert_eq!(opts.stats, None);
     }
 

@@ -6,8 +6,14 @@
 //! The kernel comes from SCX_LLMOS_KERNEL (unset: the running kernel). If the
 //! VM cannot start, the test fails: it never passes by skipping.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
+
+/// One VM at a time: two emulated guests on two host cores would disturb
+/// each other's timing.
+static ONE_VM: Mutex<()> = Mutex::new(());
 
 /// What tests/vm/guest/basic.sh must report as passed.
 const BASIC_CHECKS: &[&str] = &[
@@ -37,16 +43,19 @@ const BASIC_CHECKS: &[&str] = &[
 
 /// Runs a guest script in a fresh VM and returns its output, after printing
 /// it so the test log shows what happened in the guest.
-fn run_in_vm(script: &str, out_name: &str) -> (bool, String) {
+fn run_in_vm(script: &str, out: &Path, cpus: u32) -> (bool, String) {
+    let _one_vm = ONE_VM
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR")).join(out_name);
-    std::fs::create_dir_all(&out).unwrap();
+    std::fs::create_dir_all(out).unwrap();
     let output = Command::new(root.join("tests/vm/run.sh"))
         .arg(root.join(script))
         .arg(env!("CARGO_BIN_EXE_scx_llmos"))
-        .arg(&out)
+        .arg(out)
         .current_dir(root)
-        .env("VM_OUT", &out)
+        .env("VM_OUT", out)
+        .env("VM_CPUS", cpus.to_string())
         .output()
         .expect("failed to start tests/vm/run.sh");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -57,6 +66,10 @@ fn run_in_vm(script: &str, out_name: &str) -> (bool, String) {
     print!("{stdout}");
     print!("{}", String::from_utf8_lossy(&output.stderr));
     (output.status.success(), stdout)
+}
+
+fn out_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join(name)
 }
 
 /// The expected checks that did not report "ok", with the guest's words.
@@ -79,7 +92,8 @@ fn missing_or_failed(expected: &[&str], output: &str) -> Vec<String> {
 
 #[test]
 fn vm_attach_stress_pinning_detach_and_bad_input() {
-    let (success, output) = run_in_vm("tests/vm/guest/basic.sh", "vm-basic");
+    let out = out_dir("vm-basic");
+    let (success, output) = run_in_vm("tests/vm/guest/basic.sh", &out, 2);
     let problems = missing_or_failed(BASIC_CHECKS, &output);
     assert!(
         problems.is_empty(),
@@ -100,5 +114,289 @@ fn missing_checks_are_failures() {
     assert_eq!(
         missing_or_failed(&["a", "b", "c"], output),
         vec!["FAIL b: broke".to_string(), "c: never reported".to_string()]
+    );
+}
+
+/// What tests/vm/guest/mlfq.sh must report as passed.
+const MLFQ_GUEST_CHECKS: &[&str] = &[
+    "attach_vtime",
+    "probe_ran_vtime",
+    "stayed_attached_vtime",
+    "detached_vtime",
+    "attach_mlfq",
+    "probe_ran_mlfq",
+    "stayed_attached_mlfq",
+    "detached_mlfq",
+    "no_stall",
+];
+
+/// MLFQ shape of the test run: the scheduler's defaults and the probe's length.
+const MLFQ_LEVELS: u32 = 4;
+const PROBE_SECS: u64 = 12;
+
+/// A row of `scx_llmos threads`.
+#[derive(Debug, Clone, PartialEq)]
+struct ThreadRow {
+    tid: u32,
+    level: u32,
+    runtime_ms: f64,
+    boosts: u64,
+    demotions: u64,
+}
+
+/// Parses the tables `scx_llmos threads` prints: one map from tid to row
+/// per table.
+fn parse_thread_tables(text: &str) -> Vec<HashMap<u32, ThreadRow>> {
+    let mut tables = Vec::new();
+    for line in text.lines() {
+        if line.starts_with("# t_ms=") {
+            tables.push(HashMap::new());
+            continue;
+        }
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let Some(table) = tables.last_mut() else {
+            continue;
+        };
+        if f.len() < 13 || f[0] == "TID" {
+            continue;
+        }
+        let row = ThreadRow {
+            tid: f[0].parse().unwrap(),
+            level: f[2].parse().unwrap(),
+            runtime_ms: f[4].parse().unwrap(),
+            demotions: f[10].parse().unwrap(),
+            boosts: f[11].parse().unwrap(),
+        };
+        table.insert(row.tid, row);
+    }
+    tables
+}
+
+/// What llmos-probe printed: thread tids by name, p99 latency, and each
+/// spinner's iterations per interval.
+#[derive(Debug, Default, PartialEq)]
+struct ProbeReport {
+    tids: HashMap<String, u32>,
+    p99_us: u64,
+    progress: Vec<Vec<u64>>,
+}
+
+fn parse_probe(text: &str) -> ProbeReport {
+    let mut report = ProbeReport::default();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        match f.first() {
+            Some(&"thread") => {
+                let tid = f[2].trim_start_matches("tid=").parse().unwrap();
+                report.tids.insert(f[1].to_string(), tid);
+            }
+            Some(&"latency_us") => {
+                let p99 = f.iter().find_map(|kv| kv.strip_prefix("p99=")).unwrap();
+                report.p99_us = p99.parse().unwrap();
+            }
+            Some(&"progress") => report
+                .progress
+                .push(f[2].split(',').map(|n| n.parse().unwrap()).collect()),
+            _ => {}
+        }
+    }
+    report
+}
+
+/// /proc/<tid>/schedstat lines prefixed with the tid: tid -> ns on CPU.
+fn parse_schedstat(text: &str) -> HashMap<u32, u64> {
+    text.lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            Some((f.first()?.parse().ok()?, f.get(1)?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Judges the MLFQ run's files; returns "ok ..." / "FAIL ..." lines.
+fn judge_mlfq(out: &Path) -> Vec<String> {
+    let read = |name: &str| {
+        std::fs::read_to_string(out.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    let mlfq = parse_probe(&read("probe-mlfq.txt"));
+    let vtime = parse_probe(&read("probe-vtime.txt"));
+    let samples = parse_thread_tables(&read("threads-mlfq.txt"));
+    let last = parse_thread_tables(&read("threads-final.txt"))
+        .pop()
+        .unwrap_or_default();
+    let schedstat = parse_schedstat(&read("schedstat.txt"));
+    let sleeper = mlfq.tids["sleeper"];
+    let spinners: Vec<u32> = mlfq
+        .tids
+        .iter()
+        .filter(|(name, _)| name.starts_with("spinner"))
+        .map(|(_, &tid)| tid)
+        .collect();
+    let bottom = MLFQ_LEVELS - 1;
+    let mut verdicts = Vec::new();
+    let mut verdict = |name: &str, pass: bool, detail: String| {
+        verdicts.push(format!(
+            "{} {name}: {detail}",
+            if pass { "ok" } else { "FAIL" }
+        ));
+    };
+
+    let sleeper_levels: Vec<u32> = samples
+        .iter()
+        .filter_map(|t| t.get(&sleeper))
+        .map(|r| r.level)
+        .collect();
+    verdict(
+        "sleeper_stays_on_top",
+        sleeper_levels.len() >= 50 && sleeper_levels.iter().all(|&l| l == 0),
+        format!(
+            "levels in {} samples: max {:?}",
+            sleeper_levels.len(),
+            sleeper_levels.iter().max()
+        ),
+    );
+
+    for &tid in &spinners {
+        let levels: Vec<u32> = samples
+            .iter()
+            .filter_map(|t| t.get(&tid))
+            .map(|r| r.level)
+            .collect();
+        let at_bottom = levels.iter().filter(|&&l| l == bottom).count();
+        verdict(
+            &format!("spinner_{tid}_sinks"),
+            levels.len() >= 50 && at_bottom * 4 >= levels.len() * 3,
+            format!(
+                "at level {bottom} in {at_bottom} of {} samples",
+                levels.len()
+            ),
+        );
+        let row = last.get(&tid);
+        let (boosts, demotions) = row.map_or((0, 0), |r| (r.boosts, r.demotions));
+        verdict(
+            &format!("spinner_{tid}_boosted_and_sinks_again"),
+            boosts + 2 >= PROBE_SECS && demotions >= u64::from(bottom) * boosts,
+            format!("{boosts} boosts, {demotions} demotions"),
+        );
+    }
+
+    for (policy, report) in [("vtime", &vtime), ("mlfq", &mlfq)] {
+        let starved: Vec<usize> = report
+            .progress
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.is_empty() || p.contains(&0))
+            .map(|(i, _)| i)
+            .collect();
+        verdict(
+            &format!("spinners_progress_every_interval_{policy}"),
+            report.progress.len() == spinners.len() && starved.is_empty(),
+            format!(
+                "{} spinners, starved in some interval: {starved:?}",
+                report.progress.len()
+            ),
+        );
+    }
+
+    let ratio = vtime.p99_us as f64 / mlfq.p99_us.max(1) as f64;
+    verdict(
+        "sleeper_p99_5x_lower_than_vtime",
+        ratio >= 5.0,
+        format!(
+            "p99 {} us under mlfq, {} us under vtime: {ratio:.1}x",
+            mlfq.p99_us, vtime.p99_us
+        ),
+    );
+
+    let mut compared = 0;
+    for (tid, row) in &last {
+        let Some(&kernel_ns) = schedstat.get(tid) else {
+            continue;
+        };
+        if kernel_ns < 10_000_000 {
+            continue;
+        }
+        compared += 1;
+        let map_ns = row.runtime_ms * 1e6;
+        let off = (map_ns - kernel_ns as f64).abs() / kernel_ns as f64;
+        verdict(
+            &format!("runtime_{tid}_matches_schedstat"),
+            off <= 0.10,
+            format!(
+                "map {:.1} ms, schedstat {:.1} ms ({:.1}% apart)",
+                row.runtime_ms,
+                kernel_ns as f64 / 1e6,
+                off * 100.0
+            ),
+        );
+    }
+    verdict(
+        "runtimes_compared",
+        compared > spinners.len(),
+        format!("{compared} threads"),
+    );
+    verdict(
+        "spinners_seen",
+        spinners.len() == 2 && samples.len() >= 50,
+        format!("{} spinners, {} map samples", spinners.len(), samples.len()),
+    );
+    verdicts
+}
+
+#[test]
+fn vm_mlfq_levels_boost_latency_and_accounting() {
+    // One vCPU: under TCG it is never descheduled by the emulator, so the
+    // latencies are the scheduler's (see tests/vm/guest/mlfq.sh).
+    let out = out_dir("vm-mlfq");
+    let (success, output) = run_in_vm("tests/vm/guest/mlfq.sh", &out, 1);
+    let problems = missing_or_failed(MLFQ_GUEST_CHECKS, &output);
+    assert!(
+        problems.is_empty(),
+        "VM checks failed:\n{}",
+        problems.join("\n")
+    );
+    assert!(success, "the guest script or the VM exited non-zero");
+    let verdicts = judge_mlfq(&out);
+    println!("--- judged from the files in {} ---", out.display());
+    for line in &verdicts {
+        println!("{line}");
+    }
+    let failed: Vec<&String> = verdicts.iter().filter(|l| l.starts_with("FAIL")).collect();
+    assert!(failed.is_empty(), "MLFQ checks failed:\n{failed:#?}");
+}
+
+#[test]
+fn thread_tables_and_probe_output_parse() {
+    let tables = parse_thread_tables(
+        "# t_ms=1 threads=1\n    TID    TGID LVL CPU      RUN_MS     WAIT_MS     RUNS      VOL    INVOL   MIGR DEMOTE  BOOST COMM\n    \
+         239     235   3   0    4125.050    8028.785      671        4      667      0     39     12 llmos-probe\n",
+    );
+    assert_eq!(
+        tables,
+        vec![HashMap::from([(
+            239,
+            ThreadRow {
+                tid: 239,
+                level: 3,
+                runtime_ms: 4125.05,
+                boosts: 12,
+                demotions: 39
+            }
+        )])]
+    );
+    let probe = parse_probe(
+        "thread sleeper tid=7\nthread spinner0 tid=5\nHOLD\nlatency_us p50=1 p99=23 max=40 samples=9 late_over_1ms=0.1\nprogress spinner0 3,0,4\n",
+    );
+    assert_eq!(
+        probe,
+        ProbeReport {
+            tids: HashMap::from([("sleeper".into(), 7), ("spinner0".into(), 5)]),
+            p99_us: 23,
+            progress: vec![vec![3, 0, 4]],
+        }
+    );
+    assert_eq!(
+        parse_schedstat("12 345 6 7\nbad\n"),
+        HashMap::from([(12, 345)])
     );
 }
