@@ -188,6 +188,33 @@ static void catch_up_boost(struct task_ctx *tctx, struct llmos_thread_stats *ts)
 	}
 }
 
+/* CPU time @p has used since it last got a CPU. */
+static u64 run_so_far(const struct task_struct *p, const struct task_ctx *tctx)
+{
+	return p->se.sum_exec_runtime - tctx->exec_at_start;
+}
+
+/* vtime for @used ns of CPU: inversely to weight, nice -20 ages ~88x slower than nice 19. */
+static u64 vtime_charge(const struct task_struct *p, u64 used)
+{
+	return used * 100 / p->scx.weight;
+}
+
+/*
+ * The level a task drops to when charged @used more CPU time. The allotment
+ * is counted across slices, so giving up the CPU just before the slice ends
+ * does not keep a task on top.
+ */
+static u32 level_after(const struct task_ctx *tctx, u64 used)
+{
+	u32 level = task_level(tctx);
+	u64 allot_used = tctx->boost_gen == boost_gen ? tctx->allot_used : 0;
+
+	if (is_mlfq() && allot_used + used >= level_slice(level) && level + 1 < nr_levels)
+		return level + 1;
+	return level;
+}
+
 static bool is_pcpu_kthread(const struct task_struct *p)
 {
 	return (p->flags & PF_KTHREAD) && p->nr_cpus_allowed == 1;
@@ -401,22 +428,53 @@ static bool steal(u32 home, u32 levels)
 	return false;
 }
 
+/* Whether a task queued at @level for this CPU is due before @vtime. */
+static bool queued_before(s32 cpu, u32 llc, u32 level, u64 vtime)
+{
+	struct task_struct *head;
+
+	head = __COMPAT_scx_bpf_dsq_peek(cpu_dsq(cpu, level));
+	if (head && time_before(head->scx.dsq_vtime, vtime))
+		return true;
+	head = __COMPAT_scx_bpf_dsq_peek(llc_dsq(llc, level));
+	return head && time_before(head->scx.dsq_vtime, vtime);
+}
+
 void BPF_STRUCT_OPS(llmos_dispatch, s32 cpu, struct task_struct *prev)
 {
-	u32 home = llc_of(cpu), levels = active_levels(), level;
-	struct task_ctx *tctx;
+	u32 home = llc_of(cpu), levels = active_levels(), level, prev_level = levels;
+	struct task_ctx *pctx = NULL;
+	bool keep_prev = false;
+	u64 prev_vtime = 0;
+
+	/*
+	 * A previous task whose slice ran out but still wants the CPU is not
+	 * queued yet. It competes as it will be queued, at the level and
+	 * vtime its run has earned; otherwise two tasks sharing a CPU would
+	 * just alternate, whatever their weights.
+	 */
+	if (prev && (prev->scx.flags & SCX_TASK_QUEUED) && (pctx = lookup_task_ctx(prev))) {
+		u64 used = run_so_far(prev, pctx);
+
+		prev_level = level_after(pctx, used);
+		prev_vtime = pctx->vtime + vtime_charge(prev, used);
+	}
 
 	/* Higher levels are always served first. */
 	bpf_for(level, 0, levels) {
+		if (level == prev_level && !queued_before(cpu, home, level, prev_vtime)) {
+			keep_prev = true;
+			break;
+		}
 		if (dispatch_level(cpu, home, level))
 			return;
 	}
-	if (steal(home, levels))
+	if (!keep_prev && steal(home, levels))
 		return;
 
-	/* Nothing else wants this CPU: let the previous task keep it. */
-	if (prev && (prev->scx.flags & SCX_TASK_QUEUED) && (tctx = lookup_task_ctx(prev))) {
-		scx_bpf_task_set_slice(prev, level_slice(task_level(tctx)));
+	/* Nothing queued is due before the previous task: it keeps the CPU. */
+	if (pctx) {
+		scx_bpf_task_set_slice(prev, level_slice(prev_level));
 		stat_inc(LLMOS_STAT_SLICE_REFILL);
 	}
 }
@@ -437,14 +495,21 @@ void BPF_STRUCT_OPS(llmos_runnable, struct task_struct *p, u64 enq_flags)
 		tctx->vtime = floor;
 
 	/*
-	 * Promotion: a task that slept longer than it has run at its level is
-	 * mostly waiting on something, so it climbs a level with a fresh
-	 * allotment. A task that naps briefly to dodge demotion does not.
+	 * Promotion: a task that slept longer than it has run at its level,
+	 * and at least a slice of the level above, is mostly waiting on
+	 * something, so it climbs a level with a fresh allotment. A CPU hog
+	 * that naps briefly (to dodge demotion, or because it took a page
+	 * fault or a lock) does not.
 	 */
-	if (is_mlfq() && now - tctx->sleep_at >= tctx->allot_used) {
-		if (tctx->level)
-			tctx->level--;
-		tctx->allot_used = 0;
+	if (is_mlfq()) {
+		u64 slept = now - tctx->sleep_at;
+		u32 level = task_level(tctx);
+
+		if (slept >= tctx->allot_used && slept >= level_slice(level ? level - 1 : 0)) {
+			if (level)
+				tctx->level = level - 1;
+			tctx->allot_used = 0;
+		}
 	}
 	if (ts)
 		ts->level = task_level(tctx);
@@ -494,21 +559,19 @@ void BPF_STRUCT_OPS(llmos_stopping, struct task_struct *p, bool runnable)
 	 * ops.stopping(): it is what /proc/<tid>/schedstat reports, and it
 	 * is exact where timestamps taken in the callbacks are not.
 	 */
-	used = p->se.sum_exec_runtime - tctx->exec_at_start;
+	used = run_so_far(p, tctx);
 	running_level[cpu_idx(scx_bpf_task_cpu(p))] = 0;
 
-	/* Charge CPU time inversely to weight: nice -20 ages ~88x slower than nice 19. */
-	tctx->vtime += used * 100 / p->scx.weight;
+	tctx->vtime += vtime_charge(p, used);
 
-	/*
-	 * Demotion: the allotment is counted across slices, so giving up the
-	 * CPU just before the slice ends does not keep a task on top.
-	 */
+	/* Demotion (see level_after()). */
 	level = task_level(tctx);
 	if (is_mlfq()) {
+		u32 next = level_after(tctx, used);
+
 		tctx->allot_used += used;
-		if (tctx->allot_used >= level_slice(level) && level + 1 < nr_levels) {
-			tctx->level = ++level;
+		if (next != level) {
+			tctx->level = level = next;
 			tctx->allot_used = 0;
 			if (ts)
 				ts->nr_demotions++;

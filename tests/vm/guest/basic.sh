@@ -133,6 +133,10 @@ dispatched=$(grep '^events:' "$OUT/attach.log" | grep -o '=[0-9]*' | tr -d = | a
 verdict stats_reported "$stats_lines --stats lines, $dispatched dispatches counted" \
   test "$stats_lines" -ge $((STRESS_SECS / 2)) -a "${dispatched:-0}" -gt 0
 tail -n 1 "$OUT/attach.log" | sed 's/^/  last stats: /'
+counter() { grep '^events:' "$OUT/attach.log" | grep -o " $1=[0-9]*" | cut -d= -f2 | awk '{s += $1} END {print s + 0}'; }
+boosts=$(counter boost) preempts=$(counter preempt) bottom_runs=$(counter l3)
+verdict mlfq_counters "default policy mlfq: $boosts boosts, $preempts preemptions, $bottom_runs runs on level 3" \
+  test "$boosts" -ge $((STRESS_SECS / 2)) -a "$preempts" -gt 0 -a "$bottom_runs" -gt 0
 
 # --- Detach on SIGINT, SIGTERM; kernel fallback on SIGKILL --------------------
 detach_check() { # NAME SIGNAL

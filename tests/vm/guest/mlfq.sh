@@ -68,6 +68,22 @@ for policy in vtime mlfq; do
   fi
   wait $sampler
   wait $probe
+  if [[ $policy == mlfq ]]; then
+    # Inside a level the queue is ordered by weighted vtime: nice 0 (weight
+    # 1024) should get about 9x the CPU of nice 10 (weight 110).
+    nice -n 0 bash -c 'while :; do :; done' &
+    heavy=$!
+    nice -n 10 bash -c 'while :; do :; done' &
+    light=$!
+    sleep 5
+    heavy_ns=$(cut -d' ' -f1 /proc/$heavy/schedstat)
+    light_ns=$(cut -d' ' -f1 /proc/$light/schedstat)
+    kill $heavy $light
+    wait $heavy $light 2>/dev/null
+    verdict nice_weights_within_level \
+      "nice 0: $((heavy_ns / 1000000)) ms, nice 10: $((light_ns / 1000000)) ms of CPU in 5 s" \
+      test "$light_ns" -gt 0 -a "$heavy_ns" -ge $((3 * light_ns))
+  fi
   verdict "stayed_attached_$policy" "state $(cat $SYS/state) after the probe" is_state enabled
   kill -INT $sched
   wait $sched
