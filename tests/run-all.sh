@@ -16,3 +16,5 @@ cargo fmt --check
 cargo clippy --release --all-targets -- -D warnings
 # --nocapture: the log shows the VM booting and every check in the guest.
 cargo test --release -- --nocapture
+# A short run of the benchmark, so that it cannot rot.
+tests/vm/bench.sh --smoke

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 apt_packages=(python3-venv clang-19 libelf-dev zlib1g-dev pkg-config qemu-system-x86 kmod udev bpftool
-  stress-ng rt-tests linux-perf libseccomp-dev libcap-ng-dev util-linux procps)
+  stress-ng rt-tests linux-perf libseccomp-dev libcap-ng-dev util-linux procps gnuplot-nox)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -27,4 +27,15 @@ if ! [ -x /opt/virtiofsd/bin/virtiofsd ]; then
   echo "setup: building virtiofsd into /opt/virtiofsd (~2 min)"
   cargo install -q --locked --root /opt/virtiofsd virtiofsd@1.14.0
 fi
+# Comparison schedulers for the benchmark. scx_utils' build script needs a
+# clang, hence BPF_CLANG. scx_lavd is optional: the benchmark skips it when
+# it is not installed.
+for sched in scx_bpfland scx_lavd; do
+  if ! [ -x /opt/scx/bin/$sched ]; then
+    echo "setup: building $sched into /opt/scx (~5 min)"
+    BPF_CLANG=clang-19 cargo install -q --locked --root /opt/scx $sched@1.1.4 ||
+      { [ $sched = scx_lavd ] && echo "setup: scx_lavd did not build; the benchmark runs without it"; } ||
+      exit 1
+  fi
+done
 echo "setup: done (add /opt/vng/bin:/opt/virtiofsd/bin to PATH; tests/vm/run.sh does)"

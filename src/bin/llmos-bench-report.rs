@@ -1,0 +1,355 @@
+// SPDX-License-Identifier: GPL-2.0
+//! llmos-bench-report: turns the raw rows of tests/vm/guest/bench.sh into
+//! the benchmark report (Markdown, every figure as a ratio to EEVDF from the
+//! same boot with the raw median beside it) and a data file for the chart.
+//!
+//!   usage: llmos-bench-report RAW_ROWS REPORT_MD CHART_DAT
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use anyhow::{bail, Context, Result};
+
+/// One measurement: `row bench=probe round=1 sched=mlfq p99_us=812 ...`.
+type Row = BTreeMap<String, String>;
+
+fn parse_rows(text: &str) -> Vec<Row> {
+    text.lines()
+        .filter_map(|line| line.strip_prefix("row "))
+        .map(|rest| {
+            rest.split_whitespace()
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+fn median(values: &mut [f64]) -> Option<f64> {
+    values.sort_by(|a, b| a.total_cmp(b));
+    let n = values.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(values[n / 2]),
+        _ => Some((values[n / 2 - 1] + values[n / 2]) / 2.0),
+    }
+}
+
+/// Median of `field` over the rows of `bench` for `sched` (and, when given,
+/// `threads`), ignoring values that are not numbers.
+fn median_of(
+    rows: &[Row],
+    bench: &str,
+    sched: &str,
+    threads: Option<&str>,
+    field: &str,
+) -> Option<f64> {
+    let mut values: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.get("bench").map(String::as_str) == Some(bench))
+        .filter(|r| r.get("sched").map(String::as_str) == Some(sched))
+        .filter(|r| threads.is_none_or(|t| r.get("threads").map(String::as_str) == Some(t)))
+        .filter_map(|r| r.get(field)?.parse::<f64>().ok())
+        .filter(|v| v.is_finite())
+        .collect();
+    median(&mut values)
+}
+
+/// "0.42x (812)": the ratio to the baseline, then the raw value.
+fn cell(value: Option<f64>, base: Option<f64>) -> String {
+    match (value, base) {
+        (Some(v), Some(b)) if b > 0.0 => format!("{:.2}x ({})", v / b, number(v)),
+        (Some(v), _) => number(v),
+        (None, _) => "-".to_string(),
+    }
+}
+
+fn number(v: f64) -> String {
+    if v.abs() >= 100.0 || v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// Whether `value <= limit * base` (or `>=` for `at_least`), as a sentence.
+fn target(what: &str, value: Option<f64>, base: Option<f64>, limit: f64, at_least: bool) -> String {
+    let (Some(v), Some(b)) = (value, base) else {
+        return format!("- {what}: not measured");
+    };
+    if b <= 0.0 {
+        return format!("- {what}: baseline is zero");
+    }
+    let ratio = v / b;
+    let met = if at_least {
+        ratio >= limit
+    } else {
+        ratio <= limit
+    };
+    let verdict = if met {
+        "met".to_string()
+    } else {
+        format!(
+            "**missed** by {:.2}x",
+            if at_least {
+                limit / ratio
+            } else {
+                ratio / limit
+            }
+        )
+    };
+    format!(
+        "- {what}: {ratio:.2}x (target {} {limit}x): {verdict}",
+        if at_least { ">=" } else { "<=" }
+    )
+}
+
+fn report(rows: &[Row], header: &str) -> (String, String) {
+    let mut scheds: Vec<String> = Vec::new();
+    for r in rows {
+        if let Some(s) = r.get("sched") {
+            if r.get("bench").map(String::as_str) != Some("error") && !scheds.contains(s) {
+                scheds.push(s.clone());
+            }
+        }
+    }
+    let base = |bench: &str, field: &str| median_of(rows, bench, "eevdf", None, field);
+    let mut md = String::new();
+    let _ = writeln!(md, "# scx_llmos benchmark\n\n{header}\n");
+    let _ = writeln!(
+        md,
+        "Medians over the rounds; each cell is the ratio to EEVDF from the same boot, raw value in \
+         brackets (BPF cost: ratio to scx_bpfland).\n"
+    );
+    let _ = writeln!(
+        md,
+        "| scheduler | probe p50 µs | probe p99 µs | probe max µs | wakeups >1 ms late | batch iters/s | \
+         slowest spinner | fastest spinner | messaging s | BPF ns/op |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|");
+    let bpf_base = median_of(rows, "bpf", "bpfland", None, "ns_per_op");
+    let mut chart = String::from("# scheduler p50_us p99_us\n");
+    for s in &scheds {
+        let m = |bench: &str, field: &str| median_of(rows, bench, s, None, field);
+        let _ = writeln!(
+            md,
+            "| {s} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            cell(m("probe", "p50_us"), base("probe", "p50_us")),
+            cell(m("probe", "p99_us"), base("probe", "p99_us")),
+            cell(m("probe", "max_us"), base("probe", "max_us")),
+            cell(m("probe", "late_frac"), base("probe", "late_frac")),
+            cell(m("probe", "iters_per_s"), base("probe", "iters_per_s")),
+            cell(m("probe", "spinner_min"), base("probe", "spinner_min")),
+            cell(m("probe", "spinner_max"), base("probe", "spinner_max")),
+            cell(m("messaging", "secs"), base("messaging", "secs")),
+            cell(m("bpf", "ns_per_op"), bpf_base),
+        );
+        let _ = writeln!(
+            chart,
+            "{s} {} {}",
+            m("probe", "p50_us").unwrap_or(0.0),
+            m("probe", "p99_us").unwrap_or(0.0)
+        );
+    }
+
+    let mut sizes: Vec<u64> = rows
+        .iter()
+        .filter(|r| r.get("bench").map(String::as_str) == Some("scale"))
+        .filter_map(|r| r.get("threads")?.parse().ok())
+        .collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    if !sizes.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n## Scale: probe p99 µs and BPF ns/op by number of spinning threads\n"
+        );
+        let heads: Vec<String> = sizes.iter().map(|n| format!("{n} threads")).collect();
+        let _ = writeln!(md, "| scheduler | {} |", heads.join(" | "));
+        let _ = writeln!(md, "|---|{}", "---|".repeat(sizes.len()));
+        for s in &scheds {
+            let cells: Vec<String> = sizes
+                .iter()
+                .map(|n| {
+                    let t = n.to_string();
+                    let p99 = median_of(rows, "scale", s, Some(&t), "p99_us");
+                    let base = median_of(rows, "scale", "eevdf", Some(&t), "p99_us");
+                    match median_of(rows, "scale", s, Some(&t), "ns_per_op") {
+                        Some(ns) => format!("{} / {} ns", cell(p99, base), number(ns)),
+                        None => cell(p99, base),
+                    }
+                })
+                .collect();
+            let _ = writeln!(md, "| {s} | {} |", cells.join(" | "));
+        }
+    }
+
+    let mlfq = |bench: &str, field: &str| median_of(rows, bench, "mlfq", None, field);
+    let bpfland = |bench: &str, field: &str| median_of(rows, bench, "bpfland", None, field);
+    let _ = writeln!(md, "\n## Targets (mlfq)\n");
+    let lines = [
+        target(
+            "probe p99 vs EEVDF",
+            mlfq("probe", "p99_us"),
+            base("probe", "p99_us"),
+            0.25,
+            false,
+        ),
+        target(
+            "probe p99 vs scx_bpfland",
+            mlfq("probe", "p99_us"),
+            bpfland("probe", "p99_us"),
+            0.5,
+            false,
+        ),
+        target(
+            "batch throughput vs EEVDF",
+            mlfq("probe", "iters_per_s"),
+            base("probe", "iters_per_s"),
+            0.95,
+            true,
+        ),
+        target(
+            "messaging time vs EEVDF",
+            mlfq("messaging", "secs"),
+            base("messaging", "secs"),
+            1.05,
+            false,
+        ),
+        target(
+            "BPF ns/op vs scx_bpfland",
+            mlfq("bpf", "ns_per_op"),
+            bpfland("bpf", "ns_per_op"),
+            1.5,
+            false,
+        ),
+    ];
+    for line in lines {
+        let _ = writeln!(md, "{line}");
+    }
+    let per_op: Vec<f64> = sizes
+        .iter()
+        .filter_map(|n| median_of(rows, "scale", "mlfq", Some(&n.to_string()), "ns_per_op"))
+        .collect();
+    if let (Some(lo), Some(hi)) = (
+        per_op.iter().copied().reduce(f64::min),
+        per_op.iter().copied().reduce(f64::max),
+    ) {
+        let _ = writeln!(
+            md,
+            "- BPF ns/op across {} to {} threads: {:.2}x from lowest to highest (target: flat)",
+            sizes.first().unwrap(),
+            sizes.last().unwrap(),
+            hi / lo.max(1.0)
+        );
+    }
+    let errors: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.get("bench").map(String::as_str) == Some("error"))
+        .collect();
+    if !errors.is_empty() {
+        let _ = writeln!(md, "\n## Errors\n");
+        for e in errors {
+            let _ = writeln!(md, "- {e:?}");
+        }
+    }
+    (md, chart)
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, raw, md_out, chart_out] = &args[..] else {
+        bail!("usage: llmos-bench-report RAW_ROWS REPORT_MD CHART_DAT");
+    };
+    let text = std::fs::read_to_string(raw).with_context(|| format!("cannot read {raw}"))?;
+    let rows = parse_rows(&text);
+    if rows.is_empty() {
+        bail!("{raw} has no result rows");
+    }
+    let header: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# bench: "))
+        .filter(|l| *l != "done")
+        .collect();
+    let (md, chart) = report(&rows, &header.join("\n"));
+    std::fs::write(md_out, &md).with_context(|| format!("cannot write {md_out}"))?;
+    std::fs::write(chart_out, chart).with_context(|| format!("cannot write {chart_out}"))?;
+    print!("{md}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RAW: &str = "\
+# bench: kernel 7.2, 1 CPUs
+row bench=probe round=1 sched=eevdf threads=2 p50_us=300 p99_us=4000 iters_per_s=100
+row bench=probe round=2 sched=eevdf threads=2 p50_us=200 p99_us=6000 iters_per_s=120
+row bench=probe round=1 sched=mlfq threads=2 p50_us=400 p99_us=1000 iters_per_s=110
+row bench=bpf round=1 sched=mlfq ns_per_op=300 calls=10
+row bench=bpf round=1 sched=bpfland ns_per_op=200 calls=10
+row bench=messaging round=1 sched=eevdf secs=nan
+row bench=error round=1 sched=lavd what=attach
+";
+
+    #[test]
+    fn rows_parse_into_fields() {
+        let rows = parse_rows(RAW);
+        assert_eq!(rows.len(), 7);
+        assert_eq!(rows[2]["sched"], "mlfq");
+        assert_eq!(rows[2]["p99_us"], "1000");
+    }
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(&mut []), None);
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        let rows = parse_rows(RAW);
+        assert_eq!(
+            median_of(&rows, "probe", "eevdf", None, "p99_us"),
+            Some(5000.0)
+        );
+        assert_eq!(median_of(&rows, "messaging", "eevdf", None, "secs"), None);
+    }
+
+    #[test]
+    fn cells_and_targets() {
+        assert_eq!(cell(Some(1000.0), Some(5000.0)), "0.20x (1000)");
+        assert_eq!(cell(Some(0.25), None), "0.250");
+        assert_eq!(cell(None, Some(1.0)), "-");
+        assert_eq!(
+            target("p99", Some(1000.0), Some(5000.0), 0.25, false),
+            "- p99: 0.20x (target <= 0.25x): met"
+        );
+        assert_eq!(
+            target("ns/op", Some(300.0), Some(100.0), 1.5, false),
+            "- ns/op: 3.00x (target <= 1.5x): **missed** by 2.00x"
+        );
+        assert_eq!(
+            target("batch", Some(90.0), Some(100.0), 0.95, true),
+            "- batch: 0.90x (target >= 0.95x): **missed** by 1.06x"
+        );
+        assert_eq!(target("x", None, Some(1.0), 1.0, true), "- x: not measured");
+    }
+
+    #[test]
+    fn report_has_ratios_targets_and_errors() {
+        let (md, chart) = report(&parse_rows(RAW), "kernel 7.2");
+        assert!(md.contains("| mlfq | 1.60x (400) | 0.20x (1000) |"), "{md}");
+        assert!(
+            md.contains("- probe p99 vs EEVDF: 0.20x (target <= 0.25x): met"),
+            "{md}"
+        );
+        assert!(
+            md.contains("- BPF ns/op vs scx_bpfland: 1.50x (target <= 1.5x): met"),
+            "{md}"
+        );
+        assert!(md.contains("## Errors"), "{md}");
+        assert_eq!(
+            chart,
+            "# scheduler p50_us p99_us\neevdf 250 5000\nmlfq 400 1000\nbpfland 0 0\n"
+        );
+    }
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The benchmark: boots the sched_ext VM once and, interleaved over rounds,
+# measures the kernel default (EEVDF), scx_llmos (mlfq and vtime) and, where
+# installed in /opt/scx/bin, scx_bpfland and scx_lavd; then writes the report
+# (RESULTS.md), the raw rows (raw.txt) and a latency chart (latency.png).
+#
+#   usage: tests/vm/bench.sh [--smoke]
+#
+# --smoke: one round, short runs, small sizes, into target/bench-smoke (CI).
+# SCX_LLMOS_KERNEL  kernel image, as for tests/vm/run.sh; its kernel config
+#                   is taken from "config" beside it, when there is one.
+# BENCH_OUT (bench)  BENCH_ROUNDS (5)  BENCH_PROBE_SECS (8)
+# BENCH_SCALE (10,100,1000,10000)  BENCH_MSG_LOOPS (100)  BENCH_CPUS (1)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+if [[ ${1:-} == --smoke ]]; then
+  : "${BENCH_OUT:=target/bench-smoke}" "${BENCH_ROUNDS:=1}" "${BENCH_PROBE_SECS:=2}"
+  : "${BENCH_SCALE:=10,100}" "${BENCH_MSG_LOOPS:=10}"
+fi
+OUT=${BENCH_OUT:-bench}
+mkdir -p "$OUT"
+kconfig=""
+if [[ -n ${SCX_LLMOS_KERNEL:-} && -f $(dirname "$SCX_LLMOS_KERNEL")/config ]]; then
+  kconfig=$(cd "$(dirname "$SCX_LLMOS_KERNEL")" && pwd)/config
+fi
+
+cargo build --release --bins
+started=$(date -u '+%Y-%m-%d %H:%M UTC')
+# One vCPU by default: under TCG a lone vCPU is never descheduled by the
+# emulator, so latencies are the schedulers' own.
+VM_OUT=$PWD/$OUT VM_CPUS=${BENCH_CPUS:-1} VM_MEM=4G VM_TIMEOUT=5400 tests/vm/run.sh \
+  tests/vm/guest/bench.sh "$PWD/target/release/scx_llmos" "$kconfig" "${BENCH_ROUNDS:-5}" \
+  "${BENCH_PROBE_SECS:-8}" "${BENCH_SCALE:-10,100,1000,10000}" "${BENCH_MSG_LOOPS:-100}" |
+  sed "1i # bench: run $started under TCG ($(nproc) host cores)" | tee "$OUT/raw.txt"
+
+target/release/llmos-bench-report "$OUT/raw.txt" "$OUT/RESULTS.md" "$OUT/latency.dat" >/dev/null
+gnuplot <<GNUPLOT
+set terminal pngcairo size 900,500
+set output "$OUT/latency.png"
+set title "Wakeup lateness of a 10 ms periodic thread among CPU hogs (median of rounds)"
+set ylabel "lateness (µs, log scale)"
+set logscale y
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set key top left
+plot "$OUT/latency.dat" using 2:xtic(1) title "p50", "" using 3 title "p99"
+GNUPLOT
+echo "bench: report in $OUT/RESULTS.md, chart in $OUT/latency.png"
+if grep -qE '^row bench=error .*sched=(mlfq|vtime)' "$OUT/raw.txt"; then
+  echo "bench: scx_llmos failed during the benchmark (see $OUT/raw.txt)" >&2
+  exit 1
+fi
