@@ -45,10 +45,11 @@ UEI_DEFINE(uei);
 static u32 nr_cpu_ids;
 
 /*
- * The vtime of the task that most recently started running. It is the
- * system's notion of "now" for fairness: a task waking from a long sleep is
- * placed no further back than one slice behind it, so sleeping earns a
- * bounded head start instead of a monopoly on the CPU.
+ * How far the vtime-ordered queues have been served: the vtime of the last
+ * queue head a CPU took. It is the system's notion of "now" for fairness: a
+ * task waking from a long sleep is placed no further back than one slice
+ * behind it, so sleeping earns a bounded head start instead of a monopoly
+ * on the CPU, and never lands behind tasks that have waited their turn.
  */
 static u64 vtime_now;
 
@@ -186,6 +187,18 @@ static void catch_up_boost(struct task_ctx *tctx, struct llmos_thread_stats *ts)
 		if (ts)
 			ts->nr_boosts++;
 	}
+}
+
+/*
+ * A task's vtime, no further behind vtime_now than one slice: whether it
+ * slept or was starved, a task earns at most a slice of catching up, so a
+ * laggard cannot hold a CPU for many slices while others wait.
+ */
+static u64 bounded_vtime(u64 vtime)
+{
+	u64 floor = vtime_now - slice_ns;
+
+	return time_before(vtime, floor) ? floor : vtime;
 }
 
 /* CPU time @p has used since it last got a CPU. */
@@ -366,6 +379,23 @@ static bool consume(u64 dsq)
 	return scx_bpf_dsq_move_to_local(dsq, 0);
 }
 
+/*
+ * Moves the head of @dsq, peeked as @head, to this CPU, and advances
+ * vtime_now to it: queues are served in vtime order, so the head's vtime is
+ * how far service has got. (Tasks started any other way, such as kthreads
+ * or tasks placed straight on an idle CPU, say nothing about that.)
+ */
+static bool consume_head(u64 dsq, struct task_struct *head)
+{
+	u64 vtime = head->scx.dsq_vtime;
+
+	if (!consume(dsq))
+		return false;
+	if (time_before(vtime_now, vtime))
+		vtime_now = vtime;
+	return true;
+}
+
 /* Serve one level: whichever of the CPU's and its LLC's queue heads is earlier. */
 static bool dispatch_level(s32 cpu, u32 llc, u32 level)
 {
@@ -375,11 +405,13 @@ static bool dispatch_level(s32 cpu, u32 llc, u32 level)
 	own_head = __COMPAT_scx_bpf_dsq_peek(own);
 	shared_head = __COMPAT_scx_bpf_dsq_peek(shared);
 	if (!own_head)
-		return shared_head && consume(shared);
+		return shared_head && consume_head(shared, shared_head);
 	if (shared_head && time_before(shared_head->scx.dsq_vtime, own_head->scx.dsq_vtime) &&
-	    consume(shared))
+	    consume_head(shared, shared_head))
 		return true;
-	return consume(own) || consume(shared);
+	if (consume_head(own, own_head))
+		return true;
+	return shared_head && consume_head(shared, shared_head);
 }
 
 static bool steal_from(u32 llc, u32 levels)
@@ -457,7 +489,7 @@ void BPF_STRUCT_OPS(llmos_dispatch, s32 cpu, struct task_struct *prev)
 		u64 used = run_so_far(prev, pctx);
 
 		prev_level = level_after(pctx, used);
-		prev_vtime = pctx->vtime + vtime_charge(prev, used);
+		prev_vtime = bounded_vtime(pctx->vtime) + vtime_charge(prev, used);
 	}
 
 	/* Higher levels are always served first. */
@@ -483,16 +515,13 @@ void BPF_STRUCT_OPS(llmos_runnable, struct task_struct *p, u64 enq_flags)
 {
 	struct task_ctx *tctx = lookup_task_ctx(p);
 	struct llmos_thread_stats *ts = lookup_thread_stats(p);
-	u64 now = scx_bpf_now(), floor = vtime_now - slice_ns;
+	u64 now = scx_bpf_now();
 
 	if (!tctx)
 		return;
 	catch_up_boost(tctx, ts);
 	tctx->runnable_at = now;
-
-	/* Bound the credit a long sleep earns (see vtime_now). */
-	if (time_before(tctx->vtime, floor))
-		tctx->vtime = floor;
+	tctx->vtime = bounded_vtime(tctx->vtime);
 
 	/*
 	 * Promotion: a task that slept longer than it has run at its level,
@@ -528,8 +557,6 @@ void BPF_STRUCT_OPS(llmos_running, struct task_struct *p)
 	catch_up_boost(tctx, ts);
 	level = task_level(tctx);
 	tctx->exec_at_start = p->se.sum_exec_runtime;
-	if (time_before(vtime_now, tctx->vtime))
-		vtime_now = tctx->vtime;
 	running_level[cpu_idx(cpu)] = level;
 	running_vtime[cpu_idx(cpu)] = tctx->vtime;
 	stat_inc(LLMOS_STAT_LEVEL_RUN + (level & (LLMOS_MAX_LEVELS - 1)));
@@ -562,7 +589,7 @@ void BPF_STRUCT_OPS(llmos_stopping, struct task_struct *p, bool runnable)
 	used = run_so_far(p, tctx);
 	running_level[cpu_idx(scx_bpf_task_cpu(p))] = 0;
 
-	tctx->vtime += vtime_charge(p, used);
+	tctx->vtime = bounded_vtime(tctx->vtime) + vtime_charge(p, used);
 
 	/* Demotion (see level_after()). */
 	level = task_level(tctx);
