@@ -23,11 +23,15 @@ enum llmos_consts {
 	LLMOS_MAX_THREADS = 32768,
 
 	/*
-	 * DSQ ids, one DSQ per priority level: each CPU owns
-	 * <cpu> * LLMOS_MAX_LEVELS + <level> for tasks that may run only there;
-	 * each last-level cache owns LLMOS_LLC_DSQ_BASE + <llc> *
-	 * LLMOS_MAX_LEVELS + <level> for the tasks that can run anywhere in it.
+	 * DSQ ids. Each CPU and each last-level cache owns LLMOS_DSQ_SLOTS
+	 * queues: one per priority level, then one for tasks a boost lifted
+	 * to the top. CPU <cpu>'s queues, for tasks that may run only there,
+	 * are <cpu> * LLMOS_DSQ_SLOTS + <slot>; LLC <llc>'s, for tasks that
+	 * can run anywhere in it, LLMOS_LLC_DSQ_BASE + <llc> *
+	 * LLMOS_DSQ_SLOTS + <slot>.
 	 */
+	LLMOS_LIFTED_SLOT = LLMOS_MAX_LEVELS,
+	LLMOS_DSQ_SLOTS = LLMOS_MAX_LEVELS + 1,
 	LLMOS_LLC_DSQ_BASE = 1 << 20,
 };
 

@@ -4,9 +4,10 @@
  *
  * Queues: every CPU owns a DSQ per priority level for tasks that can run only
  * on it, and every last-level cache (LLC) owns a DSQ per level for the tasks
- * that can run on any of its CPUs. A CPU serves its levels top-down, taking
- * the earlier vtime of its two queue heads at each level, then steals from the
- * busiest other LLC before it goes idle.
+ * that can run on any of its CPUs, plus one each for tasks a boost lifted. A
+ * CPU serves its levels top-down, taking the earlier vtime of its two queue
+ * heads at each level, then steals from the busiest other LLC before it goes
+ * idle.
  *
  * Policies only decide a task's level, slice and vtime key:
  * - vtime: one level; the key is CPU time scaled by weight (nice).
@@ -139,14 +140,14 @@ static u32 llc_of(s32 cpu)
 	return cpu_llc[cpu_idx(cpu)];
 }
 
-static u64 cpu_dsq(s32 cpu, u32 level)
+static u64 cpu_dsq(s32 cpu, u32 slot)
 {
-	return (u64)cpu * LLMOS_MAX_LEVELS + level;
+	return (u64)cpu * LLMOS_DSQ_SLOTS + slot;
 }
 
-static u64 llc_dsq(u32 llc, u32 level)
+static u64 llc_dsq(u32 llc, u32 slot)
 {
-	return LLMOS_LLC_DSQ_BASE + (u64)llc * LLMOS_MAX_LEVELS + level;
+	return LLMOS_LLC_DSQ_BASE + (u64)llc * LLMOS_DSQ_SLOTS + slot;
 }
 
 static bool is_mlfq(void)
@@ -154,10 +155,23 @@ static bool is_mlfq(void)
 	return active_policy == LLMOS_POLICY_MLFQ;
 }
 
-/* Levels the active policy uses. */
-static u32 active_levels(void)
+/* Queue ranks the active policy serves (see rank_slot()). */
+static u32 active_ranks(void)
 {
-	return is_mlfq() ? nr_levels : 1;
+	return is_mlfq() ? nr_levels + 1 : 1;
+}
+
+/*
+ * The queue slot served at @rank: level 0 first, then the tasks a boost
+ * lifted to the top, then levels 1, 2, ... Lifted CPU hogs are back on top
+ * of everything below, but the interactive tasks that never left level 0
+ * keep their turn ahead of them.
+ */
+static u32 rank_slot(u32 rank)
+{
+	if (rank == 0)
+		return 0;
+	return rank == 1 ? LLMOS_LIFTED_SLOT : rank - 1;
 }
 
 /* A task's level, counting a boost it has not caught up with yet. */
@@ -414,12 +428,12 @@ static bool dispatch_level(s32 cpu, u32 llc, u32 level)
 	return shared_head && consume_head(shared, shared_head);
 }
 
-static bool steal_from(u32 llc, u32 levels)
+static bool steal_from(u32 llc, u32 ranks)
 {
-	u32 level;
+	u32 rank;
 
-	bpf_for(level, 0, levels) {
-		if (consume(llc_dsq(llc, level))) {
+	bpf_for(rank, 0, ranks) {
+		if (consume(llc_dsq(llc, rank_slot(rank)))) {
 			stat_inc(LLMOS_STAT_STEAL);
 			return true;
 		}
@@ -431,17 +445,17 @@ static bool steal_from(u32 llc, u32 levels)
  * Work stealing: an idle CPU is wasted capacity while another LLC has a
  * backlog. Try the busiest LLC first, then the rest in order after our own.
  */
-static bool steal(u32 home, u32 levels)
+static bool steal(u32 home, u32 ranks)
 {
-	u32 i, level, busiest = home;
+	u32 i, rank, busiest = home;
 	s32 most = 0;
 
 	bpf_for(i, 1, nr_llcs) {
 		u32 llc = (home + i) % nr_llcs;
 		s32 queued = 0;
 
-		bpf_for(level, 0, levels)
-			queued += scx_bpf_dsq_nr_queued(llc_dsq(llc, level));
+		bpf_for(rank, 0, ranks)
+			queued += scx_bpf_dsq_nr_queued(llc_dsq(llc, rank_slot(rank)));
 		if (queued > most) {
 			most = queued;
 			busiest = llc;
@@ -449,12 +463,12 @@ static bool steal(u32 home, u32 levels)
 	}
 	if (busiest == home)
 		return false;
-	if (steal_from(busiest, levels))
+	if (steal_from(busiest, ranks))
 		return true;
 	bpf_for(i, 1, nr_llcs) {
 		u32 llc = (home + i) % nr_llcs;
 
-		if (llc != busiest && steal_from(llc, levels))
+		if (llc != busiest && steal_from(llc, ranks))
 			return true;
 	}
 	return false;
@@ -474,7 +488,8 @@ static bool queued_before(s32 cpu, u32 llc, u32 level, u64 vtime)
 
 void BPF_STRUCT_OPS(llmos_dispatch, s32 cpu, struct task_struct *prev)
 {
-	u32 home = llc_of(cpu), levels = active_levels(), level, prev_level = levels;
+	/* prev_level: LLMOS_DSQ_SLOTS, no slot, unless prev competes below. */
+	u32 home = llc_of(cpu), ranks = active_ranks(), rank, prev_level = LLMOS_DSQ_SLOTS;
 	struct task_ctx *pctx = NULL;
 	bool keep_prev = false;
 	u64 prev_vtime = 0;
@@ -493,15 +508,17 @@ void BPF_STRUCT_OPS(llmos_dispatch, s32 cpu, struct task_struct *prev)
 	}
 
 	/* Higher levels are always served first. */
-	bpf_for(level, 0, levels) {
-		if (level == prev_level && !queued_before(cpu, home, level, prev_vtime)) {
+	bpf_for(rank, 0, ranks) {
+		u32 slot = rank_slot(rank);
+
+		if (slot == prev_level && !queued_before(cpu, home, slot, prev_vtime)) {
 			keep_prev = true;
 			break;
 		}
-		if (dispatch_level(cpu, home, level))
+		if (dispatch_level(cpu, home, slot))
 			return;
 	}
-	if (!keep_prev && steal(home, levels))
+	if (!keep_prev && steal(home, ranks))
 		return;
 
 	/* Nothing queued is due before the previous task: it keeps the CPU. */
@@ -524,20 +541,20 @@ void BPF_STRUCT_OPS(llmos_runnable, struct task_struct *p, u64 enq_flags)
 	tctx->vtime = bounded_vtime(tctx->vtime);
 
 	/*
-	 * Promotion: a task that slept longer than it has run at its level,
-	 * and at least a slice of the level above, is mostly waiting on
-	 * something, so it climbs a level with a fresh allotment. A CPU hog
-	 * that naps briefly (to dodge demotion, or because it took a page
-	 * fault or a lock) does not.
+	 * A task that slept longer than it has run at its level is mostly
+	 * waiting on something: its allotment is refilled. If it also slept
+	 * at least a slice of the level above, it climbs there. A CPU hog
+	 * that naps briefly (to dodge demotion, or on a page fault or a lock)
+	 * gets neither.
 	 */
 	if (is_mlfq()) {
 		u64 slept = now - tctx->sleep_at;
 		u32 level = task_level(tctx);
 
-		if (slept >= tctx->allot_used && slept >= level_slice(level ? level - 1 : 0)) {
-			if (level)
-				tctx->level = level - 1;
+		if (slept >= tctx->allot_used) {
 			tctx->allot_used = 0;
+			if (level && slept >= level_slice(level - 1))
+				tctx->level = level - 1;
 		}
 	}
 	if (ts)
@@ -657,7 +674,7 @@ void BPF_STRUCT_OPS(llmos_exit_task, struct task_struct *p, struct scx_exit_task
 	bpf_task_storage_delete(&task_ctxs, p);
 }
 
-/* Moves every task queued on @from to @to, keeping its vtime order. */
+/* Moves every task queued on @from to @to, keeping their vtime order. */
 static void lift_queue(u64 from, u64 to)
 {
 	struct task_struct *p;
@@ -669,8 +686,8 @@ static void lift_queue(u64 from, u64 to)
 }
 
 /*
- * The periodic boost. Queued tasks are moved to the top-level queues so they
- * run before anything that demotes later; the rest catch up when they next
+ * The periodic boost. Queued tasks are moved to the lifted queues, served
+ * right after level 0 (see rank_slot()); the rest catch up when they next
  * wake or run (see catch_up_boost()).
  */
 static int boost_timerfn(void *map, int *key, struct bpf_timer *timer)
@@ -681,9 +698,9 @@ static int boost_timerfn(void *map, int *key, struct bpf_timer *timer)
 		boost_gen++;
 		bpf_for(level, 1, nr_levels) {
 			bpf_for(i, 0, nr_llcs)
-				lift_queue(llc_dsq(i, level), llc_dsq(i, 0));
+				lift_queue(llc_dsq(i, level), llc_dsq(i, LLMOS_LIFTED_SLOT));
 			bpf_for(i, 0, nr_cpu_ids)
-				lift_queue(cpu_dsq(i, level), cpu_dsq(i, 0));
+				lift_queue(cpu_dsq(i, level), cpu_dsq(i, LLMOS_LIFTED_SLOT));
 		}
 		stat_inc(LLMOS_STAT_BOOST);
 	}
@@ -693,21 +710,23 @@ static int boost_timerfn(void *map, int *key, struct bpf_timer *timer)
 
 static s32 create_dsqs(void)
 {
-	u32 level, i;
+	u32 rank, slot, i;
 	s32 err;
 
-	bpf_for(level, 0, nr_levels) {
+	/* Every level's queues and the lifted queues, whatever the policy. */
+	bpf_for(rank, 0, nr_levels + 1) {
+		slot = rank_slot(rank);
 		bpf_for(i, 0, nr_cpu_ids) {
-			err = scx_bpf_create_dsq(cpu_dsq(i, level), -1);
+			err = scx_bpf_create_dsq(cpu_dsq(i, slot), -1);
 			if (err) {
-				scx_bpf_error("failed to create DSQ for CPU %u level %u: %d", i, level, err);
+				scx_bpf_error("failed to create DSQ for CPU %u slot %u: %d", i, slot, err);
 				return err;
 			}
 		}
 		bpf_for(i, 0, nr_llcs) {
-			err = scx_bpf_create_dsq(llc_dsq(i, level), -1);
+			err = scx_bpf_create_dsq(llc_dsq(i, slot), -1);
 			if (err) {
-				scx_bpf_error("failed to create DSQ for LLC %u level %u: %d", i, level, err);
+				scx_bpf_error("failed to create DSQ for LLC %u slot %u: %d", i, slot, err);
 				return err;
 			}
 		}
