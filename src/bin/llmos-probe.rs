@@ -10,7 +10,7 @@
 //! stall cannot hide as one bad sample.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
@@ -149,18 +149,24 @@ fn main() -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let release = Arc::new(AtomicBool::new(false));
     let (tid_tx, tid_rx) = mpsc::channel();
+    // Every thread waits (asleep) until all exist: with thousands of
+    // spinners, creating threads while the first ones already spin would
+    // take the creator minutes of contended CPU.
+    let go = Arc::new(Barrier::new(nr_spinners + 2));
 
     let counters: Vec<Arc<AtomicU64>> = (0..nr_spinners).map(|_| Arc::default()).collect();
     let mut handles = Vec::new();
     for (idx, counter) in counters.iter().enumerate() {
-        let (counter, stop, release, tid_tx) = (
+        let (counter, stop, release, tid_tx, go) = (
             counter.clone(),
             stop.clone(),
             release.clone(),
             tid_tx.clone(),
+            go.clone(),
         );
         handles.push(thread::spawn(move || {
             tid_tx.send((format!("spinner{idx}"), gettid())).unwrap();
+            go.wait();
             while !stop.load(Ordering::Relaxed) {
                 for _ in 0..1024 {
                     counter.fetch_add(1, Ordering::Relaxed);
@@ -173,12 +179,14 @@ fn main() -> Result<()> {
     }
 
     let sleeper = {
-        let (stop, release, tid_tx) = (stop.clone(), release.clone(), tid_tx.clone());
+        let (stop, release, tid_tx, go) =
+            (stop.clone(), release.clone(), tid_tx.clone(), go.clone());
         let run_ns = opts.run_us * 1000;
         thread::spawn(move || {
             // SAFETY: prctl with PR_SET_TIMERSLACK takes a plain integer.
             unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
             tid_tx.send(("sleeper".to_string(), gettid())).unwrap();
+            go.wait();
             let mut samples = Vec::new();
             let mut deadline = now_ns() + period;
             while !stop.load(Ordering::Relaxed) {
@@ -199,6 +207,7 @@ fn main() -> Result<()> {
     for (name, tid) in &tids {
         println!("thread {name} tid={tid}");
     }
+    go.wait();
 
     // Spinner progress per interval, sampled on absolute deadlines.
     let interval = opts.interval_ms * 1_000_000;

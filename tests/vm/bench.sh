@@ -32,7 +32,7 @@ started=$(date -u '+%Y-%m-%d %H:%M UTC')
 VM_OUT=$PWD/$OUT VM_CPUS=${BENCH_CPUS:-1} VM_MEM=4G VM_TIMEOUT=5400 tests/vm/run.sh \
   tests/vm/guest/bench.sh "$PWD/target/release/scx_llmos" "$kconfig" "${BENCH_ROUNDS:-5}" \
   "${BENCH_PROBE_SECS:-8}" "${BENCH_SCALE:-10,100,1000,10000}" "${BENCH_MSG_LOOPS:-100}" |
-  sed "1i # bench: run $started under TCG ($(nproc) host cores)" | tee "$OUT/raw.txt"
+  sed -u "1i # bench: run $started under TCG ($(nproc) host cores)" | tee "$OUT/raw.txt"
 
 target/release/llmos-bench-report "$OUT/raw.txt" "$OUT/RESULTS.md" "$OUT/latency.dat" >/dev/null
 gnuplot <<GNUPLOT

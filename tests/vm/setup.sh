@@ -27,16 +27,11 @@ if ! [ -x /opt/virtiofsd/bin/virtiofsd ]; then
   echo "setup: building virtiofsd into /opt/virtiofsd (~2 min)"
   cargo install -q --locked --root /opt/virtiofsd virtiofsd@1.14.0
 fi
-# Comparison schedulers for the benchmark. scx_utils' build script needs a
-# clang, hence BPF_CLANG. scx_lavd is optional: the benchmark skips it when
-# it is not installed.
-for sched in scx_bpfland scx_lavd; do
-  [ -x /opt/scx/bin/$sched ] || [ -e /opt/scx/$sched.failed ] && continue
-  echo "setup: building $sched into /opt/scx (~5 min)"
-  if ! BPF_CLANG=clang-19 cargo install -q --locked --root /opt/scx $sched@1.1.4; then
-    [ $sched = scx_lavd ] || exit 1
-    echo "setup: scx_lavd did not build; the benchmark runs without it"
-    mkdir -p /opt/scx && touch /opt/scx/$sched.failed
-  fi
-done
+# The comparison scheduler for the benchmark; scx_utils' build script needs
+# a clang, hence BPF_CLANG. (tests/vm/bench.sh also runs scx_lavd when it is
+# in /opt/scx/bin; it is not installed here yet.)
+if ! [ -x /opt/scx/bin/scx_bpfland ]; then
+  echo "setup: building scx_bpfland into /opt/scx (~4 min)"
+  BPF_CLANG=clang-19 cargo install -q --locked --root /opt/scx scx_bpfland@1.1.4
+fi
 echo "setup: done (add /opt/vng/bin:/opt/virtiofsd/bin to PATH; tests/vm/run.sh does)"
