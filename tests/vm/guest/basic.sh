@@ -9,16 +9,7 @@ OUT=$2
 SYS=/sys/kernel/sched_ext
 NCPU=$(nproc)
 STRESS_SECS=${STRESS_SECS:-30}
-failures=0
-
-ok() { echo "ok $1: $2"; }
-fail() { echo "FAIL $1: $2"; failures=$((failures + 1)); }
-verdict() { # NAME DETAIL CONDITION...
-  local name=$1 detail=$2
-  shift 2
-  if "$@"; then ok "$name" "$detail"; else fail "$name" "$detail"; fi
-}
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
+. "$(dirname "$0")/checks.sh"
 state() { cat "$SYS/state"; }
 
 # Waits up to $2 seconds for sched_ext state $1; prints the milliseconds taken.

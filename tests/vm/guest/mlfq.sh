@@ -16,16 +16,7 @@ PROBE=$(dirname "$BIN")/llmos-probe
 SYS=/sys/kernel/sched_ext
 NCPU=$(nproc)
 PROBE_SECS=12
-failures=0
-
-ok() { echo "ok $1: $2"; }
-fail() { echo "FAIL $1: $2"; failures=$((failures + 1)); }
-verdict() { # NAME DETAIL CONDITION...
-  local name=$1 detail=$2
-  shift 2
-  if "$@"; then ok "$name" "$detail"; else fail "$name" "$detail"; fi
-}
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
+. "$(dirname "$0")/checks.sh"
 wait_for() { # SECONDS CONDITION...: polls every 50 ms
   local deadline=$(($(now_ms) + $1 * 1000))
   shift
