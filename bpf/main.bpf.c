@@ -13,8 +13,9 @@
  * - vtime: one level; the key is CPU time scaled by weight (nice).
  * - mlfq: nr_levels levels with growing slices. A task that uses its level's
  *   allotment, counted across slices, drops a level; a task that sleeps longer
- *   than it ran climbs one; every boost_interval_ns everything returns to the
- *   top. A waking task preempts a CPU running a lower level.
+ *   than it ran gets its allotment back, and climbs a level if it slept a
+ *   slice of the level above; every boost_interval_ns everything returns to
+ *   the top. A waking task preempts a CPU running a lower level.
  */
 #include <scx/common.bpf.h>
 #include "intf.h"
