@@ -53,12 +53,13 @@ qemu_opts+=" -device virtio-serial-pci,id=klogbus -device virtconsole,chardev=kl
 # seconds and nothing here needs them.
 blacklist="modprobe.blacklist=kvm,kvm_amd,kvm_intel,ccp,ahci,libahci,libata,sr_mod,cdrom,sg,scsi_mod,psmouse,aesni_intel,i2c_i801,iTCO_wdt,intel_pmc_bxt,lpc_ich,pcspkr,serio_raw,evdev,qemu_fw_cfg,i6300esb,button"
 
-# vng reopens stdout, so its output is piped, never redirected; timeout guards
+# vng (qemu) reopens stdout and stderr with truncation, so both are piped,
+# never left on a file the caller redirected; timeout guards
 # against a hung guest hanging the caller for ever.
 set +e
 timeout "${VM_TIMEOUT:-900}" vng "${kernel_args[@]}" "${accel[@]}" \
   -p "${VM_CPUS:-2}" -m "${VM_MEM:-2G}" --rwdir="$VM_OUT" \
-  -a "$blacklist console=hvc0 loglevel=6" --qemu-opts="$qemu_opts" -- "$@" | cat
+  -a "$blacklist console=hvc0 loglevel=6" --qemu-opts="$qemu_opts" -- "$@" 2>&1 | cat
 status=${PIPESTATUS[0]}
 set -e
 if ((status == 124)); then
