@@ -91,11 +91,13 @@ fn missing_or_failed(expected: &[&str], output: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn vm_attach_stress_pinning_detach_and_bad_input() {
-    let out = out_dir("vm-basic");
-    let (success, output) = run_in_vm("tests/vm/guest/basic.sh", &out, 2);
-    let problems = missing_or_failed(BASIC_CHECKS, &output);
+/// Runs a guest script in a fresh VM and fails unless every expected check
+/// reported "ok", no other check failed and the guest exited 0. Returns the
+/// directory the guest wrote its files to.
+fn run_guest_checks(script: &str, out_name: &str, cpus: u32, expected: &[&str]) -> PathBuf {
+    let out = out_dir(out_name);
+    let (success, output) = run_in_vm(script, &out, cpus);
+    let problems = missing_or_failed(expected, &output);
     assert!(
         problems.is_empty(),
         "VM checks failed:\n{}",
@@ -107,6 +109,12 @@ fn vm_attach_stress_pinning_detach_and_bad_input() {
         "unlisted checks failed: {unexpected:?}"
     );
     assert!(success, "the guest script or the VM exited non-zero");
+    out
+}
+
+#[test]
+fn vm_attach_stress_pinning_detach_and_bad_input() {
+    run_guest_checks("tests/vm/guest/basic.sh", "vm-basic", 2, BASIC_CHECKS);
 }
 
 #[test]
@@ -349,15 +357,7 @@ fn judge_mlfq(out: &Path) -> Vec<String> {
 fn vm_mlfq_levels_boost_latency_and_accounting() {
     // One vCPU: under TCG it is never descheduled by the emulator, so the
     // latencies are the scheduler's (see tests/vm/guest/mlfq.sh).
-    let out = out_dir("vm-mlfq");
-    let (success, output) = run_in_vm("tests/vm/guest/mlfq.sh", &out, 1);
-    let problems = missing_or_failed(MLFQ_GUEST_CHECKS, &output);
-    assert!(
-        problems.is_empty(),
-        "VM checks failed:\n{}",
-        problems.join("\n")
-    );
-    assert!(success, "the guest script or the VM exited non-zero");
+    let out = run_guest_checks("tests/vm/guest/mlfq.sh", "vm-mlfq", 1, MLFQ_GUEST_CHECKS);
     let verdicts = judge_mlfq(&out);
     println!("--- judged from the files in {} ---", out.display());
     for line in &verdicts {
