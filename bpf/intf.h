@@ -22,22 +22,43 @@ enum llmos_consts {
 	/* Entries in the per-thread statistics map (least recently used go first). */
 	LLMOS_MAX_THREADS = 32768,
 
+	/* Priority rules and affinity groups from the config file. */
+	LLMOS_MAX_PRIO_RULES = 32,
+	LLMOS_MAX_GROUPS = 16,
+	/* Static priorities run 0..LLMOS_MAX_PRIO, the scale of 19 - nice. */
+	LLMOS_MAX_PRIO = 39,
+	/* Deepest cgroup a rule may name. */
+	LLMOS_MAX_CGROUP_DEPTH = 64,
+	/* Words of a CPU bitmap. */
+	LLMOS_CPU_WORDS = LLMOS_MAX_CPUS / 64,
+
 	/*
-	 * DSQ ids. Each CPU and each last-level cache owns LLMOS_DSQ_SLOTS
-	 * queues: one per priority level, then one for tasks a boost lifted
-	 * to the top. CPU <cpu>'s queues, for tasks that may run only there,
-	 * are <cpu> * LLMOS_DSQ_SLOTS + <slot>; LLC <llc>'s, for tasks that
-	 * can run anywhere in it, LLMOS_LLC_DSQ_BASE + <llc> *
-	 * LLMOS_DSQ_SLOTS + <slot>.
+	 * Queue slots. Each policy owns its slots, so a live policy switch
+	 * knows exactly which queued tasks to carry over: those in slots the
+	 * new policy does not serve. mlfq owns one slot per level plus one
+	 * for tasks a boost lifted to the top; every other policy owns one.
 	 */
 	LLMOS_LIFTED_SLOT = LLMOS_MAX_LEVELS,
-	LLMOS_DSQ_SLOTS = LLMOS_MAX_LEVELS + 1,
+	LLMOS_VTIME_SLOT,
+	LLMOS_PRIO_SLOT,
+	LLMOS_AFFINITY_SLOT,
+	LLMOS_FIFO_SLOT,
+	LLMOS_RR_SLOT,
+	LLMOS_DSQ_SLOTS,
+
+	/*
+	 * DSQ ids. CPU <cpu>'s queues, for tasks that may run only there (and
+	 * for the affinity policy, tasks placed there for cache warmth), are
+	 * <cpu> * LLMOS_DSQ_SLOTS + <slot>; LLC <llc>'s, for tasks that can
+	 * run anywhere in it, LLMOS_LLC_DSQ_BASE + <llc> * LLMOS_DSQ_SLOTS +
+	 * <slot>.
+	 */
 	LLMOS_LLC_DSQ_BASE = 1 << 20,
 };
 
 /*
- * Scheduling policies. The active one lives in .bss and is read on the hot
- * path, so the loader can change it without reloading the program.
+ * Scheduling policies. The active one lives in .data and is read on the hot
+ * path, so the loader can switch it without detaching the scheduler.
  */
 enum llmos_policy {
 	/* Weighted fair virtual time: CPU shares follow nice weights. */
@@ -48,7 +69,33 @@ enum llmos_policy {
 	 * periodic boost of everything to the top.
 	 */
 	LLMOS_POLICY_MLFQ = 1,
+	/* Static priority (nice or config rules); waiting raises it (aging). */
+	LLMOS_POLICY_PRIO = 2,
+	/* vtime order; placement keeps threads on their CPU, LLC or group CPUs. */
+	LLMOS_POLICY_AFFINITY = 3,
+	/* Arrival order; a thread runs until it sleeps (or a safety cap). */
+	LLMOS_POLICY_FIFO = 4,
+	/* Arrival order with a fixed slice. */
+	LLMOS_POLICY_RR = 5,
 	LLMOS_NR_POLICIES,
+};
+
+/* What a priority rule or affinity group matches on. */
+enum llmos_match {
+	LLMOS_MATCH_COMM = 0,	/* the thread's name, exactly */
+	LLMOS_MATCH_CGROUP = 1,	/* a cgroup (v2) or any cgroup below it */
+	LLMOS_MATCH_UID = 2,	/* the thread's real uid */
+	LLMOS_MATCH_PID = 3,	/* every thread of a process */
+};
+
+/* One config rule; the first that matches a thread wins. */
+struct llmos_rule {
+	u32 match;		/* enum llmos_match */
+	u32 value;		/* priority rule: the priority; group: unused */
+	u64 id;			/* uid, pid, or cgroup id */
+	u32 cgroup_level;	/* depth of the cgroup below the root */
+	u32 pad;
+	char comm[16];
 };
 
 /* Per-CPU event counters, summed by the loader for --stats. */
@@ -57,10 +104,13 @@ enum llmos_stat {
 	LLMOS_STAT_KTHREAD_DISPATCH,	/* per-CPU kthread to its own CPU */
 	LLMOS_STAT_PINNED_DISPATCH,	/* single-CPU task to its CPU's DSQ */
 	LLMOS_STAT_SHARED_DISPATCH,	/* queued on its LLC's shared DSQ */
-	LLMOS_STAT_STEAL,		/* idle CPU pulled work from another LLC */
+	LLMOS_STAT_STEAL,		/* idle CPU pulled work from another LLC or CPU */
 	LLMOS_STAT_SLICE_REFILL,	/* nothing else to run: prev kept the CPU */
-	LLMOS_STAT_PREEMPT,		/* a waking task kicked a lower-level one off its CPU */
+	LLMOS_STAT_PREEMPT,		/* a waking task kicked a lower-ranked one off its CPU */
 	LLMOS_STAT_BOOST,		/* periodic boosts of every task to the top level */
+	LLMOS_STAT_CPU_QUEUE,		/* affinity: queued on its own CPU for cache warmth */
+	LLMOS_STAT_SWITCH,		/* live policy switches carried out */
+	LLMOS_STAT_CARRIED,		/* queued tasks moved to a new policy's queues */
 	LLMOS_STAT_LEVEL_RUN,		/* first of LLMOS_MAX_LEVELS: tasks started per level */
 	LLMOS_NR_STATS = LLMOS_STAT_LEVEL_RUN + LLMOS_MAX_LEVELS,
 };
@@ -72,6 +122,8 @@ struct llmos_thread_stats {
 	char comm[16];
 	u32 level;		/* current MLFQ level (0 = top) */
 	s32 last_cpu;		/* CPU it last ran on */
+	u32 priority;		/* static priority (prio policy), 0..LLMOS_MAX_PRIO */
+	s32 group;		/* affinity group from the config, or -1 */
 	u64 runtime_ns;		/* CPU time while scx_llmos was attached */
 	u64 wait_ns;		/* time spent runnable but not running */
 	u64 nr_runs;		/* times it got a CPU */

@@ -5,14 +5,17 @@
 
 mod bpf_intf;
 mod bpf_skel;
+mod config;
+mod ctl;
 mod kconfig;
 mod preflight;
+mod rules;
 mod stats;
 mod threads;
 
 use std::collections::BTreeMap;
 use std::mem::MaybeUninit;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -41,6 +44,18 @@ enum Policy {
     /// Weighted fair virtual time: each thread gets CPU in proportion to its
     /// nice weight, and a waking thread gets at most one slice of credit.
     Vtime,
+    /// Static priority from nice or the config's [[priority]] rules: higher
+    /// runs first; waiting raises a thread one step per --prio-aging-ms, so
+    /// nothing starves.
+    Prio,
+    /// Cache- and group-aware placement: threads stay on their CPU while it
+    /// is not overloaded, [[group]] threads prefer their CPUs; vtime order.
+    Affinity,
+    /// First come, first served: a thread runs until it sleeps (at most
+    /// 100 ms at a time).
+    Fifo,
+    /// Round robin: first come, first served with a fixed --slice-us.
+    Rr,
 }
 
 impl Policy {
@@ -48,6 +63,10 @@ impl Policy {
         match self {
             Policy::Mlfq => bpf_intf::llmos_policy_LLMOS_POLICY_MLFQ,
             Policy::Vtime => bpf_intf::llmos_policy_LLMOS_POLICY_VTIME,
+            Policy::Prio => bpf_intf::llmos_policy_LLMOS_POLICY_PRIO,
+            Policy::Affinity => bpf_intf::llmos_policy_LLMOS_POLICY_AFFINITY,
+            Policy::Fifo => bpf_intf::llmos_policy_LLMOS_POLICY_FIFO,
+            Policy::Rr => bpf_intf::llmos_policy_LLMOS_POLICY_RR,
         }
     }
 
@@ -55,7 +74,22 @@ impl Policy {
         match self {
             Policy::Mlfq => "mlfq",
             Policy::Vtime => "vtime",
+            Policy::Prio => "prio",
+            Policy::Affinity => "affinity",
+            Policy::Fifo => "fifo",
+            Policy::Rr => "rr",
         }
+    }
+
+    /// Parses a policy name as the command line does.
+    fn parse(name: &str) -> Result<Self> {
+        Policy::from_str(name, false).map_err(|_| {
+            let names: Vec<&str> = Policy::value_variants().iter().map(|p| p.name()).collect();
+            anyhow::anyhow!(
+                "unknown policy '{name}' (expected one of: {})",
+                names.join(", ")
+            )
+        })
     }
 }
 
@@ -63,26 +97,33 @@ impl Policy {
 /// responsive under load.
 ///
 /// Runs until interrupted (Ctrl-C or SIGTERM); the kernel then returns every
-/// thread to its default scheduler.
+/// thread to its default scheduler. Options given here override --config.
 #[derive(Debug, Parser)]
 #[command(name = SCHEDULER_NAME, version)]
 struct Opts {
     #[command(subcommand)]
     command: Option<Command>,
 
-    /// Scheduling policy.
-    #[arg(long, value_enum, default_value_t = Policy::Mlfq)]
-    policy: Policy,
+    /// Scheduling policy (default: mlfq). `scx_llmos ctl policy P` switches
+    /// it while the scheduler runs.
+    #[arg(long, value_enum)]
+    policy: Option<Policy>,
 
-    /// vtime policy: time slice in microseconds, how long a thread may run
-    /// before others waiting for its CPU get a turn (100 to 100000; the
-    /// default is the kernel's default sched_ext slice).
-    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(100..=100_000))]
-    slice_us: u64,
+    /// TOML file with tunables (the options below, as `slice_us = 5000`),
+    /// [[priority]] rules and affinity [[group]]s; see the README.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
 
-    /// mlfq policy: number of priority levels (2 to 8).
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(2..=8))]
-    mlfq_levels: u32,
+    /// Time slice in microseconds of the vtime, prio, affinity and rr
+    /// policies: how long a thread may run before others waiting for its
+    /// CPU get a turn (100 to 100000; default 20000, the kernel's default
+    /// sched_ext slice).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(100..=100_000))]
+    slice_us: Option<u64>,
+
+    /// mlfq policy: number of priority levels (2 to 8; default 4).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(2..=8))]
+    mlfq_levels: Option<u32>,
 
     /// mlfq policy: each level's time slice in microseconds, top level first,
     /// comma-separated, one per level (each 100 to 100000). A thread that
@@ -92,9 +133,18 @@ struct Opts {
     mlfq_slices_us: Vec<u64>,
 
     /// mlfq policy: every this many milliseconds every thread returns to the
-    /// top level, so nothing starves (10 to 2000).
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=2000))]
-    boost_ms: u64,
+    /// top level, so nothing starves (10 to 2000; default 1000).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(10..=2000))]
+    boost_ms: Option<u64>,
+
+    /// prio policy: a waiting thread gains one priority step per this many
+    /// milliseconds, so none waits longer than 39 steps (1 to 50; default 10).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=50))]
+    prio_aging_ms: Option<u64>,
+
+    /// The control socket `scx_llmos ctl` talks to.
+    #[arg(long, value_name = "PATH", default_value = ctl::DEFAULT_SOCKET)]
+    ctl_socket: PathBuf,
 
     /// Print dispatch statistics every SEC seconds (0.1 to 3600).
     #[arg(long, value_name = "SEC", value_parser = parse_interval)]
@@ -113,9 +163,39 @@ struct Opts {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Print the per-thread table of the running scx_llmos (as root):
-    /// level, CPU time, time waiting, runs, switches, migrations, demotions
-    /// and boosts of every thread.
+    /// level, CPU time, time waiting, runs, switches, migrations, demotions,
+    /// boosts, priority and affinity group of every thread.
     Threads(ThreadsOpts),
+    /// Control the running scx_llmos (as root) without detaching it.
+    #[command(subcommand)]
+    Ctl(CtlCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum CtlCommand {
+    /// Switch to another policy; queued threads are carried over.
+    Policy {
+        #[arg(value_enum)]
+        policy: Policy,
+    },
+    /// Change a tunable: slice_us, mlfq_slices_us, boost_ms or prio_aging_ms.
+    Set {
+        #[arg(value_name = "KEY=VALUE")]
+        assignment: String,
+    },
+    /// Show the active policy and tunables.
+    Status,
+}
+
+impl CtlCommand {
+    /// The request line sent over the control socket.
+    fn request(&self) -> String {
+        match self {
+            CtlCommand::Policy { policy } => format!("policy {}", policy.name()),
+            CtlCommand::Set { assignment } => format!("set {assignment}"),
+            CtlCommand::Status => "status".into(),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -131,6 +211,55 @@ struct ThreadsOpts {
     /// With --interval: stop after this many tables.
     #[arg(long, requires = "interval")]
     count: Option<u64>,
+}
+
+/// The tunables in force: the command line over the config file over the
+/// defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Settings {
+    policy: Policy,
+    slice_us: u64,
+    mlfq_levels: u32,
+    mlfq_slices_us: Vec<u64>,
+    boost_ms: u64,
+    prio_aging_ms: u64,
+}
+
+impl Settings {
+    fn resolve(opts: &Opts, file: &config::Config) -> Result<Self> {
+        let policy = match (opts.policy, file.policy) {
+            (Some(policy), _) => policy,
+            (None, Some(name)) => Policy::parse(name.as_str())?,
+            (None, None) => Policy::Mlfq,
+        };
+        let mlfq_levels = opts.mlfq_levels.or(file.mlfq_levels).unwrap_or(4);
+        let given_slices = match (&opts.mlfq_slices_us[..], &file.mlfq_slices_us) {
+            ([], Some(slices)) => &slices[..],
+            (slices, _) => slices,
+        };
+        Ok(Self {
+            policy,
+            slice_us: opts.slice_us.or(file.slice_us).unwrap_or(20_000),
+            mlfq_levels,
+            mlfq_slices_us: mlfq_slices_us(mlfq_levels, given_slices)?,
+            boost_ms: opts.boost_ms.or(file.boost_ms).unwrap_or(1000),
+            prio_aging_ms: opts.prio_aging_ms.or(file.prio_aging_ms).unwrap_or(10),
+        })
+    }
+
+    /// `ctl status`: one "key value" line per setting.
+    fn describe(&self) -> String {
+        let slices: Vec<String> = self.mlfq_slices_us.iter().map(u64::to_string).collect();
+        format!(
+            "policy {}\nslice_us {}\nmlfq_levels {}\nmlfq_slices_us {}\nboost_ms {}\nprio_aging_ms {}",
+            self.policy.name(),
+            self.slice_us,
+            self.mlfq_levels,
+            slices.join(","),
+            self.boost_ms,
+            self.prio_aging_ms
+        )
+    }
 }
 
 /// The MLFQ level slices in microseconds: the user's list, which must have
@@ -173,16 +302,25 @@ fn llc_table(cpu_llcs: &BTreeMap<usize, usize>) -> (Vec<u32>, u32) {
     (table, dense.len() as u32)
 }
 
+/// How long a policy switch may take to settle before `ctl` reports an error;
+/// the BPF tick settles it within 10 ms.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
+
 struct Scheduler<'a> {
     skel: BpfSkel<'a>,
     struct_ops: Option<libbpf_rs::Link>,
     stats_interval: Option<Duration>,
-    levels: usize,
+    settings: Settings,
+    control: ctl::Listener,
 }
 
 impl<'a> Scheduler<'a> {
-    fn init(opts: &Opts, open_object: &'a mut MaybeUninit<OpenObject>) -> Result<Self> {
-        let slices_us = mlfq_slices_us(opts.mlfq_levels, &opts.mlfq_slices_us)?;
+    fn init(
+        opts: &Opts,
+        settings: &Settings,
+        file: &config::Config,
+        open_object: &'a mut MaybeUninit<OpenObject>,
+    ) -> Result<Self> {
         let topo = Topology::new().context("failed to read the CPU topology")?;
         let cpu_llcs: BTreeMap<usize, usize> = topo
             .all_cpus
@@ -200,6 +338,9 @@ impl<'a> Scheduler<'a> {
                 bpf_intf::llmos_consts_LLMOS_MAX_LLCS
             );
         }
+        let tables = rules::Tables::build(file, cpu_llc.len())?;
+        // Before attaching: a scheduler nobody can control must not start.
+        let control = ctl::Listener::bind(&opts.ctl_socket)?;
 
         let mut skel_builder = BpfSkelBuilder::default();
         skel_builder.obj_builder.debug(opts.verbose > 0);
@@ -216,40 +357,38 @@ impl<'a> Scheduler<'a> {
         skel.struct_ops.llmos_ops_mut().exit_dump_len = opts.exit_dump_len;
 
         let rodata = skel.maps.rodata_data.as_mut().unwrap();
-        rodata.slice_ns = opts.slice_us * 1000;
         rodata.nr_llcs = nr_llcs;
         rodata.cpu_llc[..cpu_llc.len()].copy_from_slice(&cpu_llc);
-        rodata.nr_levels = opts.mlfq_levels;
-        for (dst, us) in rodata.level_slice_ns.iter_mut().zip(&slices_us) {
+        rodata.nr_levels = settings.mlfq_levels;
+        tables.write_to(rodata);
+        let data = skel.maps.data_data.as_mut().unwrap();
+        data.active_policy = settings.policy.bpf_id();
+        data.slice_ns = settings.slice_us * 1000;
+        data.boost_interval_ns = settings.boost_ms * 1_000_000;
+        data.prio_aging_ns = settings.prio_aging_ms * 1_000_000;
+        let bss = skel.maps.bss_data.as_mut().unwrap();
+        for (dst, us) in bss.level_slice_ns.iter_mut().zip(&settings.mlfq_slices_us) {
             *dst = us * 1000;
         }
-        rodata.boost_interval_ns = opts.boost_ms * 1_000_000;
-        skel.maps.data_data.as_mut().unwrap().active_policy = opts.policy.bpf_id();
 
         let mut skel = scx_ops_load!(skel, llmos_ops, uei)?;
         let struct_ops = Some(scx_ops_attach!(skel, llmos_ops)?);
-        let tuning = match opts.policy {
-            Policy::Mlfq => format!(
-                "level slices {slices_us:?} us, boost every {} ms",
-                opts.boost_ms
-            ),
-            Policy::Vtime => format!("slice {} us", opts.slice_us),
-        };
         info!(
-            "{SCHEDULER_NAME} {} attached: policy {}, {tuning}, {} CPUs in {nr_llcs} LLCs",
+            "{SCHEDULER_NAME} {} attached: policy {}, {} CPUs in {nr_llcs} LLCs, {} priority rules, {} affinity groups, control socket {}",
             env!("CARGO_PKG_VERSION"),
-            opts.policy.name(),
+            settings.policy.name(),
             cpu_llcs.len(),
+            file.priority_rules.len(),
+            file.groups.len(),
+            opts.ctl_socket.display(),
         );
 
         Ok(Self {
             skel,
             struct_ops,
             stats_interval: opts.stats,
-            levels: match opts.policy {
-                Policy::Mlfq => opts.mlfq_levels as usize,
-                Policy::Vtime => 1,
-            },
+            settings: settings.clone(),
+            control,
         })
     }
 
@@ -257,14 +396,21 @@ impl<'a> Scheduler<'a> {
         let mut last_counters = stats::read(&self.skel.maps.stats)?;
         let mut last_report = Instant::now();
         while !shutdown.load(Ordering::Relaxed) && !uei_exited!(&self.skel, uei) {
-            std::thread::sleep(POLL_INTERVAL);
+            if let Some(request) = self.control.next(POLL_INTERVAL) {
+                let reply = match self.handle(&request.command) {
+                    Ok(text) => format!("ok: {text}"),
+                    Err(err) => format!("error: {err:#}"),
+                };
+                request.reply(reply);
+            }
             if let Some(interval) = self.stats_interval {
                 if last_report.elapsed() >= interval {
                     let counters = stats::read(&self.skel.maps.stats)?;
-                    println!(
-                        "{}",
-                        stats::format_delta(&last_counters, &counters, self.levels)
-                    );
+                    let levels = match self.settings.policy {
+                        Policy::Mlfq => self.settings.mlfq_levels as usize,
+                        _ => 1,
+                    };
+                    println!("{}", stats::format_delta(&last_counters, &counters, levels));
                     last_counters = counters;
                     last_report = Instant::now();
                 }
@@ -273,6 +419,99 @@ impl<'a> Scheduler<'a> {
         // Dropping the link detaches the scheduler; the kernel then records why.
         self.struct_ops.take();
         uei_report!(&self.skel, uei)
+    }
+
+    /// Carries out one control request; returns what to tell the client.
+    fn handle(&mut self, command: &str) -> Result<String> {
+        let (verb, arg) = command.split_once(' ').unwrap_or((command, ""));
+        match verb {
+            "policy" => self.switch_policy(Policy::parse(arg.trim())?),
+            "set" => self.set_tunable(config::parse_tunable(arg.trim())?),
+            "status" => Ok(self.settings.describe()),
+            _ => bail!("unknown request '{command}' (expected policy, set or status)"),
+        }
+    }
+
+    /// Switches the running scheduler's policy and waits until every queued
+    /// task has been carried over to the new policy's queues.
+    fn switch_policy(&mut self, policy: Policy) -> Result<String> {
+        let old = self.settings.policy;
+        let start = Instant::now();
+        let data = self.skel.maps.data_data.as_deref_mut().unwrap();
+        // SAFETY: data and bss are the BPF program's mmapped globals, which it
+        // reads and writes concurrently: volatile accesses keep each one.
+        unsafe { std::ptr::write_volatile(&mut data.active_policy, policy.bpf_id()) };
+        let bss = self.skel.maps.bss_data.as_deref_mut().unwrap();
+        // SAFETY: as above.
+        let seq = unsafe { std::ptr::read_volatile(&bss.policy_seq) } + 1;
+        // The policy must be visible before the sequence number that announces it.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        // SAFETY: as above.
+        unsafe { std::ptr::write_volatile(&mut bss.policy_seq, seq) };
+        self.settings.policy = policy;
+        // SAFETY: as above.
+        while unsafe { std::ptr::read_volatile(&bss.settled_seq) } < seq {
+            if start.elapsed() > SETTLE_TIMEOUT {
+                bail!(
+                    "policy {} is active but queued tasks were not carried over within {} s",
+                    policy.name(),
+                    SETTLE_TIMEOUT.as_secs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        info!(
+            "policy {} -> {} (settled in {} us)",
+            old.name(),
+            policy.name(),
+            start.elapsed().as_micros()
+        );
+        Ok(format!("policy {} (was {})", policy.name(), old.name()))
+    }
+
+    /// Changes a tunable of the running scheduler; it applies to the next
+    /// scheduling decision.
+    fn set_tunable(&mut self, tunable: config::Tunable) -> Result<String> {
+        let data = self.skel.maps.data_data.as_deref_mut().unwrap();
+        let settings = &mut self.settings;
+        // SAFETY (all writes below): data and bss are the BPF program's
+        // mmapped globals; volatile writes reach it as they are.
+        match &tunable {
+            config::Tunable::SliceUs(us) => {
+                unsafe { std::ptr::write_volatile(&mut data.slice_ns, us * 1000) };
+                settings.slice_us = *us;
+            }
+            config::Tunable::BoostMs(ms) => {
+                unsafe { std::ptr::write_volatile(&mut data.boost_interval_ns, ms * 1_000_000) };
+                settings.boost_ms = *ms;
+            }
+            config::Tunable::PrioAgingMs(ms) => {
+                unsafe { std::ptr::write_volatile(&mut data.prio_aging_ns, ms * 1_000_000) };
+                settings.prio_aging_ms = *ms;
+            }
+            config::Tunable::MlfqSlicesUs(slices) => {
+                if slices.len() != settings.mlfq_levels as usize {
+                    bail!(
+                        "mlfq_slices_us needs one value per level: {} values, {} levels",
+                        slices.len(),
+                        settings.mlfq_levels
+                    );
+                }
+                let bss = self.skel.maps.bss_data.as_deref_mut().unwrap();
+                for (dst, us) in bss.level_slice_ns.iter_mut().zip(slices) {
+                    unsafe { std::ptr::write_volatile(dst, us * 1000) };
+                }
+                settings.mlfq_slices_us = slices.clone();
+            }
+        }
+        let description = settings
+            .describe()
+            .lines()
+            .find(|line| line.starts_with(tunable.key()))
+            .unwrap_or_default()
+            .replacen(' ', " = ", 1);
+        info!("set {description}");
+        Ok(description)
     }
 }
 
@@ -301,12 +540,23 @@ fn init_logging() -> Result<()> {
 }
 
 fn run(opts: &Opts) -> Result<()> {
-    if let Some(Command::Threads(threads)) = &opts.command {
-        // SAFETY: geteuid() has no preconditions and cannot fail.
-        preflight::require_root(unsafe { libc::geteuid() })?;
-        return threads::show(threads.pid, threads.interval, threads.count);
+    match &opts.command {
+        Some(Command::Threads(threads)) => {
+            // SAFETY: geteuid() has no preconditions and cannot fail.
+            preflight::require_root(unsafe { libc::geteuid() })?;
+            return threads::show(threads.pid, threads.interval, threads.count);
+        }
+        Some(Command::Ctl(command)) => {
+            println!("{}", ctl::send(&opts.ctl_socket, &command.request())?);
+            return Ok(());
+        }
+        None => {}
     }
-    mlfq_slices_us(opts.mlfq_levels, &opts.mlfq_slices_us)?;
+    let file = match &opts.config {
+        Some(path) => config::load(path)?,
+        None => config::Config::default(),
+    };
+    let settings = Settings::resolve(opts, &file)?;
     preflight::require_sched_ext_free(Path::new(preflight::SCHED_EXT_SYSFS))?;
     // SAFETY: geteuid() has no preconditions and cannot fail.
     preflight::require_root(unsafe { libc::geteuid() })?;
@@ -318,12 +568,15 @@ fn run(opts: &Opts) -> Result<()> {
         .context("failed to install the SIGINT/SIGTERM handler")?;
 
     let mut open_object = MaybeUninit::uninit();
+    let mut settings = settings;
     loop {
-        let mut sched = Scheduler::init(opts, &mut open_object)?;
+        let mut sched = Scheduler::init(opts, &settings, &file, &mut open_object)?;
         let exit_info = sched.run(&shutdown)?;
         if !exit_info.should_restart() {
             return Ok(());
         }
+        // A restart keeps what `ctl` changed.
+        settings = sched.settings.clone();
         info!("the kernel asked {SCHEDULER_NAME} to restart");
     }
 }
@@ -365,13 +618,74 @@ mod tests {
             .map_err(|e| one_line_clap_error(&e))
     }
 
+    fn settings(args: &[&str], file: &str) -> Result<Settings> {
+        Settings::resolve(&parse(args).unwrap(), &config::parse(file)?)
+    }
+
     #[test]
     fn defaults() {
         let opts = parse(&[]).unwrap();
-        assert_eq!(opts.policy, Policy::Mlfq);
-        assert_eq!((opts.mlfq_levels, opts.boost_ms), (4, 1000));
-        assert_eq!(opts.slice_us, 20_000);
         assert_eq!(opts.stats, None);
+        assert_eq!(opts.ctl_socket, PathBuf::from("/run/scx_llmos.sock"));
+        assert_eq!(
+            settings(&[], "").unwrap(),
+            Settings {
+                policy: Policy::Mlfq,
+                slice_us: 20_000,
+                mlfq_levels: 4,
+                mlfq_slices_us: vec![1000, 2000, 4000, 8000],
+                boost_ms: 1000,
+                prio_aging_ms: 10,
+            }
+        );
+    }
+
+    #[test]
+    fn command_line_overrides_the_config_file() {
+        let file = "policy = \"prio\"\nslice_us = 5000\nmlfq_levels = 2\nboost_ms = 100\n";
+        let from_file = settings(&[], file).unwrap();
+        assert_eq!(
+            (from_file.policy, from_file.slice_us, from_file.boost_ms),
+            (Policy::Prio, 5000, 100)
+        );
+        assert_eq!(from_file.mlfq_slices_us, vec![1000, 2000]);
+        let both = settings(&["--policy", "rr", "--slice-us", "700"], file).unwrap();
+        assert_eq!((both.policy, both.slice_us, both.boost_ms), (Policy::Rr, 700, 100));
+        assert_eq!(
+            settings(&["--mlfq-slices-us", "100,200,300"], "mlfq_levels = 2").unwrap_err().to_string(),
+            "--mlfq-slices-us has 3 values but --mlfq-levels is 2"
+        );
+    }
+
+    #[test]
+    fn policy_names_round_trip() {
+        for policy in Policy::value_variants() {
+            assert_eq!(Policy::parse(policy.name()).unwrap(), *policy);
+        }
+        assert_eq!(
+            Policy::parse("lottery").unwrap_err().to_string(),
+            "unknown policy 'lottery' (expected one of: mlfq, vtime, prio, affinity, fifo, rr)"
+        );
+    }
+
+    #[test]
+    fn ctl_requests() {
+        let request = |args: &[&str]| match parse(args).unwrap().command {
+            Some(Command::Ctl(command)) => command.request(),
+            other => panic!("not a ctl command: {other:?}"),
+        };
+        assert_eq!(request(&["ctl", "policy", "fifo"]), "policy fifo");
+        assert_eq!(request(&["ctl", "set", "boost_ms=500"]), "set boost_ms=500");
+        assert_eq!(request(&["ctl", "status"]), "status");
+        assert!(parse(&["ctl", "policy", "lottery"]).is_err());
+    }
+
+    #[test]
+    fn status_lists_every_setting() {
+        assert_eq!(
+            settings(&[], "").unwrap().describe(),
+            "policy mlfq\nslice_us 20000\nmlfq_levels 4\nmlfq_slices_us 1000,2000,4000,8000\nboost_ms 1000\nprio_aging_ms 10"
+        );
     }
 
     #[test]
@@ -379,14 +693,17 @@ mod tests {
         let err = parse(&["--policy", "lottery"]).unwrap_err();
         assert_eq!(
             err,
-            "error: invalid value 'lottery' for '--policy <POLICY>' [possible values: mlfq, vtime]"
+            "error: invalid value 'lottery' for '--policy <POLICY>' [possible values: mlfq, vtime, prio, affinity, fifo, rr]"
         );
     }
 
     #[test]
     fn slice_bounds() {
-        assert_eq!(parse(&["--slice-us", "100"]).unwrap().slice_us, 100);
-        assert_eq!(parse(&["--slice-us", "100000"]).unwrap().slice_us, 100_000);
+        assert_eq!(parse(&["--slice-us", "100"]).unwrap().slice_us, Some(100));
+        assert_eq!(
+            parse(&["--slice-us", "100000"]).unwrap().slice_us,
+            Some(100_000)
+        );
         assert_eq!(
             parse(&["--slice-us", "99"]).unwrap_err(),
             "error: invalid value '99' for '--slice-us <SLICE_US>': 99 is not in 100..=100000"
@@ -418,7 +735,7 @@ mod tests {
         assert_eq!(mlfq_slices_us(2, &[]).unwrap(), vec![1000, 2000]);
         let opts = parse(&["--mlfq-levels", "3", "--mlfq-slices-us", "500,1500,9000"]).unwrap();
         assert_eq!(
-            mlfq_slices_us(opts.mlfq_levels, &opts.mlfq_slices_us).unwrap(),
+            mlfq_slices_us(opts.mlfq_levels.unwrap(), &opts.mlfq_slices_us).unwrap(),
             vec![500, 1500, 9000]
         );
         assert_eq!(

@@ -12,7 +12,8 @@ const FIRST_LEVEL: usize = bpf_intf::llmos_stat_LLMOS_STAT_LEVEL_RUN as usize;
 /// Names of the event counters, in the order of `enum llmos_stat` in
 /// bpf/intf.h; the per-level run counters follow them.
 pub const EVENT_NAMES: [&str; FIRST_LEVEL] = [
-    "idle", "kthread", "pinned", "shared", "steal", "refill", "preempt", "boost",
+    "idle", "kthread", "pinned", "shared", "steal", "refill", "preempt", "boost", "cpuq",
+    "switch", "carried",
 ];
 
 pub type Counters = [u64; NR_STATS];
@@ -76,6 +77,10 @@ mod tests {
             "boost"
         );
         assert_eq!(
+            EVENT_NAMES[bpf_intf::llmos_stat_LLMOS_STAT_CARRIED as usize],
+            "carried"
+        );
+        assert_eq!(
             NR_STATS,
             FIRST_LEVEL + bpf_intf::llmos_consts_LLMOS_MAX_LEVELS as usize
         );
@@ -83,7 +88,7 @@ mod tests {
 
     #[test]
     fn delta_line_counts_since_previous() {
-        let prev: Counters = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0, 0, 0, 0];
+        let prev: Counters = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0, 0, 0, 0, 0, 0, 0];
         let mut now = prev;
         now[0] += 10;
         now[3] += 100;
@@ -92,7 +97,7 @@ mod tests {
         now[FIRST_LEVEL + 1] += 5;
         assert_eq!(
             format_delta(&prev, &now, 2),
-            "events: idle=10 kthread=0 pinned=0 shared=100 steal=0 refill=0 preempt=0 boost=1 | runs: l0=50 l1=5"
+            "events: idle=10 kthread=0 pinned=0 shared=100 steal=0 refill=0 preempt=0 boost=1 cpuq=0 switch=0 carried=0 | runs: l0=50 l1=5"
         );
     }
 

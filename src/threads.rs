@@ -57,7 +57,7 @@ pub fn read_all(map: &impl MapCore, tgid: Option<u32>) -> Result<Vec<ThreadStats
 
 /// The table's header line; `format_row` fills the same columns.
 pub const HEADER: &str =
-    "    TID    TGID LVL CPU      RUN_MS     WAIT_MS     RUNS      VOL    INVOL   MIGR DEMOTE  BOOST COMM";
+    "    TID    TGID LVL CPU      RUN_MS     WAIT_MS     RUNS      VOL    INVOL   MIGR DEMOTE  BOOST PRIO GRP COMM";
 
 fn comm(stats: &ThreadStats) -> String {
     let bytes: Vec<u8> = stats
@@ -72,7 +72,7 @@ fn comm(stats: &ThreadStats) -> String {
 /// One thread as a table row. The name comes last: it may contain spaces.
 pub fn format_row(t: &ThreadStats) -> String {
     format!(
-        "{:>7} {:>7} {:>3} {:>3} {:>11.3} {:>11.3} {:>8} {:>8} {:>8} {:>6} {:>6} {:>6} {}",
+        "{:>7} {:>7} {:>3} {:>3} {:>11.3} {:>11.3} {:>8} {:>8} {:>8} {:>6} {:>6} {:>6} {:>4} {:>3} {}",
         t.tid,
         t.tgid,
         t.level,
@@ -85,6 +85,8 @@ pub fn format_row(t: &ThreadStats) -> String {
         t.nr_migrations,
         t.nr_demotions,
         t.nr_boosts,
+        t.priority,
+        t.group,
         comm(t)
     )
 }
@@ -134,6 +136,8 @@ mod tests {
             nr_migrations: 2,
             nr_demotions: 3,
             nr_boosts: 1,
+            priority: 19,
+            group: -1,
             ..zeroed()
         };
         for (dst, src) in t.comm.iter_mut().zip(b"Web Content") {
@@ -142,9 +146,9 @@ mod tests {
         let row = format_row(&t);
         assert_eq!(
             row,
-            "   4242    4200   3   1    1234.567       0.005       10        4        6      2      3      1 Web Content"
+            "   4242    4200   3   1    1234.567       0.005       10        4        6      2      3      1   19  -1 Web Content"
         );
-        assert_eq!(HEADER.split_whitespace().count(), 13);
-        assert_eq!(row.split_whitespace().count(), 14);
+        assert_eq!(HEADER.split_whitespace().count(), 15);
+        assert_eq!(row.split_whitespace().count(), 16);
     }
 }

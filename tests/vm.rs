@@ -167,7 +167,7 @@ fn parse_thread_tables(text: &str) -> Vec<HashMap<u32, ThreadRow>> {
         let Some(table) = tables.last_mut() else {
             continue;
         };
-        if f.len() < 13 || f[0] == "TID" {
+        if f.len() < 16 || f[0] == "TID" {
             continue;
         }
         let row = ThreadRow {

@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The affinity policy's placement. A thread of an affinity group goes to an
+ * idle CPU of its group's set when there is one, to any idle CPU when there
+ * is not (the set is a preference, never a cage), and within its own cpumask
+ * always. Other threads stay on the CPU they last ran on while its queue is
+ * short, for a warm cache, and spill to their LLC's shared queue when it is
+ * not. Idle CPUs balance the load by pulling from the longest CPU queue.
+ */
+#ifndef __LLMOS_AFFINITY_BPF_H
+#define __LLMOS_AFFINITY_BPF_H
+
+#include "llmos.bpf.h"
+#include "classify.bpf.h"
+
+/* Tasks waiting on one CPU's queue beyond which it counts as overloaded. */
+#define CPU_QUEUE_MAX 2
+
+static bool may_use_group_cpu(const struct task_struct *p, s32 group, s32 cpu)
+{
+	return group_has_cpu(group, cpu) && bpf_cpumask_test_cpu(cpu, p->cpus_ptr);
+}
+
+/* Claims an idle CPU of @group that @p may use, @prev first (warm cache); -1 if none. */
+static s32 pick_idle_in_group(struct task_struct *p, s32 group, s32 prev)
+{
+	u32 i;
+
+	bpf_for(i, 0, nr_cpu_ids) {
+		s32 cpu = (prev + i) % nr_cpu_ids;
+
+		if (may_use_group_cpu(p, group, cpu) && scx_bpf_test_and_clear_cpu_idle(cpu))
+			return cpu;
+	}
+	return -1;
+}
+
+/* The CPU of @group that @p may use with the shortest queue in @slot; -1 if none. */
+static s32 least_loaded_in_group(struct task_struct *p, s32 group, u32 slot)
+{
+	s32 best = -1, fewest = 0;
+	u32 i;
+
+	bpf_for(i, 0, nr_cpu_ids) {
+		s32 queued;
+
+		if (!may_use_group_cpu(p, group, i))
+			continue;
+		queued = scx_bpf_dsq_nr_queued(cpu_dsq(i, slot));
+		if (best < 0 || queued < fewest) {
+			best = i;
+			fewest = queued;
+		}
+	}
+	return best;
+}
+
+/* ops.select_cpu() for a waking task: claims an idle CPU if there is one. */
+static s32 affinity_select_cpu(struct task_struct *p, const struct task_ctx *tctx,
+			       s32 prev_cpu, u64 wake_flags, bool *is_idle)
+{
+	if (tctx->group >= 0) {
+		s32 cpu = pick_idle_in_group(p, tctx->group, prev_cpu);
+
+		if (cpu >= 0) {
+			*is_idle = true;
+			return cpu;
+		}
+	}
+	/* prev_cpu if idle, else an idle CPU sharing its cache, else any. */
+	return scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, is_idle);
+}
+
+/* An idle CPU for a task that did not pass through select_cpu, claimed; -1 if none. */
+static s32 affinity_pick_idle(struct task_struct *p, const struct task_ctx *tctx, s32 prev)
+{
+	if (tctx->group >= 0) {
+		s32 cpu = pick_idle_in_group(p, tctx->group, prev);
+
+		if (cpu >= 0)
+			return cpu;
+	}
+	if (bpf_cpumask_test_cpu(prev, p->cpus_ptr) && scx_bpf_test_and_clear_cpu_idle(prev))
+		return prev;
+	return scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+}
+
+/*
+ * Queues @p on a CPU's own queue: its group's least loaded CPU, or the CPU it
+ * ran on. Returns false if that CPU is overloaded (or not allowed), and the
+ * task belongs on the shared queue instead.
+ */
+static bool affinity_queue_on_cpu(struct task_struct *p, const struct task_ctx *tctx, s32 prev,
+				  u32 slot, u64 key, u64 slice, u64 enq_flags)
+{
+	s32 target = prev, queued;
+	u64 dsq;
+
+	if (tctx->group >= 0) {
+		s32 cpu = least_loaded_in_group(p, tctx->group, slot);
+
+		if (cpu >= 0)
+			target = cpu;
+	}
+	if (!bpf_cpumask_test_cpu(target, p->cpus_ptr))
+		return false;
+	dsq = cpu_dsq(target, slot);
+	queued = scx_bpf_dsq_nr_queued(dsq);
+	if (queued >= CPU_QUEUE_MAX)
+		return false;
+	scx_bpf_dsq_insert_vtime(p, dsq, queue_slice(slice, queued), key, enq_flags);
+	scx_bpf_kick_cpu(target, SCX_KICK_IDLE);
+	stat_inc(LLMOS_STAT_CPU_QUEUE);
+	return true;
+}
+
+/*
+ * Load balancing: a CPU with nothing to do takes the first task it may run
+ * from the longest other CPU queue (tasks pinned there are skipped).
+ */
+static bool steal_from_cpu_queues(s32 cpu, u32 slot)
+{
+	struct task_struct *p;
+	s32 busiest = -1, most = 0;
+	u32 i;
+
+	bpf_for(i, 0, nr_cpu_ids) {
+		s32 queued;
+
+		if (i == cpu)
+			continue;
+		queued = scx_bpf_dsq_nr_queued(cpu_dsq(i, slot));
+		if (queued > most) {
+			most = queued;
+			busiest = i;
+		}
+	}
+	if (busiest < 0)
+		return false;
+	bpf_for_each(scx_dsq, p, cpu_dsq(busiest, slot), 0) {
+		if (is_migration_disabled(p) || !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
+			continue;
+		if (scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, SCX_DSQ_LOCAL, 0)) {
+			stat_inc(LLMOS_STAT_STEAL);
+			return true;
+		}
+	}
+	return false;
+}
+
+#endif /* __LLMOS_AFFINITY_BPF_H */

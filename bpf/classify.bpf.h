@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Config rules: which static priority (prio policy) and which affinity group
+ * (affinity policy) a thread gets. Rules match the thread's name, cgroup, uid
+ * or process; the first match wins. A thread is classified when it joins and
+ * again after it execs, since exec is what gives it its name.
+ */
+#ifndef __LLMOS_CLASSIFY_BPF_H
+#define __LLMOS_CLASSIFY_BPF_H
+
+#include "llmos.bpf.h"
+
+/* What a rule can be matched against, read once per classification. */
+struct task_facts {
+	u64 comm[2];
+	u32 uid;
+	u32 tgid;
+	struct cgroup *cgrp;	/* only read when a cgroup rule asks */
+	s32 cgrp_level;
+};
+
+static void read_facts(struct task_struct *p, struct task_facts *facts)
+{
+	__builtin_memset(facts, 0, sizeof(*facts));
+	bpf_probe_read_kernel(facts->comm, sizeof(facts->comm), p->comm);
+	facts->uid = BPF_CORE_READ(p, real_cred, uid.val);
+	facts->tgid = p->tgid;
+	facts->cgrp = BPF_CORE_READ(p, cgroups, dfl_cgrp);
+	facts->cgrp_level = facts->cgrp ? BPF_CORE_READ(facts->cgrp, level) : -1;
+}
+
+/* Whether the task's cgroup is @id at depth @level, or below it. */
+static bool in_cgroup(const struct task_facts *facts, u64 id, u32 level)
+{
+	struct cgroup *ancestor = NULL;
+
+	if (!facts->cgrp || level > LLMOS_MAX_CGROUP_DEPTH || (s32)level > facts->cgrp_level)
+		return false;
+	if (bpf_core_read(&ancestor, sizeof(ancestor), &facts->cgrp->ancestors[level]) || !ancestor)
+		return false;
+	return BPF_CORE_READ(ancestor, kn, id) == id;
+}
+
+static bool rule_matches(const volatile struct llmos_rule *rule, const struct task_facts *facts)
+{
+	const volatile u64 *comm = (const volatile u64 *)rule->comm;
+
+	switch (rule->match) {
+	case LLMOS_MATCH_COMM:
+		return comm[0] == facts->comm[0] && comm[1] == facts->comm[1];
+	case LLMOS_MATCH_CGROUP:
+		return in_cgroup(facts, rule->id, rule->cgroup_level);
+	case LLMOS_MATCH_UID:
+		return rule->id == facts->uid;
+	case LLMOS_MATCH_PID:
+		return rule->id == facts->tgid;
+	}
+	return false;
+}
+
+/* Applies the config rules to @p. */
+static void classify(struct task_struct *p, struct task_ctx *tctx)
+{
+	struct task_facts facts;
+	u32 i;
+
+	tctx->exec_id = p->self_exec_id;
+	tctx->rule_prio = -1;
+	tctx->group = -1;
+	if (!nr_prio_rules && !nr_groups)
+		return;
+	read_facts(p, &facts);
+	bpf_for(i, 0, nr_prio_rules) {
+		if (i >= LLMOS_MAX_PRIO_RULES)
+			break;
+		if (rule_matches(&prio_rules[i], &facts)) {
+			tctx->rule_prio = prio_rules[i].value;
+			break;
+		}
+	}
+	bpf_for(i, 0, nr_groups) {
+		if (i >= LLMOS_MAX_GROUPS)
+			break;
+		if (rule_matches(&group_rules[i], &facts)) {
+			tctx->group = i;
+			break;
+		}
+	}
+}
+
+/* Re-applies the rules to a task that exec'd since they were last applied. */
+static void reclassify_after_exec(struct task_struct *p, struct task_ctx *tctx)
+{
+	if (tctx->exec_id != p->self_exec_id)
+		classify(p, tctx);
+}
+
+/* The task's static priority: from a rule, else 19 - nice, so 0..39 like nice reversed. */
+static u32 task_prio(const struct task_struct *p, const struct task_ctx *tctx)
+{
+	s32 prio = tctx->rule_prio >= 0 ? tctx->rule_prio : 139 - p->static_prio;
+
+	if (prio < 0)
+		return 0;
+	return prio > LLMOS_MAX_PRIO ? LLMOS_MAX_PRIO : prio;
+}
+
+static bool group_has_cpu(s32 group, s32 cpu)
+{
+	u32 idx = cpu_idx(cpu);
+
+	return (group_cpus[group & (LLMOS_MAX_GROUPS - 1)][idx / 64] >> (idx % 64)) & 1;
+}
+
+#endif /* __LLMOS_CLASSIFY_BPF_H */

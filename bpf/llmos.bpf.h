@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * State shared by every part of the scheduler: tunables, per-task context,
+ * maps, and the queue (DSQ) naming.
+ */
+#ifndef __LLMOS_BPF_H
+#define __LLMOS_BPF_H
+
+#include <scx/common.bpf.h>
+#include "intf.h"
+
+/* Set by the loader before the program is loaded. */
+const volatile u32 nr_llcs = 1;
+const volatile u32 cpu_llc[LLMOS_MAX_CPUS];
+const volatile u32 nr_levels = 4;
+const volatile u32 nr_prio_rules;
+const volatile struct llmos_rule prio_rules[LLMOS_MAX_PRIO_RULES];
+const volatile u32 nr_groups;
+const volatile struct llmos_rule group_rules[LLMOS_MAX_GROUPS];
+const volatile u64 group_cpus[LLMOS_MAX_GROUPS][LLMOS_CPU_WORDS];
+
+/*
+ * Written by the loader at any time (`scx_llmos ctl`), read on every
+ * scheduling decision; a stale read costs one decision under the old value.
+ */
+volatile u32 active_policy = LLMOS_POLICY_MLFQ;
+volatile u64 slice_ns = 20000000;	/* vtime, prio, affinity, rr: 20 ms, as SCX_SLICE_DFL */
+volatile u64 level_slice_ns[LLMOS_MAX_LEVELS];
+volatile u64 boost_interval_ns = 1000000000;
+volatile u64 prio_aging_ns = 10000000;
+
+/*
+ * Bumped by the loader after each write of active_policy. The tick copies it
+ * to settled_seq once every queued task is in the active policy's queues
+ * (see settle()); the loader reads settled_seq to know a switch is complete.
+ */
+volatile u64 policy_seq;
+u64 settled_seq;
+
+u32 nr_cpu_ids;
+
+struct task_ctx {
+	u64 vtime;		/* weighted CPU time consumed */
+	u64 exec_at_start;	/* its sum_exec_runtime when it last got a CPU */
+	u64 runnable_at;	/* when it last started waiting for a CPU */
+	u64 sleep_at;		/* when it last went to sleep */
+	u64 allot_used;		/* CPU time used at its MLFQ level since it got there */
+	u64 exec_id;		/* p->self_exec_id when the rules were last applied */
+	u32 level;		/* MLFQ level */
+	u32 boost_gen;		/* the boost it has caught up with */
+	s32 rule_prio;		/* priority a config rule gave it, or -1: from nice */
+	s32 group;		/* affinity group, or -1 */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct task_ctx);
+} task_ctxs SEC(".maps");
+
+/* Per-thread figures for the loader; exited threads are deleted, and the
+ * least recently used go first if the map fills. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, LLMOS_MAX_THREADS);
+	__type(key, u32);
+	__type(value, struct llmos_thread_stats);
+} thread_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, LLMOS_NR_STATS);
+	__type(key, u32);
+	__type(value, u64);
+} stats SEC(".maps");
+
+static void stat_inc(u32 idx)
+{
+	u64 *cnt = bpf_map_lookup_elem(&stats, &idx);
+
+	if (cnt)
+		(*cnt)++;
+}
+
+static struct task_ctx *lookup_task_ctx(const struct task_struct *p)
+{
+	return bpf_task_storage_get(&task_ctxs, (struct task_struct *)p, 0, 0);
+}
+
+static struct llmos_thread_stats *lookup_thread_stats(const struct task_struct *p)
+{
+	u32 tid = p->pid;
+
+	return bpf_map_lookup_elem(&thread_stats, &tid);
+}
+
+/* Bounds a CPU id for the verifier (LLMOS_MAX_CPUS is a power of two). */
+static u32 cpu_idx(s32 cpu)
+{
+	return (u32)cpu & (LLMOS_MAX_CPUS - 1);
+}
+
+static u32 llc_of(s32 cpu)
+{
+	return cpu_llc[cpu_idx(cpu)];
+}
+
+static u64 cpu_dsq(s32 cpu, u32 slot)
+{
+	return (u64)cpu * LLMOS_DSQ_SLOTS + slot;
+}
+
+static u64 llc_dsq(u32 llc, u32 slot)
+{
+	return LLMOS_LLC_DSQ_BASE + (u64)llc * LLMOS_DSQ_SLOTS + slot;
+}
+
+static bool is_pcpu_kthread(const struct task_struct *p)
+{
+	return (p->flags & PF_KTHREAD) && p->nr_cpus_allowed == 1;
+}
+
+/* Tasks that cannot leave their CPU: they belong on that CPU's own DSQs. */
+static bool is_pcpu_task(const struct task_struct *p)
+{
+	return p->nr_cpus_allowed == 1 || is_migration_disabled(p);
+}
+
+#endif /* __LLMOS_BPF_H */

@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The multi-level feedback queue: nr_levels levels with growing slices. A
+ * task that uses its level's allotment, counted across slices, drops a level;
+ * a task that sleeps longer than it ran gets its allotment back, and climbs a
+ * level if it slept a slice of the level above; every boost_interval_ns
+ * everything returns to the top.
+ */
+#ifndef __LLMOS_MLFQ_BPF_H
+#define __LLMOS_MLFQ_BPF_H
+
+#include "llmos.bpf.h"
+
+/*
+ * Bumped by every periodic boost (and by a switch to mlfq). A task whose
+ * boost_gen lags has been boosted to level 0 but has not run since; its
+ * context catches up lazily, so a boost costs nothing per sleeping task.
+ */
+static u32 boost_gen;
+
+static bool is_mlfq(void)
+{
+	return active_policy == LLMOS_POLICY_MLFQ;
+}
+
+/* A task's level, counting a boost it has not caught up with yet. */
+static u32 task_level(const struct task_ctx *tctx)
+{
+	if (!is_mlfq() || tctx->boost_gen != boost_gen)
+		return 0;
+	return tctx->level < nr_levels ? tctx->level : nr_levels - 1;
+}
+
+static u64 level_slice(u32 level)
+{
+	return level_slice_ns[level & (LLMOS_MAX_LEVELS - 1)];
+}
+
+/* Applies any boost the task missed: back to the top with a fresh allotment. */
+static void catch_up_boost(struct task_ctx *tctx, struct llmos_thread_stats *ts)
+{
+	if (tctx->boost_gen == boost_gen)
+		return;
+	tctx->boost_gen = boost_gen;
+	tctx->allot_used = 0;
+	if (tctx->level) {
+		tctx->level = 0;
+		if (ts)
+			ts->nr_boosts++;
+	}
+}
+
+/*
+ * The level a task drops to when charged @used more CPU time. The allotment
+ * is counted across slices, so giving up the CPU just before the slice ends
+ * does not keep a task on top.
+ */
+static u32 level_after(const struct task_ctx *tctx, u64 used)
+{
+	u32 level = task_level(tctx);
+	u64 allot_used = tctx->boost_gen == boost_gen ? tctx->allot_used : 0;
+
+	if (is_mlfq() && allot_used + used >= level_slice(level) && level + 1 < nr_levels)
+		return level + 1;
+	return level;
+}
+
+/*
+ * On wakeup: a task that slept longer than it has run at its level is mostly
+ * waiting on something, so its allotment is refilled; if it also slept at
+ * least a slice of the level above, it climbs there. A CPU hog that naps
+ * briefly (to dodge demotion, or on a page fault or a lock) gets neither.
+ */
+static void mlfq_wakeup(struct task_ctx *tctx, u64 now)
+{
+	u64 slept = now - tctx->sleep_at;
+	u32 level = task_level(tctx);
+
+	if (slept < tctx->allot_used)
+		return;
+	tctx->allot_used = 0;
+	if (level && slept >= level_slice(level - 1))
+		tctx->level = level - 1;
+}
+
+/* Charges @used CPU time to the allotment; returns whether the task dropped a level. */
+static bool mlfq_charge(struct task_ctx *tctx, u64 used)
+{
+	u32 next = level_after(tctx, used);
+
+	tctx->allot_used += used;
+	if (next == task_level(tctx))
+		return false;
+	tctx->level = next;
+	tctx->allot_used = 0;
+	return true;
+}
+
+/* Moves every task queued on @from to @to, keeping their vtime order. */
+static void lift_queue(u64 from, u64 to)
+{
+	struct task_struct *p;
+
+	if (!scx_bpf_dsq_nr_queued(from))
+		return;
+	bpf_for_each(scx_dsq, p, from, 0)
+		scx_bpf_dsq_move_vtime(BPF_FOR_EACH_ITER, p, to, 0);
+}
+
+/*
+ * The periodic boost. Queued tasks are moved to the lifted queues, served
+ * right after level 0 (see rank_slot()); the rest catch up when they next
+ * wake or run (see catch_up_boost()).
+ */
+static void mlfq_boost(void)
+{
+	u32 level, i;
+
+	boost_gen++;
+	bpf_for(level, 1, nr_levels) {
+		bpf_for(i, 0, nr_llcs)
+			lift_queue(llc_dsq(i, level), llc_dsq(i, LLMOS_LIFTED_SLOT));
+		bpf_for(i, 0, nr_cpu_ids)
+			lift_queue(cpu_dsq(i, level), cpu_dsq(i, LLMOS_LIFTED_SLOT));
+	}
+	stat_inc(LLMOS_STAT_BOOST);
+}
+
+#endif /* __LLMOS_MLFQ_BPF_H */

@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * What each policy decides: which queue slot a task waits in, its key in
+ * that vtime-ordered queue (lower runs first), its slice, and whether a
+ * waking task may preempt a running one. The core in main.bpf.c does the
+ * rest the same way for every policy.
+ *
+ * - vtime, affinity: the key is CPU time scaled by weight (nice).
+ * - mlfq: one slot per level (see mlfq.bpf.h), vtime inside a level.
+ * - prio: the key is when the task started waiting plus prio_aging_ns per
+ *   step below the top priority, so a higher priority runs first unless a
+ *   lower one has waited prio_aging_ns per step of difference: no runnable
+ *   task waits more than LLMOS_MAX_PRIO * prio_aging_ns for its turn.
+ * - fifo, rr: the key is when the task started waiting.
+ */
+#ifndef __LLMOS_POLICY_BPF_H
+#define __LLMOS_POLICY_BPF_H
+
+#include "llmos.bpf.h"
+#include "mlfq.bpf.h"
+#include "classify.bpf.h"
+
+/*
+ * fifo lets a task run until it sleeps, but not for ever: a CPU hog would
+ * starve everything queued behind it into the kernel's watchdog.
+ */
+#define FIFO_MAX_RUN_NS 100000000ULL /* 100 ms */
+
+/*
+ * Slices shrink as queues grow, so that one round through a queue takes
+ * about this long and no queued task comes near the watchdog's timeout,
+ * however many tasks there are...
+ */
+#define ROUND_NS 500000000ULL /* 500 ms */
+/* ...but not below this, where switching would eat the CPU. */
+#define MIN_SLICE_NS 100000ULL /* 100 us */
+
+/*
+ * How far the vtime-ordered queues have been served: the vtime of the last
+ * queue head a CPU took. It is the system's notion of "now" for fairness: a
+ * task waking from a long sleep is placed no further back than one slice
+ * behind it, so sleeping earns a bounded head start instead of a monopoly
+ * on the CPU, and never lands behind tasks that have waited their turn.
+ */
+static u64 vtime_now;
+
+/* The rank and key of the task each CPU is running, for wakeup preemption. */
+static u32 running_rank[LLMOS_MAX_CPUS];
+static u64 running_key[LLMOS_MAX_CPUS];
+
+static u32 policy_slot(u32 policy)
+{
+	switch (policy) {
+	case LLMOS_POLICY_MLFQ:
+		return 0;
+	case LLMOS_POLICY_PRIO:
+		return LLMOS_PRIO_SLOT;
+	case LLMOS_POLICY_AFFINITY:
+		return LLMOS_AFFINITY_SLOT;
+	case LLMOS_POLICY_FIFO:
+		return LLMOS_FIFO_SLOT;
+	case LLMOS_POLICY_RR:
+		return LLMOS_RR_SLOT;
+	default:
+		return LLMOS_VTIME_SLOT;
+	}
+}
+
+/* Queue ranks the policy serves, top first (see rank_slot()). */
+static u32 policy_ranks(u32 policy)
+{
+	return policy == LLMOS_POLICY_MLFQ ? nr_levels + 1 : 1;
+}
+
+/*
+ * The queue slot served at @rank. For mlfq: level 0 first, then the tasks a
+ * boost lifted to the top, then levels 1, 2, ... Lifted CPU hogs are back on
+ * top of everything below, but the interactive tasks that never left level 0
+ * keep their turn ahead of them.
+ */
+static u32 rank_slot(u32 policy, u32 rank)
+{
+	if (policy != LLMOS_POLICY_MLFQ)
+		return policy_slot(policy);
+	if (rank == 0)
+		return 0;
+	return rank == 1 ? LLMOS_LIFTED_SLOT : rank - 1;
+}
+
+static bool serves_slot(u32 policy, u32 slot)
+{
+	if (policy == LLMOS_POLICY_MLFQ)
+		return slot < nr_levels || slot == LLMOS_LIFTED_SLOT;
+	return slot == policy_slot(policy);
+}
+
+/* Whether the policy's queues are ordered by vtime (and so advance vtime_now). */
+static bool keyed_by_vtime(u32 policy)
+{
+	return policy == LLMOS_POLICY_MLFQ || policy == LLMOS_POLICY_VTIME ||
+	       policy == LLMOS_POLICY_AFFINITY;
+}
+
+/* Whether a waking task may take the CPU from a running one it outranks. */
+static bool preempts_on_wakeup(u32 policy)
+{
+	return policy == LLMOS_POLICY_MLFQ || policy == LLMOS_POLICY_PRIO;
+}
+
+/*
+ * A task's vtime, no further behind vtime_now than one slice: whether it
+ * slept or was starved, a task earns at most a slice of catching up, so a
+ * laggard cannot hold a CPU for many slices while others wait.
+ */
+static u64 bounded_vtime(u64 vtime)
+{
+	u64 floor = vtime_now - slice_ns;
+
+	return time_before(vtime, floor) ? floor : vtime;
+}
+
+/* vtime for @used ns of CPU: inversely to weight, nice -20 ages ~88x slower than nice 19. */
+static u64 vtime_charge(const struct task_struct *p, u64 used)
+{
+	return used * 100 / p->scx.weight;
+}
+
+/* CPU time @p has used since it last got a CPU. */
+static u64 run_so_far(const struct task_struct *p, const struct task_ctx *tctx)
+{
+	return p->se.sum_exec_runtime - tctx->exec_at_start;
+}
+
+static u64 prio_key(const struct task_struct *p, const struct task_ctx *tctx, u64 waiting_since)
+{
+	return waiting_since + (LLMOS_MAX_PRIO - task_prio(p, tctx)) * prio_aging_ns;
+}
+
+/* The slot a task waits in under @policy. */
+static u32 queue_slot(u32 policy, const struct task_ctx *tctx)
+{
+	return policy == LLMOS_POLICY_MLFQ ? task_level(tctx) : policy_slot(policy);
+}
+
+/* The task's key in its queue under @policy. */
+static u64 queue_key(u32 policy, const struct task_struct *p, const struct task_ctx *tctx)
+{
+	switch (policy) {
+	case LLMOS_POLICY_PRIO:
+		return prio_key(p, tctx, tctx->runnable_at);
+	case LLMOS_POLICY_FIFO:
+	case LLMOS_POLICY_RR:
+		return tctx->runnable_at;
+	default:
+		return bounded_vtime(tctx->vtime);
+	}
+}
+
+/* The slice of a task in @slot under @policy. */
+static u64 policy_slice(u32 policy, u32 slot)
+{
+	switch (policy) {
+	case LLMOS_POLICY_MLFQ:
+		return level_slice(slot);
+	case LLMOS_POLICY_FIFO:
+		return FIFO_MAX_RUN_NS;
+	default:
+		return slice_ns;
+	}
+}
+
+/* @slice, shortened so that @queued tasks ahead can all run within ROUND_NS. */
+static u64 queue_slice(u64 slice, s32 queued)
+{
+	u64 share = ROUND_NS / ((queued > 0 ? queued : 0) + 1);
+
+	if (share < MIN_SLICE_NS)
+		share = MIN_SLICE_NS;
+	return share < slice ? share : slice;
+}
+
+/*
+ * The rank a task runs at: its level under mlfq, the same for all under the
+ * other policies (which order a queue by key alone).
+ */
+static u32 run_rank(u32 policy, const struct task_ctx *tctx)
+{
+	return policy == LLMOS_POLICY_MLFQ ? task_level(tctx) : 0;
+}
+
+/*
+ * Whether a task waking at @rank with @key should take @cpu: the CPU runs a
+ * lower rank, or the same rank with a task whose key is larger; under mlfq
+ * by more than a slice, so that a boost, which puts CPU hogs back on the top
+ * level, does not make the interactive tasks there wait out the hogs' turns.
+ */
+static bool outranks_running(s32 cpu, u32 rank, u64 key)
+{
+	u32 idx = cpu_idx(cpu);
+	u64 margin = is_mlfq() ? level_slice(rank) : 0;
+
+	if (running_rank[idx] != rank)
+		return running_rank[idx] > rank;
+	return time_before(key + margin, running_key[idx]);
+}
+
+#endif /* __LLMOS_POLICY_BPF_H */

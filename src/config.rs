@@ -1,0 +1,874 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The config file (`--config FILE`) and the `ctl set KEY=VALUE` tunables.
+//!
+//! Everything is validated here, before the scheduler attaches, so that a
+//! typo fails with its line instead of quietly running with a default. Keys
+//! and ranges mirror the command-line options (`--slice-us` <-> `slice_us`).
+
+// TODO(main.rs): remove once wired
+#![allow(dead_code)]
+
+use std::fmt::Debug;
+use std::ops::RangeInclusive;
+use std::path::Path;
+
+use anyhow::{anyhow, bail, ensure, Result};
+use serde::Deserialize;
+use toml::Spanned;
+
+/// Sizes of the BPF side's rule and group tables (bpf/intf.h).
+pub const MAX_PRIORITY_RULES: usize = 32;
+pub const MAX_GROUPS: usize = 16;
+/// Top of the priority scale `19 - nice`: nice 19 -> 0, nice -20 -> 39.
+pub const MAX_PRIORITY: u32 = 39;
+
+/// CPU bitmaps in BPF hold this many ids (LLMOS_MAX_CPUS in bpf/intf.h).
+const MAX_CPUS: u32 = 1024;
+/// The kernel keeps 15 bytes of a task's comm (TASK_COMM_LEN includes the NUL).
+const MAX_COMM_LEN: usize = 15;
+
+const SLICE_US: RangeInclusive<u64> = 100..=100_000;
+const MLFQ_LEVELS: RangeInclusive<u32> = 2..=8;
+const BOOST_MS: RangeInclusive<u64> = 10..=2000;
+const PRIO_AGING_MS: RangeInclusive<u64> = 1..=1000;
+const PRIORITY: RangeInclusive<u32> = 0..=MAX_PRIORITY;
+const PID: RangeInclusive<u32> = 1..=u32::MAX;
+
+const SETTABLE: [&str; 4] = ["slice_us", "mlfq_slices_us", "boost_ms", "prio_aging_ms"];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PolicyName {
+    Mlfq,
+    Vtime,
+    Prio,
+    Affinity,
+    Fifo,
+    Rr,
+}
+
+impl PolicyName {
+    pub const ALL: [PolicyName; 6] = [
+        PolicyName::Mlfq,
+        PolicyName::Vtime,
+        PolicyName::Prio,
+        PolicyName::Affinity,
+        PolicyName::Fifo,
+        PolicyName::Rr,
+    ];
+
+    pub fn parse(s: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Self::ALL.iter().map(|p| p.as_str()).collect();
+                anyhow!(
+                    "unknown policy '{s}' (expected one of: {})",
+                    names.join(", ")
+                )
+            })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyName::Mlfq => "mlfq",
+            PolicyName::Vtime => "vtime",
+            PolicyName::Prio => "prio",
+            PolicyName::Affinity => "affinity",
+            PolicyName::Fifo => "fifo",
+            PolicyName::Rr => "rr",
+        }
+    }
+}
+
+/// Which threads a rule or group applies to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Matcher {
+    Comm(String),
+    Cgroup(String),
+    Uid(u32),
+    Pid(u32),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PriorityRule {
+    pub matcher: Matcher,
+    pub priority: u32,
+    /// 1-based line of the rule's `[[priority]]` header (of the inline table
+    /// if written as one), for messages about the rule at run time.
+    pub line: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Group {
+    pub matcher: Matcher,
+    /// Sorted and deduplicated.
+    pub cpus: Vec<u32>,
+    /// 1-based line of the group's `[[group]]` header, as in `PriorityRule`.
+    pub line: usize,
+}
+
+/// A parsed config file; keys it does not set are `None`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    pub policy: Option<PolicyName>,
+    pub slice_us: Option<u64>,
+    pub mlfq_levels: Option<u32>,
+    pub mlfq_slices_us: Option<Vec<u64>>,
+    pub boost_ms: Option<u64>,
+    pub prio_aging_ms: Option<u64>,
+    pub priority_rules: Vec<PriorityRule>,
+    pub groups: Vec<Group>,
+}
+
+/// Reads and parses a config file; errors are "<path>: line N: <reason>".
+pub fn load(path: &Path) -> Result<Config> {
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    parse(&text).map_err(|e| anyhow!("{}: {e}", path.display()))
+}
+
+/// Parses config text; errors are "line N: <reason>".
+pub fn parse(text: &str) -> Result<Config> {
+    let line = |offset: usize| {
+        let before = &text.as_bytes()[..offset.min(text.len())];
+        before.iter().filter(|&&b| b == b'\n').count() + 1
+    };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| match e.span() {
+        Some(span) => anyhow!("line {}: {}", line(span.start), e.message().trim_end()),
+        None => anyhow!("{}", e.message().trim_end()),
+    })?;
+
+    let mlfq_slices_us = match raw.mlfq_slices_us {
+        None => None,
+        Some(spanned) => {
+            let at = line(spanned.span().start);
+            let slices = spanned.into_inner();
+            check_slices(&slices).map_err(|e| anyhow!("line {at}: {e}"))?;
+            if let Some(levels) = raw.mlfq_levels.filter(|&l| l as usize != slices.len()) {
+                bail!(
+                    "line {at}: mlfq_slices_us has {} entries but mlfq_levels = {levels}; they must match",
+                    slices.len()
+                );
+            }
+            Some(slices)
+        }
+    };
+    let priority_rules = entries(
+        raw.priority,
+        "[[priority]]",
+        MAX_PRIORITY_RULES,
+        &line,
+        |r, line| {
+            let matcher = matcher(r.comm, r.cgroup, r.uid, r.pid)?;
+            Ok(PriorityRule {
+                matcher,
+                priority: r.priority,
+                line,
+            })
+        },
+    )?;
+    let groups = entries(raw.group, "[[group]]", MAX_GROUPS, &line, |g, line| {
+        let matcher = matcher(g.comm, g.cgroup, g.uid, g.pid)?;
+        Ok(Group {
+            matcher,
+            cpus: g.cpus,
+            line,
+        })
+    })?;
+
+    Ok(Config {
+        policy: raw.policy,
+        slice_us: raw.slice_us,
+        mlfq_levels: raw.mlfq_levels,
+        mlfq_slices_us,
+        boost_ms: raw.boost_ms,
+        prio_aging_ms: raw.prio_aging_ms,
+        priority_rules,
+        groups,
+    })
+}
+
+/// One live-settable tunable, from `ctl set KEY=VALUE`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Tunable {
+    SliceUs(u64),
+    MlfqSlicesUs(Vec<u64>),
+    BoostMs(u64),
+    PrioAgingMs(u64),
+}
+
+impl Tunable {
+    pub fn key(&self) -> &'static str {
+        match self {
+            Tunable::SliceUs(_) => "slice_us",
+            Tunable::MlfqSlicesUs(_) => "mlfq_slices_us",
+            Tunable::BoostMs(_) => "boost_ms",
+            Tunable::PrioAgingMs(_) => "prio_aging_ms",
+        }
+    }
+}
+
+/// Parses "KEY=VALUE" with the keys and ranges of the file; mlfq_slices_us
+/// takes "500,1000,2000,4000". Whether the slice count matches the running
+/// number of levels is for the caller, who knows it.
+pub fn parse_tunable(arg: &str) -> Result<Tunable> {
+    let Some((key, value)) = arg.split_once('=') else {
+        bail!("expected KEY=VALUE, got '{arg}'");
+    };
+    let (key, value) = (key.trim(), value.trim());
+    let number = |v: &str| {
+        v.parse::<u64>()
+            .map_err(|_| anyhow!("{key}: '{v}' is not an unsigned integer"))
+    };
+    let ranged = |range| check(key, number(value)?, range);
+    Ok(match key {
+        "slice_us" => Tunable::SliceUs(ranged(SLICE_US)?),
+        "boost_ms" => Tunable::BoostMs(ranged(BOOST_MS)?),
+        "prio_aging_ms" => Tunable::PrioAgingMs(ranged(PRIO_AGING_MS)?),
+        "mlfq_slices_us" => {
+            let slices = value
+                .split(',')
+                .map(|v| number(v.trim()))
+                .collect::<Result<Vec<_>>>()?;
+            check_slices(&slices)?;
+            Tunable::MlfqSlicesUs(slices)
+        }
+        "policy" => bail!("policy cannot be set with `ctl set`; use `ctl policy`"),
+        "mlfq_levels" => bail!("mlfq_levels cannot be changed live; it needs a restart"),
+        _ => bail!(
+            "unknown tunable '{key}' (settable: {})",
+            SETTABLE.join(", ")
+        ),
+    })
+}
+
+/// Parses a Linux cpulist such as "0-3,8,10-11" into sorted, deduplicated ids.
+pub fn parse_cpulist(s: &str) -> Result<Vec<u32>> {
+    let id = |piece: &str, v: &str| -> Result<u32> {
+        let cpu: u32 = v
+            .parse()
+            .ok()
+            .filter(|_| v.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or_else(|| anyhow!("'{piece}' is not a cpu id or range"))?;
+        ensure!(
+            cpu < MAX_CPUS,
+            "cpu {cpu} is out of range (max {})",
+            MAX_CPUS - 1
+        );
+        Ok(cpu)
+    };
+    let parse = || -> Result<Vec<u32>> {
+        ensure!(!s.trim().is_empty(), "it is empty");
+        let mut cpus = Vec::new();
+        for piece in s.trim().split(',').map(str::trim) {
+            match piece.split_once('-') {
+                Some((lo, hi)) => {
+                    let (lo, hi) = (id(piece, lo)?, id(piece, hi)?);
+                    ensure!(lo <= hi, "range '{piece}' is descending");
+                    cpus.extend(lo..=hi);
+                }
+                None => cpus.push(id(piece, piece)?),
+            }
+        }
+        cpus.sort_unstable();
+        cpus.dedup();
+        Ok(cpus)
+    };
+    parse().map_err(|e| anyhow!("bad cpu list '{s}': {e}"))
+}
+
+fn check<T: PartialOrd + Debug>(key: &str, value: T, range: RangeInclusive<T>) -> Result<T> {
+    ensure!(
+        range.contains(&value),
+        "{key} = {value:?} is not in {range:?}"
+    );
+    Ok(value)
+}
+
+fn check_slices(slices: &[u64]) -> Result<()> {
+    let levels = *MLFQ_LEVELS.start() as usize..=*MLFQ_LEVELS.end() as usize;
+    ensure!(
+        levels.contains(&slices.len()),
+        "mlfq_slices_us needs {levels:?} entries, got {}",
+        slices.len()
+    );
+    for (i, &slice) in slices.iter().enumerate() {
+        check(&format!("mlfq_slices_us[{i}]"), slice, SLICE_US)?;
+    }
+    Ok(())
+}
+
+fn matcher(
+    comm: Option<String>,
+    cgroup: Option<String>,
+    uid: Option<u32>,
+    pid: Option<u32>,
+) -> Result<Matcher> {
+    let mut found: Vec<(&str, Matcher)> = [
+        ("comm", comm.map(Matcher::Comm)),
+        ("cgroup", cgroup.map(Matcher::Cgroup)),
+        ("uid", uid.map(Matcher::Uid)),
+        ("pid", pid.map(Matcher::Pid)),
+    ]
+    .into_iter()
+    .filter_map(|(key, m)| Some((key, m?)))
+    .collect();
+    match found.len() {
+        1 => Ok(found.remove(0).1),
+        0 => bail!("needs a matcher: one of comm, cgroup, uid, pid"),
+        _ => {
+            let keys: Vec<_> = found.iter().map(|(key, _)| *key).collect();
+            bail!(
+                "has {} matchers ({}); it needs exactly one",
+                keys.len(),
+                keys.join(", ")
+            )
+        }
+    }
+}
+
+/// Builds the `[[priority]]` or `[[group]]` tables (`what`), prefixing each
+/// error with the line and name of the table it is about.
+fn entries<R, T>(
+    raw: Vec<Spanned<R>>,
+    what: &str,
+    max: usize,
+    line: &impl Fn(usize) -> usize,
+    build: impl Fn(R, usize) -> Result<T>,
+) -> Result<Vec<T>> {
+    raw.into_iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            let at = line(entry.span().start);
+            ensure!(i < max, "line {at}: too many {what} tables (max {max})");
+            build(entry.into_inner(), at).map_err(|e| anyhow!("line {at}: {what} {e}"))
+        })
+        .collect()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default, deserialize_with = "de::policy")]
+    policy: Option<PolicyName>,
+    #[serde(default, deserialize_with = "de::slice_us")]
+    slice_us: Option<u64>,
+    #[serde(default, deserialize_with = "de::mlfq_levels")]
+    mlfq_levels: Option<u32>,
+    /// Checked after parsing, against mlfq_levels, hence the span.
+    mlfq_slices_us: Option<Spanned<Vec<u64>>>,
+    #[serde(default, deserialize_with = "de::boost_ms")]
+    boost_ms: Option<u64>,
+    #[serde(default, deserialize_with = "de::prio_aging_ms")]
+    prio_aging_ms: Option<u64>,
+    #[serde(default)]
+    priority: Vec<Spanned<RawRule>>,
+    #[serde(default)]
+    group: Vec<Spanned<RawGroup>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    #[serde(default, deserialize_with = "de::comm")]
+    comm: Option<String>,
+    #[serde(default, deserialize_with = "de::cgroup")]
+    cgroup: Option<String>,
+    uid: Option<u32>,
+    #[serde(default, deserialize_with = "de::pid")]
+    pid: Option<u32>,
+    #[serde(deserialize_with = "de::priority")]
+    priority: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGroup {
+    #[serde(default, deserialize_with = "de::comm")]
+    comm: Option<String>,
+    #[serde(default, deserialize_with = "de::cgroup")]
+    cgroup: Option<String>,
+    uid: Option<u32>,
+    #[serde(default, deserialize_with = "de::pid")]
+    pid: Option<u32>,
+    #[serde(deserialize_with = "de::cpus")]
+    cpus: Vec<u32>,
+}
+
+/// `deserialize_with` validators. Failing inside serde, rather than after it,
+/// lets the toml crate point the error at the offending value's line. Each
+/// returns any `R: From<T>` so that one function serves `T` and `Option<T>`.
+mod de {
+    use super::*;
+    use serde::de::{Deserializer, Error};
+
+    macro_rules! ranged {
+        ($($key:ident: $t:ty = $range:expr;)*) => {$(
+            pub fn $key<'de, D: Deserializer<'de>, R: From<$t>>(d: D) -> Result<R, D::Error> {
+                check(stringify!($key), <$t>::deserialize(d)?, $range)
+                    .map(R::from)
+                    .map_err(D::Error::custom)
+            }
+        )*};
+    }
+
+    ranged! {
+        slice_us: u64 = SLICE_US;
+        mlfq_levels: u32 = MLFQ_LEVELS;
+        boost_ms: u64 = BOOST_MS;
+        prio_aging_ms: u64 = PRIO_AGING_MS;
+        priority: u32 = PRIORITY;
+        pid: u32 = PID;
+    }
+
+    /// Applies `f` to a string value, turning its error into a serde one.
+    fn string<'de, D: Deserializer<'de>, T, R: From<T>>(
+        d: D,
+        f: impl FnOnce(String) -> anyhow::Result<T>,
+    ) -> Result<R, D::Error> {
+        f(String::deserialize(d)?)
+            .map(R::from)
+            .map_err(D::Error::custom)
+    }
+
+    pub fn policy<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PolicyName>, D::Error> {
+        string(d, |s| PolicyName::parse(&s))
+    }
+
+    pub fn comm<'de, D: Deserializer<'de>, R: From<String>>(d: D) -> Result<R, D::Error> {
+        string(d, |s| {
+            ensure!(
+                (1..=MAX_COMM_LEN).contains(&s.len()),
+                "comm '{s}' is {} bytes; expected 1..={MAX_COMM_LEN} (the kernel keeps {MAX_COMM_LEN})",
+                s.len()
+            );
+            Ok(s)
+        })
+    }
+
+    pub fn cgroup<'de, D: Deserializer<'de>, R: From<String>>(d: D) -> Result<R, D::Error> {
+        string(d, |s| {
+            ensure!(
+                s.starts_with('/'),
+                "cgroup '{s}' is not an absolute path (it must start with '/')"
+            );
+            Ok(s)
+        })
+    }
+
+    pub fn cpus<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u32>, D::Error> {
+        string(d, |s| parse_cpulist(&s))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The error message of parsing `text`, which must fail.
+    fn err(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn full_file() {
+        let text = r#"
+# comment
+policy = "prio"
+slice_us = 20000
+mlfq_levels = 4
+mlfq_slices_us = [1000, 2000, 4000, 8000]
+boost_ms = 1000
+prio_aging_ms = 10
+
+[[priority]]
+comm = "Xorg"
+priority = 30
+
+[[priority]]
+uid = 1000
+priority = 0
+
+[[priority]]
+pid = 4242
+priority = 39
+
+[[group]]
+cgroup = "/system.slice/build.service"
+cpus = "4,0-1,1"
+
+[[group]]
+comm = "kworker/0:1"
+cpus = "1023"
+"#;
+        let config = parse(text).unwrap();
+        assert_eq!(
+            config,
+            Config {
+                policy: Some(PolicyName::Prio),
+                slice_us: Some(20_000),
+                mlfq_levels: Some(4),
+                mlfq_slices_us: Some(vec![1000, 2000, 4000, 8000]),
+                boost_ms: Some(1000),
+                prio_aging_ms: Some(10),
+                priority_rules: vec![
+                    PriorityRule {
+                        matcher: Matcher::Comm("Xorg".into()),
+                        priority: 30,
+                        line: 10
+                    },
+                    PriorityRule {
+                        matcher: Matcher::Uid(1000),
+                        priority: 0,
+                        line: 14
+                    },
+                    PriorityRule {
+                        matcher: Matcher::Pid(4242),
+                        priority: 39,
+                        line: 18
+                    },
+                ],
+                groups: vec![
+                    Group {
+                        matcher: Matcher::Cgroup("/system.slice/build.service".into()),
+                        cpus: vec![0, 1, 4],
+                        line: 22,
+                    },
+                    Group {
+                        matcher: Matcher::Comm("kworker/0:1".into()),
+                        cpus: vec![1023],
+                        line: 26
+                    },
+                ],
+            }
+        );
+    }
+
+    #[test]
+    fn empty_file() {
+        assert_eq!(parse("").unwrap(), Config::default());
+        assert_eq!(parse("# nothing\n").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn inline_tables_and_every_policy() {
+        let config = parse(
+            "priority = [{ comm = \"a\", priority = 1 },\n  { cgroup = \"/\", priority = 2 }]",
+        )
+        .unwrap();
+        assert_eq!(
+            config.priority_rules,
+            vec![
+                PriorityRule {
+                    matcher: Matcher::Comm("a".into()),
+                    priority: 1,
+                    line: 1
+                },
+                PriorityRule {
+                    matcher: Matcher::Cgroup("/".into()),
+                    priority: 2,
+                    line: 2
+                },
+            ]
+        );
+        for p in PolicyName::ALL {
+            assert_eq!(
+                parse(&format!("policy = \"{}\"", p.as_str()))
+                    .unwrap()
+                    .policy,
+                Some(p)
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_key() {
+        assert_eq!(
+            err("slice_us = 100\nslice = 5\n"),
+            "line 2: unknown field `slice`, expected one of `policy`, `slice_us`, `mlfq_levels`, \
+             `mlfq_slices_us`, `boost_ms`, `prio_aging_ms`, `priority`, `group`"
+        );
+        assert_eq!(
+            err("[[priority]]\ncomm = \"a\"\npriority = 1\ncpus = \"0\"\n"),
+            "line 4: unknown field `cpus`, expected one of `comm`, `cgroup`, `uid`, `pid`, `priority`"
+        );
+    }
+
+    #[test]
+    fn wrong_type() {
+        assert_eq!(
+            err("\nslice_us = \"fast\"\n"),
+            "line 2: invalid type: string \"fast\", expected u64"
+        );
+        assert_eq!(
+            err("boost_ms = -5\n"),
+            "line 1: invalid value: integer `-5`, expected u64"
+        );
+    }
+
+    #[test]
+    fn syntax_error() {
+        assert!(err("slice_us = 100\nslice_us =\n").starts_with("line 2: "));
+    }
+
+    #[test]
+    fn out_of_range() {
+        assert_eq!(
+            err("\n\nslice_us = 5\n"),
+            "line 3: slice_us = 5 is not in 100..=100000"
+        );
+        assert_eq!(
+            err("mlfq_levels = 9"),
+            "line 1: mlfq_levels = 9 is not in 2..=8"
+        );
+        assert_eq!(
+            err("boost_ms = 2001"),
+            "line 1: boost_ms = 2001 is not in 10..=2000"
+        );
+        assert_eq!(
+            err("prio_aging_ms = 0"),
+            "line 1: prio_aging_ms = 0 is not in 1..=1000"
+        );
+        assert_eq!(
+            err("mlfq_slices_us = [1000, 99]"),
+            "line 1: mlfq_slices_us[1] = 99 is not in 100..=100000"
+        );
+        assert_eq!(
+            err("mlfq_slices_us = [1000]"),
+            "line 1: mlfq_slices_us needs 2..=8 entries, got 1"
+        );
+    }
+
+    #[test]
+    fn priority_40() {
+        assert_eq!(
+            err("[[priority]]\ncomm = \"a\"\npriority = 40\n"),
+            "line 3: priority = 40 is not in 0..=39"
+        );
+    }
+
+    #[test]
+    fn missing_priority() {
+        assert_eq!(
+            err("\n[[priority]]\ncomm = \"a\"\n"),
+            "line 2: missing field `priority`"
+        );
+    }
+
+    #[test]
+    fn rule_without_matcher() {
+        assert_eq!(
+            err("[[priority]]\ncomm = \"a\"\npriority = 1\n\n[[priority]]\npriority = 2\n"),
+            "line 5: [[priority]] needs a matcher: one of comm, cgroup, uid, pid"
+        );
+    }
+
+    #[test]
+    fn rule_with_two_matchers() {
+        assert_eq!(
+            err("[[priority]]\ncomm = \"a\"\nuid = 0\npriority = 1\n"),
+            "line 1: [[priority]] has 2 matchers (comm, uid); it needs exactly one"
+        );
+        assert_eq!(
+            err("\n[[group]]\npid = 1\ncgroup = \"/a\"\ncpus = \"0\"\n"),
+            "line 2: [[group]] has 2 matchers (cgroup, pid); it needs exactly one"
+        );
+    }
+
+    #[test]
+    fn bad_matchers() {
+        assert_eq!(
+            err("[[priority]]\ncomm = \"0123456789abcdef\"\npriority = 1\n"),
+            "line 2: comm '0123456789abcdef' is 16 bytes; expected 1..=15 (the kernel keeps 15)"
+        );
+        assert_eq!(
+            err("[[priority]]\ncomm = \"\"\npriority = 1\n"),
+            "line 2: comm '' is 0 bytes; expected 1..=15 (the kernel keeps 15)"
+        );
+        assert_eq!(
+            err("[[group]]\ncgroup = \"system.slice\"\ncpus = \"0\"\n"),
+            "line 2: cgroup 'system.slice' is not an absolute path (it must start with '/')"
+        );
+        assert_eq!(
+            err("[[priority]]\npid = 0\npriority = 1\n"),
+            "line 2: pid = 0 is not in 1..=4294967295"
+        );
+    }
+
+    #[test]
+    fn bad_cpus() {
+        let group = |cpus: &str| err(&format!("[[group]]\nuid = 0\ncpus = \"{cpus}\"\n"));
+        assert_eq!(
+            group("3-1"),
+            "line 3: bad cpu list '3-1': range '3-1' is descending"
+        );
+        assert_eq!(
+            group("x"),
+            "line 3: bad cpu list 'x': 'x' is not a cpu id or range"
+        );
+        assert_eq!(group(""), "line 3: bad cpu list '': it is empty");
+        assert_eq!(
+            group("0,1024"),
+            "line 3: bad cpu list '0,1024': cpu 1024 is out of range (max 1023)"
+        );
+        assert_eq!(err("[[group]]\nuid = 0\n"), "line 1: missing field `cpus`");
+    }
+
+    #[test]
+    fn slices_levels_mismatch() {
+        assert_eq!(
+            err("mlfq_levels = 4\n\nmlfq_slices_us = [\n  1000,\n  2000,\n  4000,\n]\n"),
+            "line 3: mlfq_slices_us has 3 entries but mlfq_levels = 4; they must match"
+        );
+        // Alone, the list is checked only for its own length.
+        assert_eq!(
+            parse("mlfq_slices_us = [100, 200, 300]")
+                .unwrap()
+                .mlfq_slices_us,
+            Some(vec![100, 200, 300])
+        );
+    }
+
+    #[test]
+    fn unknown_policy() {
+        assert_eq!(
+            err("\npolicy = \"cfs\""),
+            "line 2: unknown policy 'cfs' (expected one of: mlfq, vtime, prio, affinity, fifo, rr)"
+        );
+        assert_eq!(PolicyName::parse("rr").unwrap(), PolicyName::Rr);
+    }
+
+    #[test]
+    fn too_many_rules() {
+        let rules = |n| "[[priority]]\nuid = 1\npriority = 1\n".repeat(n);
+        assert_eq!(
+            parse(&rules(MAX_PRIORITY_RULES))
+                .unwrap()
+                .priority_rules
+                .len(),
+            32
+        );
+        assert_eq!(
+            err(&rules(33)),
+            "line 97: too many [[priority]] tables (max 32)"
+        );
+        let groups = |n| "[[group]]\nuid = 1\ncpus = \"0\"\n".repeat(n);
+        assert_eq!(parse(&groups(MAX_GROUPS)).unwrap().groups.len(), 16);
+        assert_eq!(
+            err(&groups(17)),
+            "line 49: too many [[group]] tables (max 16)"
+        );
+    }
+
+    #[test]
+    fn load_names_the_path() {
+        let path =
+            std::env::temp_dir().join(format!("scx_llmos-config-test-{}.toml", std::process::id()));
+        std::fs::write(&path, "slice_us = 100\nboost_ms = 1\n").unwrap();
+        let e = load(&path).unwrap_err().to_string();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(
+            e,
+            format!(
+                "{}: line 2: boost_ms = 1 is not in 10..=2000",
+                path.display()
+            )
+        );
+        assert!(load(Path::new("/nonexistent/x.toml"))
+            .unwrap_err()
+            .to_string()
+            .starts_with("/nonexistent/x.toml: "));
+    }
+
+    #[test]
+    fn tunables() {
+        let ok = |arg| parse_tunable(arg).unwrap();
+        let e = |arg| parse_tunable(arg).unwrap_err().to_string();
+        assert_eq!(ok("slice_us=5000"), Tunable::SliceUs(5000));
+        assert_eq!(ok(" boost_ms = 10 "), Tunable::BoostMs(10));
+        assert_eq!(ok("prio_aging_ms=1000"), Tunable::PrioAgingMs(1000));
+        assert_eq!(
+            ok("mlfq_slices_us=500, 1000,2000,4000"),
+            Tunable::MlfqSlicesUs(vec![500, 1000, 2000, 4000])
+        );
+        for arg in [
+            "slice_us=100",
+            "mlfq_slices_us=100,100",
+            "boost_ms=10",
+            "prio_aging_ms=1",
+        ] {
+            assert_eq!(ok(arg).key(), arg.split('=').next().unwrap());
+        }
+
+        assert_eq!(e("slice_us=99"), "slice_us = 99 is not in 100..=100000");
+        assert_eq!(e("boost_ms=5000"), "boost_ms = 5000 is not in 10..=2000");
+        assert_eq!(e("prio_aging_ms=0"), "prio_aging_ms = 0 is not in 1..=1000");
+        assert_eq!(
+            e("mlfq_slices_us=500,50"),
+            "mlfq_slices_us[1] = 50 is not in 100..=100000"
+        );
+        assert_eq!(
+            e("mlfq_slices_us=500"),
+            "mlfq_slices_us needs 2..=8 entries, got 1"
+        );
+        assert_eq!(
+            e("mlfq_slices_us=500,,600"),
+            "mlfq_slices_us: '' is not an unsigned integer"
+        );
+        assert_eq!(
+            e("slice_us=fast"),
+            "slice_us: 'fast' is not an unsigned integer"
+        );
+        assert_eq!(e("slice_us"), "expected KEY=VALUE, got 'slice_us'");
+        assert_eq!(
+            e("slice=100"),
+            "unknown tunable 'slice' (settable: slice_us, mlfq_slices_us, boost_ms, prio_aging_ms)"
+        );
+        assert_eq!(
+            e("policy=fifo"),
+            "policy cannot be set with `ctl set`; use `ctl policy`"
+        );
+        assert_eq!(
+            e("mlfq_levels=3"),
+            "mlfq_levels cannot be changed live; it needs a restart"
+        );
+    }
+
+    #[test]
+    fn limits_match_bpf() {
+        use crate::bpf_intf::*;
+        assert_eq!(
+            MAX_PRIORITY_RULES,
+            llmos_consts_LLMOS_MAX_PRIO_RULES as usize
+        );
+        assert_eq!(MAX_GROUPS, llmos_consts_LLMOS_MAX_GROUPS as usize);
+        assert_eq!(MAX_PRIORITY, llmos_consts_LLMOS_MAX_PRIO);
+        assert_eq!(MAX_CPUS, llmos_consts_LLMOS_MAX_CPUS);
+        assert_eq!(*MLFQ_LEVELS.end(), llmos_consts_LLMOS_MAX_LEVELS);
+    }
+
+    #[test]
+    fn cpulist() {
+        assert_eq!(parse_cpulist("0").unwrap(), vec![0]);
+        assert_eq!(
+            parse_cpulist("0-3,8,10-11").unwrap(),
+            vec![0, 1, 2, 3, 8, 10, 11]
+        );
+        assert_eq!(parse_cpulist("8,0-2,1,2-2\n").unwrap(), vec![0, 1, 2, 8]);
+        assert_eq!(parse_cpulist("1023").unwrap(), vec![1023]);
+        let e = |s| parse_cpulist(s).unwrap_err().to_string();
+        assert_eq!(e("3-1"), "bad cpu list '3-1': range '3-1' is descending");
+        assert_eq!(e("0,x"), "bad cpu list '0,x': 'x' is not a cpu id or range");
+        assert_eq!(e("1-"), "bad cpu list '1-': '1-' is not a cpu id or range");
+        assert_eq!(
+            e("0,,1"),
+            "bad cpu list '0,,1': '' is not a cpu id or range"
+        );
+        assert_eq!(e("+1"), "bad cpu list '+1': '+1' is not a cpu id or range");
+        assert_eq!(e(""), "bad cpu list '': it is empty");
+        assert_eq!(
+            e("1000-1024"),
+            "bad cpu list '1000-1024': cpu 1024 is out of range (max 1023)"
+        );
+    }
+}
