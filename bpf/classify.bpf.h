@@ -21,22 +21,26 @@ struct task_facts {
 
 static void read_facts(struct task_struct *p, struct task_facts *facts)
 {
+	struct cgroup *cgrp;
+
 	__builtin_memset(facts, 0, sizeof(*facts));
 	bpf_probe_read_kernel(facts->comm, sizeof(facts->comm), p->comm);
 	facts->uid = BPF_CORE_READ(p, real_cred, uid.val);
 	facts->tgid = p->tgid;
-	facts->cgrp = BPF_CORE_READ(p, cgroups, dfl_cgrp);
-	facts->cgrp_level = facts->cgrp ? BPF_CORE_READ(facts->cgrp, level) : -1;
+	/* Locals, not facts->cgrp: CO-RE would try to relocate struct task_facts. */
+	cgrp = BPF_CORE_READ(p, cgroups, dfl_cgrp);
+	facts->cgrp = cgrp;
+	facts->cgrp_level = cgrp ? BPF_CORE_READ(cgrp, level) : -1;
 }
 
 /* Whether the task's cgroup is @id at depth @level, or below it. */
 static bool in_cgroup(const struct task_facts *facts, u64 id, u32 level)
 {
-	struct cgroup *ancestor = NULL;
+	struct cgroup *cgrp = facts->cgrp, *ancestor = NULL;
 
-	if (!facts->cgrp || level > LLMOS_MAX_CGROUP_DEPTH || (s32)level > facts->cgrp_level)
+	if (!cgrp || level > LLMOS_MAX_CGROUP_DEPTH || (s32)level > facts->cgrp_level)
 		return false;
-	if (bpf_core_read(&ancestor, sizeof(ancestor), &facts->cgrp->ancestors[level]) || !ancestor)
+	if (bpf_core_read(&ancestor, sizeof(ancestor), &cgrp->ancestors[level]) || !ancestor)
 		return false;
 	return BPF_CORE_READ(ancestor, kn, id) == id;
 }

@@ -5,8 +5,6 @@
 //! typo fails with its line instead of quietly running with a default. Keys
 //! and ranges mirror the command-line options (`--slice-us` <-> `slice_us`).
 
-// TODO(main.rs): remove once wired
-#![allow(dead_code)]
 
 use std::fmt::Debug;
 use std::ops::RangeInclusive;

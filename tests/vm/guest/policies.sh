@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# Runs inside the VM, as root, on 2 CPUs: the prio and affinity policies, the
+# config file, and live policy switching, in one boot.
+#   usage: policies.sh SCX_LLMOS_BINARY OUT_DIR
+# Prints one line per check, "ok NAME: detail" or "FAIL NAME: detail"; exits
+# non-zero if any check failed.
+set -u
+BIN=$(realpath "$1")
+OUT=$2
+PROBE=$(dirname "$BIN")/llmos-probe
+SYS=/sys/kernel/sched_ext
+NCPU=$(nproc)
+SWITCH_SECS=${SWITCH_SECS:-60}
+SPIN=/dev/shm/spin
+. "$(dirname "$0")/checks.sh"
+state() { cat "$SYS/state"; }
+
+wait_enabled() {
+  local deadline=$(($(now_ms) + 30000))
+  until [[ $(state) == enabled ]]; do
+    (($(now_ms) < deadline)) || return 1
+    sleep 0.05
+  done
+}
+
+# A CPU hog whose thread name (comm) is $1, so config rules can match it:
+# exec names a thread after the file it runs, here a link to bash. Further
+# arguments go before it (taskset, nice). Sets SPIN_PID.
+spin() {
+  local name=$1
+  shift
+  mkdir -p $SPIN
+  ln -sf "$(command -v bash)" "$SPIN/$name"
+  "$@" "$SPIN/$name" -c 'while :; do :; done' &
+  SPIN_PID=$!
+}
+cpu_ns() { awk '{print $1}' "/proc/$1/schedstat"; }
+last_cpu() { awk '{print $39}' "/proc/$1/stat"; }
+
+echo "guest: $(uname -r), $NCPU CPUs"
+((NCPU >= 2)) || fail vm_shape "needs at least 2 CPUs, has $NCPU"
+dmesg -C
+
+# --- Config errors: refused with the line, before anything attaches ----------
+printf 'policy = "prio"\nslice_us = 5\n' >"$OUT/bad.toml"
+err=$("$BIN" --config "$OUT/bad.toml" 2>&1)
+status=$?
+verdict config_error_names_line "exit $status: $err" \
+  test $status -ne 0 -a "$(state)" = disabled -a -n "$(grep -F 'line 2' <<<"$err")"
+
+# --- prio ---------------------------------------------------------------------
+cat >"$OUT/llmos.toml" <<'EOF'
+policy = "prio"
+
+[[priority]]
+comm = "prio-top"
+priority = 39
+
+[[group]]
+comm = "grp-spin"
+cpus = "1"
+EOF
+"$BIN" --config "$OUT/llmos.toml" --stats 1 >"$OUT/sched.log" 2>&1 &
+SCHED=$!
+wait_enabled
+verdict attach_prio "state $(state)" test "$(state)" = enabled
+SEQ=$(cat $SYS/enable_seq)
+
+# nice -10 against nice 10 on one CPU: 20 steps of aging apart.
+spin prio-hi taskset -c 1 nice -n -10
+hi=$SPIN_PID
+spin prio-lo taskset -c 1 nice -n 10
+lo=$SPIN_PID
+sleep 0.5
+hi0=$(cpu_ns $hi) lo0=$(cpu_ns $lo) lo_prev=$lo0 stalled=0 trace=""
+for _ in 1 2 3 4 5 6; do
+  sleep 1
+  lo_now=$(cpu_ns $lo)
+  ((lo_now > lo_prev)) || stalled=$((stalled + 1))
+  trace+="$(((lo_now - lo_prev) / 1000000)) "
+  lo_prev=$lo_now
+done
+hi_ms=$((($(cpu_ns $hi) - hi0) / 1000000)) lo_ms=$(((lo_prev - lo0) / 1000000))
+kill $hi $lo
+verdict prio_nice_share "nice -10: $hi_ms ms, nice 10: $lo_ms ms of CPU in 6 s (need >= 3:1)" \
+  test $((hi_ms)) -ge $((3 * lo_ms)) -a $lo_ms -gt 0
+verdict prio_low_progresses "nice 10 ms per second: $trace(need > 0 every second)" test $stalled = 0
+
+# A config rule lifts a nice-0 thread to the top priority: it beats another nice-0.
+spin prio-top taskset -c 1
+top=$SPIN_PID
+spin prio-plain taskset -c 1
+plain=$SPIN_PID
+sleep 0.5
+top0=$(cpu_ns $top) plain0=$(cpu_ns $plain)
+sleep 4
+top_ms=$((($(cpu_ns $top) - top0) / 1000000)) plain_ms=$((($(cpu_ns $plain) - plain0) / 1000000))
+row=$("$BIN" threads --pid $top | awk -v t=$top '$1 == t')
+kill $top $plain
+verdict prio_rule_by_comm "rule-matched (priority 39): $top_ms ms, plain nice 0: $plain_ms ms in 4 s (need >= 3:1 and > 0); map row: $row" \
+  test $top_ms -ge $((3 * plain_ms)) -a $plain_ms -gt 0 -a "$(awk '{print $13}' <<<"$row")" = 39
+
+# --- affinity -----------------------------------------------------------------
+"$BIN" ctl policy affinity >"$OUT/ctl-affinity.txt" 2>&1
+verdict switch_to_affinity "$(cat "$OUT/ctl-affinity.txt")" grep -q "ok: policy affinity" "$OUT/ctl-affinity.txt"
+
+# Samples where each thread last ran, every 50 ms for 3 s: prints "cpu0 cpu1" counts.
+where() {
+  local on0=0 on1=0 cpu pid
+  for _ in $(seq 60); do
+    for pid in "$@"; do
+      cpu=$(last_cpu "$pid")
+      if [[ $cpu == 0 ]]; then on0=$((on0 + 1)); else on1=$((on1 + 1)); fi
+    done
+    sleep 0.05
+  done
+  echo "$on0 $on1"
+}
+
+# One group thread on an idle machine runs on its group's CPU.
+spin grp-spin
+g1=$SPIN_PID
+sleep 0.5
+read on0 on1 < <(where $g1)
+verdict affinity_group_cpu_when_free "grp-spin (group CPU 1) sampled on CPU 0: $on0, CPU 1: $on1" \
+  test $on1 -ge 57
+# Three group threads spill to the other CPU: the set is a preference.
+spin grp-spin
+g2=$SPIN_PID
+spin grp-spin
+g3=$SPIN_PID
+sleep 0.5
+read on0 on1 < <(where $g1 $g2 $g3)
+verdict affinity_group_spills "3 grp-spin on 2 CPUs sampled on CPU 0: $on0, CPU 1: $on1 (need CPU 0 in >= 1/4)" \
+  test $on0 -ge 45
+kill $g1 $g2 $g3
+# The thread's own cpumask beats the group: pinned to CPU 0, it never runs on CPU 1.
+spin grp-spin taskset -c 0
+gp=$SPIN_PID
+sleep 0.5
+read on0 on1 < <(where $gp)
+kill $gp
+verdict affinity_never_outside_cpumask "grp-spin pinned to CPU 0 (group CPU 1) sampled on CPU 0: $on0, CPU 1: $on1" \
+  test $on1 = 0
+row=$("$BIN" threads | awk '$NF == "grp-spin"' | head -1)
+verdict affinity_group_in_map "a grp-spin row: $row" test "$(awk '{print $14}' <<<"$row")" = 0
+
+# --- Live switching under stress ---------------------------------------------
+stress-ng -c "$NCPU" -f "$NCPU" --affinity 1 --affinity-delay 1 --affinity-pin \
+  --timeout "$((SWITCH_SECS + 10))" >"$OUT/stress.log" 2>&1 &
+stress=$!
+"$PROBE" --duration-s "$((SWITCH_SECS + 4))" --warmup-ms 0 --spinners "$NCPU" >"$OUT/probe.txt" 2>&1 &
+probe=$!
+sleep 2
+policies=(mlfq vtime prio affinity fifo rr)
+switches=0 failed=0 i=0 t0=$(now_ms)
+end=$((t0 + SWITCH_SECS * 1000))
+while (($(now_ms) < end)); do
+  if "$BIN" ctl policy "${policies[i % 6]}" >>"$OUT/ctl.log" 2>&1; then
+    switches=$((switches + 1))
+  else
+    failed=$((failed + 1))
+  fi
+  i=$((i + 1))
+  sleep 0.1
+done
+elapsed=$(($(now_ms) - t0))
+wait $probe
+probe_status=$?
+logged=$(grep -c "policy .* -> " "$OUT/sched.log")
+verdict switch_cycle "$switches switches ok, $failed failed in $elapsed ms; the scheduler logged $logged" \
+  test $switches -ge 100 -a $failed = 0 -a $logged -ge $switches
+verdict switch_stays_enabled "state $(state), enable_seq $SEQ -> $(cat $SYS/enable_seq)" \
+  test "$(state)" = enabled -a "$(cat $SYS/enable_seq)" = "$SEQ"
+stalled=$(awk '$1 == "progress" { n = split($3, a, ","); for (i = 1; i <= n; i++) if (a[i] == 0) z++ } END { print z + 0 }' "$OUT/probe.txt")
+intervals=$(awk '$1 == "progress" { n = split($3, a, ","); t += n } END { print t + 0 }' "$OUT/probe.txt")
+verdict switch_every_thread_progresses "probe exit $probe_status, $intervals spinner-seconds, $stalled without progress; $(grep latency_us "$OUT/probe.txt")" \
+  test $probe_status = 0 -a $intervals -ge $((NCPU * SWITCH_SECS)) -a $stalled = 0
+wait $stress
+stress_status=$?
+verdict switch_stress_completed "stress-ng exit $stress_status" test $stress_status = 0
+sleep 1.5
+settled=$(grep -o 'switch=[0-9]*' "$OUT/sched.log" | awk -F= '{ s += $2 } END { print s + 0 }')
+carried=$(grep -o 'carried=[0-9]*' "$OUT/sched.log" | awk -F= '{ s += $2 } END { print s + 0 }')
+verdict switch_settled_in_bpf "BPF settled $settled switches (ctl made $switches + 1), carrying $carried queued tasks over" \
+  test $settled -eq $((switches + 1))
+
+# Only root may switch.
+err=$(setpriv --reuid 65534 --regid 65534 --clear-groups "$BIN" ctl policy fifo 2>&1)
+status=$?
+after=$("$BIN" ctl status | head -1)
+verdict ctl_refused_unprivileged "exit $status: $err; then: $after" \
+  test $status -ne 0 -a -n "$(grep -F 'permission denied' <<<"$err")" -a -n "$(grep -F "ok: policy" <<<"$after")"
+verdict ctl_set_tunable "$("$BIN" ctl set boost_ms=250 2>&1)" \
+  test "$("$BIN" ctl status | grep boost_ms)" = "boost_ms 250"
+verdict ctl_set_rejects "$("$BIN" ctl set slice_us=5 2>&1)" \
+  test -n "$("$BIN" ctl set slice_us=5 2>&1 | grep -F 'not in 100..=100000')"
+
+kill -INT $SCHED
+wait $SCHED
+verdict detached "exit $?, state $(state)" test "$(state)" = disabled
+verdict no_stall "dmesg: $(dmesg | grep -iE 'stall|watchdog|runnable task' | head -2)" \
+  test -z "$(dmesg | grep -iE 'stall|watchdog|runnable task')"
+exit $((failures > 0))
