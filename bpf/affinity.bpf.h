@@ -55,6 +55,30 @@ static s32 least_loaded_in_group(struct task_struct *p, s32 group, u32 slot)
 	return best;
 }
 
+/*
+ * Whether @p, running on @cpu outside its group's CPUs, should move to one of
+ * them that is idle. A CPU hog never wakes up, so this is its only chance to
+ * get back to its group after spilling.
+ */
+static bool affinity_should_move(struct task_struct *p, const struct task_ctx *tctx, s32 cpu)
+{
+	const struct cpumask *idle;
+	bool found = false;
+	u32 i;
+
+	if (tctx->group < 0 || group_has_cpu(tctx->group, cpu))
+		return false;
+	idle = scx_bpf_get_idle_cpumask();
+	bpf_for(i, 0, nr_cpu_ids) {
+		if (may_use_group_cpu(p, tctx->group, i) && bpf_cpumask_test_cpu(i, idle)) {
+			found = true;
+			break;
+		}
+	}
+	scx_bpf_put_idle_cpumask(idle);
+	return found;
+}
+
 /* ops.select_cpu() for a waking task: claims an idle CPU if there is one. */
 static s32 affinity_select_cpu(struct task_struct *p, const struct task_ctx *tctx,
 			       s32 prev_cpu, u64 wake_flags, bool *is_idle)
@@ -88,10 +112,12 @@ static s32 affinity_pick_idle(struct task_struct *p, const struct task_ctx *tctx
 /*
  * Queues @p on a CPU's own queue: its group's least loaded CPU, or the CPU it
  * ran on. Returns false if that CPU is overloaded (or not allowed), and the
- * task belongs on the shared queue instead.
+ * task belongs on the shared queue instead. Inlined: BPF calls take at most
+ * five arguments.
  */
-static bool affinity_queue_on_cpu(struct task_struct *p, const struct task_ctx *tctx, s32 prev,
-				  u32 slot, u64 key, u64 slice, u64 enq_flags)
+static __always_inline bool
+affinity_queue_on_cpu(struct task_struct *p, const struct task_ctx *tctx, s32 prev, u32 slot,
+		      u64 key, u64 slice, u64 enq_flags)
 {
 	s32 target = prev, queued;
 	u64 dsq;

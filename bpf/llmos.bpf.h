@@ -18,6 +18,8 @@ const volatile struct llmos_rule prio_rules[LLMOS_MAX_PRIO_RULES];
 const volatile u32 nr_groups;
 const volatile struct llmos_rule group_rules[LLMOS_MAX_GROUPS];
 const volatile u64 group_cpus[LLMOS_MAX_GROUPS][LLMOS_CPU_WORDS];
+/* The loader's process: its threads serve `scx_llmos ctl` (see llmos_enqueue()). */
+const volatile u32 loader_tgid;
 
 /*
  * Written by the loader at any time (`scx_llmos ctl`), read on every

@@ -123,11 +123,41 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 		return;
 	}
 
+	/*
+	 * The loader's threads answer `scx_llmos ctl`. They run for
+	 * microseconds, and under fifo behind CPU hogs each of their wakeups
+	 * would otherwise wait out whole slices: a user switching away from a
+	 * policy that starves them must not be starved by it.
+	 */
+	if (p->tgid == loader_tgid) {
+		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, level_slice(0), enq_flags | SCX_ENQ_PREEMPT);
+		return;
+	}
+
 	tctx = lookup_task_ctx(p);
 	if (!tctx) {
 		scx_bpf_error("%s[%d] has no task context", p->comm, p->pid);
 		return;
 	}
+
+	/*
+	 * dispatch() let the CPU's last task go without a refill only so that
+	 * it can be placed anew (see affinity_should_move()).
+	 */
+	if (enq_flags & SCX_ENQ_LAST) {
+		idle = -1;
+		if (policy == LLMOS_POLICY_AFFINITY && tctx->group >= 0)
+			idle = pick_idle_in_group(p, tctx->group, cpu);
+		if (idle >= 0) {
+			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | idle, slice_ns, enq_flags);
+			scx_bpf_kick_cpu(idle, SCX_KICK_IDLE);
+			stat_inc(LLMOS_STAT_IDLE_DISPATCH);
+		} else {
+			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, enq_flags);
+		}
+		return;
+	}
+
 	slot = queue_slot(policy, tctx);
 	slice = policy_slice(policy, slot);
 	key = queue_key(policy, p, tctx);
@@ -356,8 +386,11 @@ void BPF_STRUCT_OPS(llmos_dispatch, s32 cpu, struct task_struct *prev)
 			return;
 	}
 
-	/* Nothing queued is due before the previous task: it keeps the CPU. */
+	/* Nothing queued is due before the previous task: it keeps the CPU... */
 	if (pctx) {
+		/* ...unless it belongs on an idle CPU of its group (see ops.enqueue()). */
+		if (policy == LLMOS_POLICY_AFFINITY && affinity_should_move(prev, pctx, cpu))
+			return;
 		scx_bpf_task_set_slice(prev, policy_slice(policy, prev_slot));
 		stat_inc(LLMOS_STAT_SLICE_REFILL);
 	}
@@ -641,4 +674,6 @@ SCX_OPS_DEFINE(llmos_ops,
 	       .init		= (void *)llmos_init,
 	       .exit		= (void *)llmos_exit,
 	       .timeout_ms	= WATCHDOG_TIMEOUT_MS,
+	       /* A CPU's last task is handed to ops.enqueue() when dispatch() does not keep it. */
+	       .flags		= SCX_OPS_ENQ_LAST,
 	       .name		= "scx_llmos");

@@ -5,7 +5,6 @@
 //! typo fails with its line instead of quietly running with a default. Keys
 //! and ranges mirror the command-line options (`--slice-us` <-> `slice_us`).
 
-
 use std::fmt::Debug;
 use std::ops::RangeInclusive;
 use std::path::Path;

@@ -167,7 +167,10 @@ mod tests {
         assert!(!path.exists());
         assert_eq!(
             send(&path, "status").unwrap_err().to_string(),
-            format!("scx_llmos is not running (nothing listens on {})", path.display())
+            format!(
+                "scx_llmos is not running (nothing listens on {})",
+                path.display()
+            )
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -360,6 +360,7 @@ impl<'a> Scheduler<'a> {
         rodata.nr_llcs = nr_llcs;
         rodata.cpu_llc[..cpu_llc.len()].copy_from_slice(&cpu_llc);
         rodata.nr_levels = settings.mlfq_levels;
+        rodata.loader_tgid = std::process::id();
         tables.write_to(rodata);
         let data = skel.maps.data_data.as_mut().unwrap();
         data.active_policy = settings.policy.bpf_id();
@@ -650,9 +651,14 @@ mod tests {
         );
         assert_eq!(from_file.mlfq_slices_us, vec![1000, 2000]);
         let both = settings(&["--policy", "rr", "--slice-us", "700"], file).unwrap();
-        assert_eq!((both.policy, both.slice_us, both.boost_ms), (Policy::Rr, 700, 100));
         assert_eq!(
-            settings(&["--mlfq-slices-us", "100,200,300"], "mlfq_levels = 2").unwrap_err().to_string(),
+            (both.policy, both.slice_us, both.boost_ms),
+            (Policy::Rr, 700, 100)
+        );
+        assert_eq!(
+            settings(&["--mlfq-slices-us", "100,200,300"], "mlfq_levels = 2")
+                .unwrap_err()
+                .to_string(),
             "--mlfq-slices-us has 3 values but --mlfq-levels is 2"
         );
     }

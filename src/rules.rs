@@ -51,7 +51,9 @@ impl Tables {
         let group_cpus = config
             .groups
             .iter()
-            .map(|g| cpu_bitmap(&g.cpus, nr_cpu_ids).with_context(|| format!("config line {}", g.line)))
+            .map(|g| {
+                cpu_bitmap(&g.cpus, nr_cpu_ids).with_context(|| format!("config line {}", g.line))
+            })
             .collect::<Result<_>>()?;
         Ok(Self {
             prio_rules,
@@ -124,7 +126,10 @@ fn cgroup_id(root: &Path, path: &str) -> Result<(u64, u32)> {
         .with_context(|| format!("cgroup {path} does not exist ({})", dir.display()))?;
     let level = relative.split('/').filter(|part| !part.is_empty()).count() as u32;
     if level > bpf_intf::llmos_consts_LLMOS_MAX_CGROUP_DEPTH {
-        bail!("cgroup {path} is nested deeper than {} levels", bpf_intf::llmos_consts_LLMOS_MAX_CGROUP_DEPTH);
+        bail!(
+            "cgroup {path} is nested deeper than {} levels",
+            bpf_intf::llmos_consts_LLMOS_MAX_CGROUP_DEPTH
+        );
     }
     Ok((meta.ino(), level))
 }
@@ -134,7 +139,10 @@ fn cpu_bitmap(cpus: &[u32], nr_cpu_ids: usize) -> Result<[u64; CPU_WORDS]> {
     let mut words = [0u64; CPU_WORDS];
     for &cpu in cpus {
         if cpu as usize >= nr_cpu_ids {
-            bail!("CPU {cpu} does not exist (this machine has CPUs 0-{})", nr_cpu_ids - 1);
+            bail!(
+                "CPU {cpu} does not exist (this machine has CPUs 0-{})",
+                nr_cpu_ids - 1
+            );
         }
         words[cpu as usize / 64] |= 1 << (cpu % 64);
     }
@@ -167,9 +175,15 @@ mod tests {
         assert_eq!(&name[..10], b"stress-ng\0");
         assert!(name[10..].iter().all(|&c| c == 0));
         let uid = bpf_rule(&Matcher::Uid(1000), 5, None).unwrap();
-        assert_eq!((uid.r#match, uid.id), (bpf_intf::llmos_match_LLMOS_MATCH_UID, 1000));
+        assert_eq!(
+            (uid.r#match, uid.id),
+            (bpf_intf::llmos_match_LLMOS_MATCH_UID, 1000)
+        );
         let pid = bpf_rule(&Matcher::Pid(42), 5, None).unwrap();
-        assert_eq!((pid.r#match, pid.id), (bpf_intf::llmos_match_LLMOS_MATCH_PID, 42));
+        assert_eq!(
+            (pid.r#match, pid.id),
+            (bpf_intf::llmos_match_LLMOS_MATCH_PID, 42)
+        );
     }
 
     #[test]

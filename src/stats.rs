@@ -12,8 +12,8 @@ const FIRST_LEVEL: usize = bpf_intf::llmos_stat_LLMOS_STAT_LEVEL_RUN as usize;
 /// Names of the event counters, in the order of `enum llmos_stat` in
 /// bpf/intf.h; the per-level run counters follow them.
 pub const EVENT_NAMES: [&str; FIRST_LEVEL] = [
-    "idle", "kthread", "pinned", "shared", "steal", "refill", "preempt", "boost", "cpuq",
-    "switch", "carried",
+    "idle", "kthread", "pinned", "shared", "steal", "refill", "preempt", "boost", "cpuq", "switch",
+    "carried",
 ];
 
 pub type Counters = [u64; NR_STATS];

@@ -117,6 +117,40 @@ fn vm_attach_stress_pinning_detach_and_bad_input() {
     run_guest_checks("tests/vm/guest/basic.sh", "vm-basic", 2, BASIC_CHECKS);
 }
 
+/// What tests/vm/guest/policies.sh must report as passed.
+const POLICY_CHECKS: &[&str] = &[
+    "config_error_names_line",
+    "attach_prio",
+    "prio_nice_share",
+    "prio_low_progresses",
+    "prio_rule_by_comm",
+    "switch_to_affinity",
+    "affinity_group_cpu_when_free",
+    "affinity_group_spills",
+    "affinity_group_in_map",
+    "affinity_never_outside_cpumask",
+    "switch_cycle",
+    "switch_stays_enabled",
+    "switch_every_thread_progresses",
+    "switch_stress_completed",
+    "switch_settled_in_bpf",
+    "ctl_refused_unprivileged",
+    "ctl_set_tunable",
+    "ctl_set_rejects",
+    "detached",
+    "no_stall",
+];
+
+#[test]
+fn vm_prio_affinity_config_and_live_switching() {
+    run_guest_checks(
+        "tests/vm/guest/policies.sh",
+        "vm-policies",
+        2,
+        POLICY_CHECKS,
+    );
+}
+
 #[test]
 fn missing_checks_are_failures() {
     let output = "ok a: fine\nFAIL b: broke\n";
@@ -167,7 +201,7 @@ fn parse_thread_tables(text: &str) -> Vec<HashMap<u32, ThreadRow>> {
         let Some(table) = tables.last_mut() else {
             continue;
         };
-        if f.len() < 16 || f[0] == "TID" {
+        if f.len() < 15 || f[0] == "TID" {
             continue;
         }
         let row = ThreadRow {
@@ -370,8 +404,8 @@ fn vm_mlfq_levels_boost_latency_and_accounting() {
 #[test]
 fn thread_tables_and_probe_output_parse() {
     let tables = parse_thread_tables(
-        "# t_ms=1 threads=1\n    TID    TGID LVL CPU      RUN_MS     WAIT_MS     RUNS      VOL    INVOL   MIGR DEMOTE  BOOST COMM\n    \
-         239     235   3   0    4125.050    8028.785      671        4      667      0     39     12 llmos-probe\n",
+        "# t_ms=1 threads=1\n    TID    TGID LVL CPU      RUN_MS     WAIT_MS     RUNS      VOL    INVOL   MIGR DEMOTE  BOOST PRIO GRP COMM\n    \
+         239     235   3   0    4125.050    8028.785      671        4      667      0     39     12   19  -1 llmos-probe\n",
     );
     assert_eq!(
         tables,
