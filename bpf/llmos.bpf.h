@@ -52,6 +52,13 @@ struct task_ctx {
 	u32 boost_gen;		/* the boost it has caught up with */
 	s32 rule_prio;		/* priority a config rule gave it, or -1: from nice */
 	s32 group;		/* affinity group, or -1 */
+	s32 waker_cpu;		/* CPU of a waker that will sleep soon (sync wakeup), or -1 */
+	/*
+	 * Its row of the thread_stats map, kept here and copied there once per
+	 * run (see publish_thread_row()): one hash lookup per context switch
+	 * instead of one per callback.
+	 */
+	struct llmos_thread_stats stats;
 };
 
 struct {
@@ -90,11 +97,15 @@ static struct task_ctx *lookup_task_ctx(const struct task_struct *p)
 	return bpf_task_storage_get(&task_ctxs, (struct task_struct *)p, 0, 0);
 }
 
-static struct llmos_thread_stats *lookup_thread_stats(const struct task_struct *p)
+/* Copies the task's row to the thread_stats map, adding it back if it was evicted. */
+static void publish_thread_row(struct task_ctx *tctx)
 {
-	u32 tid = p->pid;
+	struct llmos_thread_stats *ts = bpf_map_lookup_elem(&thread_stats, &tctx->stats.tid);
 
-	return bpf_map_lookup_elem(&thread_stats, &tid);
+	if (ts)
+		__builtin_memcpy(ts, &tctx->stats, sizeof(*ts));
+	else
+		bpf_map_update_elem(&thread_stats, &tctx->stats.tid, &tctx->stats, BPF_ANY);
 }
 
 /* Bounds a CPU id for the verifier (LLMOS_MAX_CPUS is a power of two). */

@@ -53,9 +53,10 @@ struct {
 /*
  * Kicks a CPU of @llc that @p may use and whose running task it outranks,
  * preferring the one running the lowest rank: a waking interactive task
- * should not wait out a CPU hog's long slice.
+ * should not wait out a CPU hog's long slice. @waker's CPU is spared: its
+ * task is about to sleep and leave the CPU anyway.
  */
-static void preempt_for(struct task_struct *p, u32 llc, u32 rank, u64 key)
+static void preempt_for(struct task_struct *p, u32 llc, u32 rank, u64 key, s32 waker)
 {
 	s32 start = scx_bpf_task_cpu(p), victim = -1;
 	u32 i, victim_rank = 0;
@@ -66,7 +67,7 @@ static void preempt_for(struct task_struct *p, u32 llc, u32 rank, u64 key)
 		if (i >= nr_cpu_ids)
 			break;
 		cpu = (start + i) % nr_cpu_ids;
-		if (llc_of(cpu) != llc || !bpf_cpumask_test_cpu(cpu, p->cpus_ptr) ||
+		if (cpu == waker || llc_of(cpu) != llc || !bpf_cpumask_test_cpu(cpu, p->cpus_ptr) ||
 		    !outranks_running(cpu, rank, key))
 			continue;
 		if (victim < 0 || running_rank[cpu_idx(cpu)] > victim_rank) {
@@ -90,6 +91,11 @@ s32 BPF_STRUCT_OPS(llmos_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 	if (!tctx)
 		return prev_cpu;
 	/*
+	 * A sync waker is about to sleep: preempting its CPU for the wakee
+	 * only adds a switch (see llmos_enqueue()).
+	 */
+	tctx->waker_cpu = (wake_flags & SCX_WAKE_SYNC) ? (s32)bpf_get_smp_processor_id() : -1;
+	/*
 	 * The built-in idle picker honours p->cpus_ptr and prefers prev_cpu
 	 * and its cache siblings, which is what a waking task wants.
 	 */
@@ -108,7 +114,7 @@ s32 BPF_STRUCT_OPS(llmos_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 {
 	u32 policy = active_policy, slot, llc;
-	s32 cpu = scx_bpf_task_cpu(p), idle;
+	s32 cpu = scx_bpf_task_cpu(p), idle, waker;
 	bool wakeup = enq_flags & SCX_ENQ_WAKEUP;
 	struct task_ctx *tctx;
 	u64 slice, key, dsq;
@@ -161,6 +167,8 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 	slot = queue_slot(policy, tctx);
 	slice = policy_slice(policy, slot);
 	key = queue_key(policy, p, tctx);
+	waker = tctx->waker_cpu;
+	tctx->waker_cpu = -1;
 
 	/*
 	 * A task that may run only on its current CPU goes to that CPU's DSQ,
@@ -171,7 +179,7 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 		scx_bpf_dsq_insert_vtime(p, dsq, queue_slice(slice, scx_bpf_dsq_nr_queued(dsq)),
 					 key, enq_flags);
 		stat_inc(LLMOS_STAT_PINNED_DISPATCH);
-		if (wakeup && preempts_on_wakeup(policy) &&
+		if (wakeup && preempts_on_wakeup(policy) && cpu != waker &&
 		    outranks_running(cpu, run_rank(policy, tctx), key)) {
 			scx_bpf_kick_cpu(cpu, SCX_KICK_PREEMPT);
 			stat_inc(LLMOS_STAT_PREEMPT);
@@ -215,7 +223,7 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 	stat_inc(LLMOS_STAT_SHARED_DISPATCH);
 
 	if (wakeup && preempts_on_wakeup(policy))
-		preempt_for(p, llc, run_rank(policy, tctx), key);
+		preempt_for(p, llc, run_rank(policy, tctx), key, waker);
 }
 
 /* Move the head of @dsq to this CPU; tasks it may not run are skipped. */
@@ -242,22 +250,44 @@ static bool consume_head(u64 dsq, struct task_struct *head, bool vtime_keys)
 	return true;
 }
 
-/* Serve one slot: whichever of the CPU's and its LLC's queue heads has the lower key. */
-static bool dispatch_slot(s32 cpu, u32 llc, u32 slot, bool vtime_keys)
-{
-	u64 own = cpu_dsq(cpu, slot), shared = llc_dsq(llc, slot);
-	struct task_struct *own_head, *shared_head;
+enum slot_result {
+	SLOT_EMPTY,	/* nothing queued (or it was taken by another CPU) */
+	SLOT_NOT_DUE,	/* nothing queued is due before the limit */
+	SLOT_SERVED,	/* a task was moved to this CPU */
+};
 
-	own_head = __COMPAT_scx_bpf_dsq_peek(own);
-	shared_head = __COMPAT_scx_bpf_dsq_peek(shared);
-	if (!own_head)
-		return shared_head && consume_head(shared, shared_head, vtime_keys);
-	if (shared_head && time_before(shared_head->scx.dsq_vtime, own_head->scx.dsq_vtime) &&
-	    consume_head(shared, shared_head, vtime_keys))
-		return true;
-	if (consume_head(own, own_head, vtime_keys))
-		return true;
-	return shared_head && consume_head(shared, shared_head, vtime_keys);
+/*
+ * Serves one slot: moves whichever of the CPU's and its LLC's queue heads has
+ * the lower key to this CPU, unless that key is not before *@limit (the key of
+ * a previous task that competes in this slot and then keeps the CPU).
+ */
+static enum slot_result dispatch_slot(s32 cpu, u32 llc, u32 slot, bool vtime_keys,
+				      const u64 *limit)
+{
+	u64 first_dsq = cpu_dsq(cpu, slot), second_dsq = llc_dsq(llc, slot), dsq;
+	struct task_struct *first, *second, *p;
+
+	first = __COMPAT_scx_bpf_dsq_peek(first_dsq);
+	second = __COMPAT_scx_bpf_dsq_peek(second_dsq);
+	if (!first || (second && time_before(second->scx.dsq_vtime, first->scx.dsq_vtime))) {
+		p = first;
+		first = second;
+		second = p;
+		dsq = first_dsq;
+		first_dsq = second_dsq;
+		second_dsq = dsq;
+	}
+	if (!first)
+		return SLOT_EMPTY;
+	if (limit && !time_before(first->scx.dsq_vtime, *limit))
+		return SLOT_NOT_DUE;
+	if (consume_head(first_dsq, first, vtime_keys))
+		return SLOT_SERVED;
+	/* Another CPU took that head meanwhile: the other queue's will do. */
+	if (second && (!limit || time_before(second->scx.dsq_vtime, *limit)) &&
+	    consume_head(second_dsq, second, vtime_keys))
+		return SLOT_SERVED;
+	return SLOT_EMPTY;
 }
 
 static bool steal_from(u32 llc, u32 policy, u32 ranks)
@@ -323,18 +353,6 @@ static bool serve_unsettled(s32 cpu, u32 home, u32 policy)
 	return false;
 }
 
-/* Whether a task queued in @slot for this CPU is due before @key. */
-static bool queued_before(s32 cpu, u32 llc, u32 slot, u64 key)
-{
-	struct task_struct *head;
-
-	head = __COMPAT_scx_bpf_dsq_peek(cpu_dsq(cpu, slot));
-	if (head && time_before(head->scx.dsq_vtime, key))
-		return true;
-	head = __COMPAT_scx_bpf_dsq_peek(llc_dsq(llc, slot));
-	return head && time_before(head->scx.dsq_vtime, key);
-}
-
 void BPF_STRUCT_OPS(llmos_dispatch, s32 cpu, struct task_struct *prev)
 {
 	u32 policy = active_policy, home = llc_of(cpu), ranks = policy_ranks(policy), rank;
@@ -368,13 +386,16 @@ void BPF_STRUCT_OPS(llmos_dispatch, s32 cpu, struct task_struct *prev)
 	/* Higher ranks are always served first. */
 	bpf_for(rank, 0, ranks) {
 		u32 slot = rank_slot(policy, rank);
+		enum slot_result served;
 
-		if (slot == prev_slot && !queued_before(cpu, home, slot, prev_key)) {
+		served = dispatch_slot(cpu, home, slot, vtime_keys,
+				       slot == prev_slot ? &prev_key : NULL);
+		if (served == SLOT_SERVED)
+			return;
+		if (slot == prev_slot) {
 			keep_prev = true;
 			break;
 		}
-		if (dispatch_slot(cpu, home, slot, vtime_keys))
-			return;
 	}
 	if (!keep_prev) {
 		if (policy == LLMOS_POLICY_AFFINITY &&
@@ -408,43 +429,39 @@ static void update_thread_row(struct llmos_thread_stats *ts, const struct task_s
 void BPF_STRUCT_OPS(llmos_runnable, struct task_struct *p, u64 enq_flags)
 {
 	struct task_ctx *tctx = lookup_task_ctx(p);
-	struct llmos_thread_stats *ts = lookup_thread_stats(p);
 	u64 now = scx_bpf_now();
 
 	if (!tctx)
 		return;
 	reclassify_after_exec(p, tctx);
-	catch_up_boost(tctx, ts);
+	catch_up_boost(tctx);
 	tctx->runnable_at = now;
 	tctx->vtime = bounded_vtime(tctx->vtime);
 	if (is_mlfq())
 		mlfq_wakeup(tctx, now);
-	if (ts)
-		update_thread_row(ts, p, tctx);
+	update_thread_row(&tctx->stats, p, tctx);
 }
 
 void BPF_STRUCT_OPS(llmos_running, struct task_struct *p)
 {
 	u32 policy = active_policy;
 	struct task_ctx *tctx = lookup_task_ctx(p);
-	struct llmos_thread_stats *ts = lookup_thread_stats(p);
 	s32 cpu = scx_bpf_task_cpu(p);
-	u64 now = scx_bpf_now();
+	struct llmos_thread_stats *ts;
 	u32 level;
 
 	if (!tctx)
 		return;
-	catch_up_boost(tctx, ts);
+	catch_up_boost(tctx);
 	level = task_level(tctx);
 	tctx->exec_at_start = p->se.sum_exec_runtime;
 	running_rank[cpu_idx(cpu)] = run_rank(policy, tctx);
 	running_key[cpu_idx(cpu)] = queue_key(policy, p, tctx);
 	stat_inc(LLMOS_STAT_LEVEL_RUN + (level & (LLMOS_MAX_LEVELS - 1)));
 
-	if (!ts)
-		return;
+	ts = &tctx->stats;
 	ts->nr_runs++;
-	ts->wait_ns += now - tctx->runnable_at;
+	ts->wait_ns += scx_bpf_now() - tctx->runnable_at;
 	if (ts->last_cpu >= 0 && ts->last_cpu != cpu)
 		ts->nr_migrations++;
 	ts->last_cpu = cpu;
@@ -454,14 +471,15 @@ void BPF_STRUCT_OPS(llmos_running, struct task_struct *p)
 void BPF_STRUCT_OPS(llmos_stopping, struct task_struct *p, bool runnable)
 {
 	struct task_ctx *tctx = lookup_task_ctx(p);
-	struct llmos_thread_stats *ts = lookup_thread_stats(p);
 	u64 now = scx_bpf_now(), used;
+	struct llmos_thread_stats *ts;
 
 	if (!tctx)
 		return;
+	ts = &tctx->stats;
 	/* A CPU hog that exec'd never wakes up: notice its new name here. */
 	reclassify_after_exec(p, tctx);
-	catch_up_boost(tctx, ts);
+	catch_up_boost(tctx);
 	/*
 	 * The kernel's own account of the CPU time, brought up to date before
 	 * ops.stopping(): it is what /proc/<tid>/schedstat reports, and it
@@ -472,7 +490,7 @@ void BPF_STRUCT_OPS(llmos_stopping, struct task_struct *p, bool runnable)
 
 	/* Every policy keeps vtime, so a switch to a vtime policy starts fair. */
 	tctx->vtime = bounded_vtime(tctx->vtime) + vtime_charge(p, used);
-	if (is_mlfq() && mlfq_charge(tctx, used) && ts)
+	if (is_mlfq() && mlfq_charge(tctx, used))
 		ts->nr_demotions++;
 
 	if (runnable)
@@ -480,8 +498,6 @@ void BPF_STRUCT_OPS(llmos_stopping, struct task_struct *p, bool runnable)
 	else
 		tctx->sleep_at = now;
 
-	if (!ts)
-		return;
 	ts->runtime_ns += used;
 	update_thread_row(ts, p, tctx);
 	if (runnable) {
@@ -491,28 +507,27 @@ void BPF_STRUCT_OPS(llmos_stopping, struct task_struct *p, bool runnable)
 		/* A thread that exec()s changes its name; pick that up cheaply. */
 		bpf_probe_read_kernel_str(ts->comm, sizeof(ts->comm), p->comm);
 	}
+	publish_thread_row(tctx);
 }
 
 void BPF_STRUCT_OPS(llmos_enable, struct task_struct *p)
 {
 	struct task_ctx *tctx = lookup_task_ctx(p);
-	struct llmos_thread_stats ts = {
-		.tid = p->pid,
-		.tgid = p->tgid,
-		.last_cpu = -1,
-		.group = -1,
-	};
 
+	if (!tctx)
+		return;
 	/* A new task starts level with the others, neither ahead nor owed. */
-	if (tctx) {
-		tctx->vtime = vtime_now;
-		tctx->boost_gen = boost_gen;
-		tctx->runnable_at = scx_bpf_now();
-		classify(p, tctx);
-		update_thread_row(&ts, p, tctx);
-	}
-	bpf_probe_read_kernel_str(ts.comm, sizeof(ts.comm), p->comm);
-	bpf_map_update_elem(&thread_stats, &ts.tid, &ts, BPF_ANY);
+	tctx->vtime = vtime_now;
+	tctx->boost_gen = boost_gen;
+	tctx->runnable_at = scx_bpf_now();
+	tctx->waker_cpu = -1;
+	classify(p, tctx);
+	tctx->stats.tid = p->pid;
+	tctx->stats.tgid = p->tgid;
+	tctx->stats.last_cpu = -1;
+	bpf_probe_read_kernel_str(tctx->stats.comm, sizeof(tctx->stats.comm), p->comm);
+	update_thread_row(&tctx->stats, p, tctx);
+	publish_thread_row(tctx);
 }
 
 s32 BPF_STRUCT_OPS(llmos_init_task, struct task_struct *p, struct scx_init_task_args *args)

@@ -37,7 +37,7 @@ static u64 level_slice(u32 level)
 }
 
 /* Applies any boost the task missed: back to the top with a fresh allotment. */
-static void catch_up_boost(struct task_ctx *tctx, struct llmos_thread_stats *ts)
+static void catch_up_boost(struct task_ctx *tctx)
 {
 	if (tctx->boost_gen == boost_gen)
 		return;
@@ -45,8 +45,7 @@ static void catch_up_boost(struct task_ctx *tctx, struct llmos_thread_stats *ts)
 	tctx->allot_used = 0;
 	if (tctx->level) {
 		tctx->level = 0;
-		if (ts)
-			ts->nr_boosts++;
+		tctx->stats.nr_boosts++;
 	}
 }
 

@@ -13,6 +13,8 @@ use anyhow::{anyhow, bail, ensure, Result};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::Policy;
+
 /// Sizes of the BPF side's rule and group tables (bpf/intf.h).
 pub const MAX_PRIORITY_RULES: usize = 32;
 pub const MAX_GROUPS: usize = 16;
@@ -27,56 +29,12 @@ const MAX_COMM_LEN: usize = 15;
 const SLICE_US: RangeInclusive<u64> = 100..=100_000;
 const MLFQ_LEVELS: RangeInclusive<u32> = 2..=8;
 const BOOST_MS: RangeInclusive<u64> = 10..=2000;
-const PRIO_AGING_MS: RangeInclusive<u64> = 1..=1000;
+/// 39 steps of aging must stay well inside the kernel watchdog's 5 s.
+const PRIO_AGING_MS: RangeInclusive<u64> = 1..=50;
 const PRIORITY: RangeInclusive<u32> = 0..=MAX_PRIORITY;
 const PID: RangeInclusive<u32> = 1..=u32::MAX;
 
 const SETTABLE: [&str; 4] = ["slice_us", "mlfq_slices_us", "boost_ms", "prio_aging_ms"];
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PolicyName {
-    Mlfq,
-    Vtime,
-    Prio,
-    Affinity,
-    Fifo,
-    Rr,
-}
-
-impl PolicyName {
-    pub const ALL: [PolicyName; 6] = [
-        PolicyName::Mlfq,
-        PolicyName::Vtime,
-        PolicyName::Prio,
-        PolicyName::Affinity,
-        PolicyName::Fifo,
-        PolicyName::Rr,
-    ];
-
-    pub fn parse(s: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|p| p.as_str() == s)
-            .ok_or_else(|| {
-                let names: Vec<_> = Self::ALL.iter().map(|p| p.as_str()).collect();
-                anyhow!(
-                    "unknown policy '{s}' (expected one of: {})",
-                    names.join(", ")
-                )
-            })
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PolicyName::Mlfq => "mlfq",
-            PolicyName::Vtime => "vtime",
-            PolicyName::Prio => "prio",
-            PolicyName::Affinity => "affinity",
-            PolicyName::Fifo => "fifo",
-            PolicyName::Rr => "rr",
-        }
-    }
-}
 
 /// Which threads a rule or group applies to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,7 +66,7 @@ pub struct Group {
 /// A parsed config file; keys it does not set are `None`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Config {
-    pub policy: Option<PolicyName>,
+    pub policy: Option<Policy>,
     pub slice_us: Option<u64>,
     pub mlfq_levels: Option<u32>,
     pub mlfq_slices_us: Option<Vec<u64>>,
@@ -347,7 +305,7 @@ fn entries<R, T>(
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     #[serde(default, deserialize_with = "de::policy")]
-    policy: Option<PolicyName>,
+    policy: Option<Policy>,
     #[serde(default, deserialize_with = "de::slice_us")]
     slice_us: Option<u64>,
     #[serde(default, deserialize_with = "de::mlfq_levels")]
@@ -428,8 +386,8 @@ mod de {
             .map_err(D::Error::custom)
     }
 
-    pub fn policy<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PolicyName>, D::Error> {
-        string(d, |s| PolicyName::parse(&s))
+    pub fn policy<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Policy>, D::Error> {
+        string(d, |s| Policy::parse(&s))
     }
 
     pub fn comm<'de, D: Deserializer<'de>, R: From<String>>(d: D) -> Result<R, D::Error> {
@@ -461,6 +419,7 @@ mod de {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::ValueEnum;
 
     /// The error message of parsing `text`, which must fail.
     fn err(text: &str) -> String {
@@ -502,7 +461,7 @@ cpus = "1023"
         assert_eq!(
             config,
             Config {
-                policy: Some(PolicyName::Prio),
+                policy: Some(Policy::Prio),
                 slice_us: Some(20_000),
                 mlfq_levels: Some(4),
                 mlfq_slices_us: Some(vec![1000, 2000, 4000, 8000]),
@@ -568,11 +527,9 @@ cpus = "1023"
                 },
             ]
         );
-        for p in PolicyName::ALL {
+        for &p in Policy::value_variants() {
             assert_eq!(
-                parse(&format!("policy = \"{}\"", p.as_str()))
-                    .unwrap()
-                    .policy,
+                parse(&format!("policy = \"{}\"", p.name())).unwrap().policy,
                 Some(p)
             );
         }
@@ -624,7 +581,7 @@ cpus = "1023"
         );
         assert_eq!(
             err("prio_aging_ms = 0"),
-            "line 1: prio_aging_ms = 0 is not in 1..=1000"
+            "line 1: prio_aging_ms = 0 is not in 1..=50"
         );
         assert_eq!(
             err("mlfq_slices_us = [1000, 99]"),
@@ -732,7 +689,7 @@ cpus = "1023"
             err("\npolicy = \"cfs\""),
             "line 2: unknown policy 'cfs' (expected one of: mlfq, vtime, prio, affinity, fifo, rr)"
         );
-        assert_eq!(PolicyName::parse("rr").unwrap(), PolicyName::Rr);
+        assert_eq!(Policy::parse("rr").unwrap(), Policy::Rr);
     }
 
     #[test]
@@ -783,7 +740,7 @@ cpus = "1023"
         let e = |arg| parse_tunable(arg).unwrap_err().to_string();
         assert_eq!(ok("slice_us=5000"), Tunable::SliceUs(5000));
         assert_eq!(ok(" boost_ms = 10 "), Tunable::BoostMs(10));
-        assert_eq!(ok("prio_aging_ms=1000"), Tunable::PrioAgingMs(1000));
+        assert_eq!(ok("prio_aging_ms=50"), Tunable::PrioAgingMs(50));
         assert_eq!(
             ok("mlfq_slices_us=500, 1000,2000,4000"),
             Tunable::MlfqSlicesUs(vec![500, 1000, 2000, 4000])
@@ -799,7 +756,7 @@ cpus = "1023"
 
         assert_eq!(e("slice_us=99"), "slice_us = 99 is not in 100..=100000");
         assert_eq!(e("boost_ms=5000"), "boost_ms = 5000 is not in 10..=2000");
-        assert_eq!(e("prio_aging_ms=0"), "prio_aging_ms = 0 is not in 1..=1000");
+        assert_eq!(e("prio_aging_ms=0"), "prio_aging_ms = 0 is not in 1..=50");
         assert_eq!(
             e("mlfq_slices_us=500,50"),
             "mlfq_slices_us[1] = 50 is not in 100..=100000"

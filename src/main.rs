@@ -229,7 +229,7 @@ impl Settings {
     fn resolve(opts: &Opts, file: &config::Config) -> Result<Self> {
         let policy = match (opts.policy, file.policy) {
             (Some(policy), _) => policy,
-            (None, Some(name)) => Policy::parse(name.as_str())?,
+            (None, Some(policy)) => policy,
             (None, None) => Policy::Mlfq,
         };
         let mlfq_levels = opts.mlfq_levels.or(file.mlfq_levels).unwrap_or(4);

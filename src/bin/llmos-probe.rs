@@ -9,8 +9,8 @@
 //! A deadline missed entirely counts as a late sample of its own, so a long
 //! stall cannot hide as one bad sample.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Barrier};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::Duration;
 
@@ -92,6 +92,54 @@ fn gettid() -> i32 {
     unsafe { libc::gettid() }
 }
 
+/// A start gate: threads sleep on it until it opens, then all run at once.
+/// A futex rather than std's Barrier: a Barrier's waiters each retake one
+/// mutex on release, and with thousands of runnable spinners a preempted
+/// holder convoys the rest for minutes.
+#[derive(Default)]
+struct Gate(AtomicU32);
+
+impl Gate {
+    fn wait(&self) {
+        while self.0.load(Ordering::Acquire) == 0 {
+            // SAFETY: FUTEX_WAIT on a live, aligned u32 that stays 0 until
+            // open(); a spurious or interrupted return just loops.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_futex,
+                    self.0.as_ptr(),
+                    libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                    0,
+                    std::ptr::null::<libc::timespec>(),
+                )
+            };
+        }
+    }
+
+    fn open(&self) {
+        self.0.store(1, Ordering::Release);
+        // SAFETY: FUTEX_WAKE on a live, aligned u32.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                self.0.as_ptr(),
+                libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+                i32::MAX,
+            )
+        };
+    }
+}
+
+/// A spinner's iteration count, on a cache line of its own so that
+/// spinners on different CPUs do not slow each other down.
+#[derive(Default)]
+#[repr(align(64))]
+struct Counter(AtomicU64);
+
+/// Threads need little stack; 10,000 of them at the default 2 MiB would
+/// reserve 20 GiB of address space.
+const THREAD_STACK: usize = 256 * 1024;
+
 /// Records the lateness of a wakeup at `woke` for `deadline`, plus one
 /// sample for every later deadline that also passed before `woke`. Returns
 /// the next deadline still in the future.
@@ -152,9 +200,9 @@ fn main() -> Result<()> {
     // Every thread waits (asleep) until all exist: with thousands of
     // spinners, creating threads while the first ones already spin would
     // take the creator minutes of contended CPU.
-    let go = Arc::new(Barrier::new(nr_spinners + 2));
+    let go = Arc::new(Gate::default());
 
-    let counters: Vec<Arc<AtomicU64>> = (0..nr_spinners).map(|_| Arc::default()).collect();
+    let counters: Vec<Arc<Counter>> = (0..nr_spinners).map(|_| Arc::default()).collect();
     let mut handles = Vec::new();
     for (idx, counter) in counters.iter().enumerate() {
         let (counter, stop, release, tid_tx, go) = (
@@ -164,23 +212,35 @@ fn main() -> Result<()> {
             tid_tx.clone(),
             go.clone(),
         );
-        handles.push(thread::spawn(move || {
-            tid_tx.send((format!("spinner{idx}"), gettid())).unwrap();
-            go.wait();
-            while !stop.load(Ordering::Relaxed) {
-                for _ in 0..1024 {
-                    counter.fetch_add(1, Ordering::Relaxed);
+        let spinner = thread::Builder::new()
+            .stack_size(THREAD_STACK)
+            .spawn(move || {
+                tid_tx.send((format!("spinner{idx}"), gettid())).unwrap();
+                go.wait();
+                while !stop.load(Ordering::Relaxed) {
+                    for _ in 0..1024 {
+                        counter.0.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
-            }
-            while !release.load(Ordering::Relaxed) {
-                thread::sleep(Duration::from_millis(50));
-            }
-        }));
+                while !release.load(Ordering::Relaxed) {
+                    thread::sleep(Duration::from_millis(50));
+                }
+            })
+            .context("cannot start a spinner thread")?;
+        handles.push(spinner);
     }
 
+    // When the gate opened: the sleeper's deadlines count from it, so that a
+    // sleeper that gets its first turn late reports the periods it missed.
+    let started_at = Arc::new(AtomicU64::new(0));
     let sleeper = {
-        let (stop, release, tid_tx, go) =
-            (stop.clone(), release.clone(), tid_tx.clone(), go.clone());
+        let (stop, release, tid_tx, go, started_at) = (
+            stop.clone(),
+            release.clone(),
+            tid_tx.clone(),
+            go.clone(),
+            started_at.clone(),
+        );
         let run_ns = opts.run_us * 1000;
         thread::spawn(move || {
             // SAFETY: prctl with PR_SET_TIMERSLACK takes a plain integer.
@@ -188,7 +248,7 @@ fn main() -> Result<()> {
             tid_tx.send(("sleeper".to_string(), gettid())).unwrap();
             go.wait();
             let mut samples = Vec::new();
-            let mut deadline = now_ns() + period;
+            let mut deadline = started_at.load(Ordering::Acquire) + period;
             while !stop.load(Ordering::Relaxed) {
                 sleep_until_ns(deadline);
                 deadline = record_wakeup(&mut samples, deadline, now_ns(), period);
@@ -207,18 +267,20 @@ fn main() -> Result<()> {
     for (name, tid) in &tids {
         println!("thread {name} tid={tid}");
     }
-    go.wait();
+    // Every thread has reported its tid, so every thread is at the gate.
+    let start = now_ns();
+    started_at.store(start, Ordering::Release);
+    go.open();
 
     // Spinner progress per interval, sampled on absolute deadlines.
     let interval = opts.interval_ms * 1_000_000;
     let intervals = (opts.duration_s * NSEC_PER_SEC).div_ceil(interval);
-    let start = now_ns();
     let mut last: Vec<u64> = vec![0; nr_spinners];
     let mut progress: Vec<Vec<u64>> = vec![Vec::new(); nr_spinners];
     for i in 1..=intervals {
         sleep_until_ns(start + i * interval);
         for (idx, counter) in counters.iter().enumerate() {
-            let now = counter.load(Ordering::Relaxed);
+            let now = counter.0.load(Ordering::Relaxed);
             progress[idx].push(now - last[idx]);
             last[idx] = now;
         }
