@@ -124,6 +124,8 @@ const POLICY_CHECKS: &[&str] = &[
     "prio_nice_share",
     "prio_low_progresses",
     "prio_rule_by_comm",
+    "prio_rule_by_cgroup",
+    "prio_rule_by_uid",
     "switch_to_affinity",
     "affinity_group_cpu_when_free",
     "affinity_group_spills",

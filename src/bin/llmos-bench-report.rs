@@ -256,10 +256,44 @@ fn report(rows: &[Row], header: &str) -> (String, String) {
     (md, chart)
 }
 
+/// The scale chart's data: one line per thread count, probe p99 µs per
+/// scheduler that ran the scale runs ("?" where one has no result).
+fn scale_chart(rows: &[Row]) -> String {
+    let scale: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.get("bench").map(String::as_str) == Some("scale"))
+        .collect();
+    let mut scheds: Vec<&str> = Vec::new();
+    let mut sizes: Vec<u64> = Vec::new();
+    for r in &scale {
+        if let Some(s) = r.get("sched") {
+            if !scheds.contains(&s.as_str()) {
+                scheds.push(s);
+            }
+        }
+        sizes.extend(r.get("threads").and_then(|t| t.parse::<u64>().ok()));
+    }
+    sizes.sort_unstable();
+    sizes.dedup();
+    // A plain header line: gnuplot titles each column from it.
+    let mut chart = format!("threads {}\n", scheds.join(" "));
+    for n in sizes {
+        let cells: Vec<String> = scheds
+            .iter()
+            .map(|s| {
+                median_of(rows, "scale", s, Some(&n.to_string()), "p99_us")
+                    .map_or("?".into(), number)
+            })
+            .collect();
+        let _ = writeln!(chart, "{n} {}", cells.join(" "));
+    }
+    chart
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let [_, raw, md_out, chart_out] = &args[..] else {
-        bail!("usage: llmos-bench-report RAW_ROWS REPORT_MD CHART_DAT");
+    let [_, raw, md_out, chart_out, scale_out] = &args[..] else {
+        bail!("usage: llmos-bench-report RAW_ROWS REPORT_MD CHART_DAT SCALE_DAT");
     };
     let text = std::fs::read_to_string(raw).with_context(|| format!("cannot read {raw}"))?;
     let rows = parse_rows(&text);
@@ -274,6 +308,8 @@ fn main() -> Result<()> {
     let (md, chart) = report(&rows, &header.join("\n"));
     std::fs::write(md_out, &md).with_context(|| format!("cannot write {md_out}"))?;
     std::fs::write(chart_out, chart).with_context(|| format!("cannot write {chart_out}"))?;
+    std::fs::write(scale_out, scale_chart(&rows))
+        .with_context(|| format!("cannot write {scale_out}"))?;
     print!("{md}");
     Ok(())
 }
@@ -332,6 +368,20 @@ row bench=error round=1 sched=lavd what=attach
             "- batch: 0.90x (target >= 0.95x): **missed** by 1.06x"
         );
         assert_eq!(target("x", None, Some(1.0), 1.0, true), "- x: not measured");
+    }
+
+    #[test]
+    fn scale_chart_has_a_column_per_scheduler() {
+        let rows = parse_rows(
+            "row bench=scale sched=eevdf threads=100 p99_us=9000\n\
+             row bench=scale sched=mlfq threads=10 p99_us=700\n\
+             row bench=scale sched=eevdf threads=10 p99_us=3000\n\
+             row bench=probe round=1 sched=rr p99_us=5\n",
+        );
+        assert_eq!(
+            scale_chart(&rows),
+            "threads eevdf mlfq\n10 3000 700\n100 9000 ?\n"
+        );
     }
 
     #[test]

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The benchmark: boots the sched_ext VM once and, interleaved over rounds,
-# measures the kernel default (EEVDF), scx_llmos (mlfq and vtime) and, where
+# measures the kernel default (EEVDF), scx_llmos (every policy) and, where
 # installed in /opt/scx/bin, scx_bpfland and scx_lavd; then writes the report
-# (RESULTS.md), the raw rows (raw.txt) and a latency chart (latency.png).
+# (RESULTS.md), the raw rows (raw.txt) and charts of probe latency per
+# scheduler (latency.png) and per number of spinning threads (scale.png).
 #
 #   usage: tests/vm/bench.sh [--smoke]
 #
@@ -11,6 +12,7 @@
 #                   is taken from "config" beside it, when there is one.
 # BENCH_OUT (bench)  BENCH_ROUNDS (5)  BENCH_PROBE_SECS (8)
 # BENCH_SCALE (10,100,1000,10000)  BENCH_MSG_LOOPS (100)  BENCH_CPUS (1)
+# BENCH_SCALE_SCHEDS ("eevdf mlfq bpfland lavd"): who runs the scale runs
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -31,10 +33,12 @@ started=$(date -u '+%Y-%m-%d %H:%M UTC')
 # emulator, so latencies are the schedulers' own.
 VM_OUT=$PWD/$OUT VM_CPUS=${BENCH_CPUS:-1} VM_MEM=4G VM_TIMEOUT=5400 tests/vm/run.sh \
   tests/vm/guest/bench.sh "$PWD/target/release/scx_llmos" "$kconfig" "${BENCH_ROUNDS:-5}" \
-  "${BENCH_PROBE_SECS:-8}" "${BENCH_SCALE:-10,100,1000,10000}" "${BENCH_MSG_LOOPS:-100}" |
+  "${BENCH_PROBE_SECS:-8}" "${BENCH_SCALE:-10,100,1000,10000}" "${BENCH_MSG_LOOPS:-100}" \
+  "${BENCH_SCALE_SCHEDS:-eevdf mlfq bpfland lavd}" |
   sed -u "1i # bench: run $started under TCG ($(nproc) host cores)" | tee "$OUT/raw.txt"
 
-target/release/llmos-bench-report "$OUT/raw.txt" "$OUT/RESULTS.md" "$OUT/latency.dat" >/dev/null
+target/release/llmos-bench-report "$OUT/raw.txt" "$OUT/RESULTS.md" "$OUT/latency.dat" \
+  "$OUT/scale.dat" >/dev/null
 gnuplot <<GNUPLOT
 set terminal pngcairo size 900,500
 set output "$OUT/latency.png"
@@ -46,9 +50,21 @@ set style histogram clustered gap 1
 set style fill solid 0.8 border -1
 set key top left
 plot "$OUT/latency.dat" using 2:xtic(1) title "p50", "" using 3 title "p99"
+
+set output "$OUT/scale.png"
+set title "p99 wakeup lateness of a 10 ms periodic thread by number of CPU hogs"
+set xlabel "spinning threads"
+set ylabel "p99 lateness (µs)"
+set style data linespoints
+set logscale xy
+unset xtics
+set xtics
+set datafile missing "?"
+set key autotitle columnheader
+plot for [i=2:*] "$OUT/scale.dat" using 1:i
 GNUPLOT
-echo "bench: report in $OUT/RESULTS.md, chart in $OUT/latency.png"
-if grep -qE '^row bench=error .*sched=(mlfq|vtime)' "$OUT/raw.txt"; then
+echo "bench: report in $OUT/RESULTS.md, charts in $OUT/latency.png and $OUT/scale.png"
+if grep -qE '^row bench=error .*sched=(mlfq|vtime|prio|affinity|fifo|rr) ' "$OUT/raw.txt"; then
   echo "bench: scx_llmos failed during the benchmark (see $OUT/raw.txt)" >&2
   exit 1
 fi

@@ -27,11 +27,12 @@ if ! [ -x /opt/virtiofsd/bin/virtiofsd ]; then
   echo "setup: building virtiofsd into /opt/virtiofsd (~2 min)"
   cargo install -q --locked --root /opt/virtiofsd virtiofsd@1.14.0
 fi
-# The comparison scheduler for the benchmark; scx_utils' build script needs
-# a clang, hence BPF_CLANG. (tests/vm/bench.sh also runs scx_lavd when it is
-# in /opt/scx/bin; it is not installed here yet.)
-if ! [ -x /opt/scx/bin/scx_bpfland ]; then
-  echo "setup: building scx_bpfland into /opt/scx (~4 min)"
-  BPF_CLANG=clang-19 cargo install -q --locked --root /opt/scx scx_bpfland@1.1.4
-fi
+# The comparison schedulers for the benchmark; scx_utils' build script needs
+# a clang, hence BPF_CLANG.
+for sched in scx_bpfland scx_lavd; do
+  if ! [ -x /opt/scx/bin/$sched ]; then
+    echo "setup: building $sched into /opt/scx (~4 min)"
+    BPF_CLANG=clang-19 cargo install -q --locked --root /opt/scx $sched@1.1.4
+  fi
+done
 echo "setup: done (add /opt/vng/bin:/opt/virtiofsd/bin to PATH; tests/vm/run.sh does)"

@@ -2,12 +2,13 @@
 # Runs inside the VM, as root: the benchmark rounds, interleaved across
 # schedulers, printing one "row ..." line per measurement (the raw data that
 # llmos-bench-report turns into tables).
-#   usage: bench.sh LLMOS_BIN KERNEL_CONFIG ROUNDS PROBE_SECS SCALE_THREADS MSG_LOOPS
+#   usage: bench.sh LLMOS_BIN KERNEL_CONFIG ROUNDS PROBE_SECS SCALE_THREADS MSG_LOOPS SCALE_SCHEDS
 #     KERNEL_CONFIG  the booted kernel's config, for schedulers that read
 #                    kconfig (scx_bpfland) when /boot has none ("" if not needed)
 #     SCALE_THREADS  comma-separated spinner counts for the scale runs
+#     SCALE_SCHEDS   space-separated names of the schedulers that run them
 set -u
-BIN=$1 KCONFIG=$2 ROUNDS=$3 PROBE_SECS=$4 SCALE_THREADS=$5 MSG_LOOPS=$6
+BIN=$1 KCONFIG=$2 ROUNDS=$3 PROBE_SECS=$4 SCALE_THREADS=$5 MSG_LOOPS=$6 SCALE_SCHEDS=$7
 PROBE=$(dirname "$BIN")/llmos-probe
 SYS=/sys/kernel/sched_ext
 NCPU=$(nproc)
@@ -31,7 +32,10 @@ TMP=$(mktemp -d -p /dev/shm)
 sysctl -qw kernel.bpf_stats_enabled=1
 
 # Schedulers as "name command..." lines; eevdf attaches nothing.
-schedulers=("eevdf" "mlfq $BIN --policy mlfq" "vtime $BIN --policy vtime")
+schedulers=("eevdf")
+for policy in mlfq vtime prio affinity fifo rr; do
+  schedulers+=("$policy $BIN --policy $policy")
+done
 command -v scx_bpfland >/dev/null && schedulers+=("bpfland scx_bpfland")
 command -v scx_lavd >/dev/null && schedulers+=("lavd scx_lavd")
 echo "# bench: kernel $(uname -r), $NCPU CPUs, rounds $ROUNDS, probe ${PROBE_SECS}s," \
@@ -94,6 +98,7 @@ for threads in "${sizes[@]}"; do
   for entry in "${schedulers[@]}"; do
     read -r -a cmd <<<"$entry"
     name=${cmd[0]}
+    [[ " $SCALE_SCHEDS " == *" $name "* ]] || continue
     attach "${cmd[@]}" || { echo "row bench=error sched=$name what=attach"; detach; continue; }
     line="row bench=scale sched=$name threads=$threads $(probe "$threads")"
     [[ $name == eevdf ]] || line+=" $(bpf_cost)"

@@ -49,12 +49,24 @@ verdict config_error_names_line "exit $status: $err" \
   test $status -ne 0 -a "$(state)" = disabled -a -n "$(grep -F 'line 2' <<<"$err")"
 
 # --- prio ---------------------------------------------------------------------
+# A cgroup for a cgroup rule; it must exist before the scheduler resolves it.
+grep -q ' cgroup2 ' /proc/mounts || mount -t cgroup2 none /sys/fs/cgroup
+CG=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+mkdir -p "$CG/llmos-test/inner"
 cat >"$OUT/llmos.toml" <<'EOF'
 policy = "prio"
 
 [[priority]]
 comm = "prio-top"
 priority = 39
+
+[[priority]]
+cgroup = "/llmos-test"
+priority = 35
+
+[[priority]]
+uid = 4242
+priority = 3
 
 [[group]]
 comm = "grp-spin"
@@ -99,6 +111,21 @@ row=$("$BIN" threads --pid $top | awk -v t=$top '$1 == t')
 kill $top $plain
 verdict prio_rule_by_comm "rule-matched (priority 39): $top_ms ms, plain nice 0: $plain_ms ms in 4 s (need >= 3:1 and > 0); map row: $row" \
   test $top_ms -ge $((3 * plain_ms)) -a $plain_ms -gt 0 -a "$(awk '{print $13}' <<<"$row")" = 39
+
+# Rules by cgroup (a thread in a cgroup below the named one) and by uid; the
+# rules apply when the thread execs, after it joined the cgroup or took the uid.
+spin prio-cg bash -c "echo \$\$ >$CG/llmos-test/inner/cgroup.procs && exec \"\$0\" \"\$@\""
+cg=$SPIN_PID
+spin prio-uid setpriv --reuid 4242 --regid 4242 --clear-groups
+uid=$SPIN_PID
+sleep 1
+cg_row=$("$BIN" threads --pid $cg | awk -v t=$cg '$1 == t')
+uid_row=$("$BIN" threads --pid $uid | awk -v t=$uid '$1 == t')
+kill $cg $uid
+verdict prio_rule_by_cgroup "thread in /llmos-test/inner: $cg_row" \
+  test "$(awk '{print $13}' <<<"$cg_row")" = 35
+verdict prio_rule_by_uid "thread of uid 4242: $uid_row" \
+  test "$(awk '{print $13}' <<<"$uid_row")" = 3
 
 # --- affinity -----------------------------------------------------------------
 "$BIN" ctl policy affinity >"$OUT/ctl-affinity.txt" 2>&1
