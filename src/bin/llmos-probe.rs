@@ -230,17 +230,9 @@ fn main() -> Result<()> {
         handles.push(spinner);
     }
 
-    // When the gate opened: the sleeper's deadlines count from it, so that a
-    // sleeper that gets its first turn late reports the periods it missed.
-    let started_at = Arc::new(AtomicU64::new(0));
     let sleeper = {
-        let (stop, release, tid_tx, go, started_at) = (
-            stop.clone(),
-            release.clone(),
-            tid_tx.clone(),
-            go.clone(),
-            started_at.clone(),
-        );
+        let (stop, release, tid_tx, go) =
+            (stop.clone(), release.clone(), tid_tx.clone(), go.clone());
         let run_ns = opts.run_us * 1000;
         thread::spawn(move || {
             // SAFETY: prctl with PR_SET_TIMERSLACK takes a plain integer.
@@ -248,7 +240,11 @@ fn main() -> Result<()> {
             tid_tx.send(("sleeper".to_string(), gettid())).unwrap();
             go.wait();
             let mut samples = Vec::new();
-            let mut deadline = started_at.load(Ordering::Acquire) + period;
+            // Deadlines count from the sleeper's first turn; how long that
+            // took after the gate opened is reported on its own (start_us),
+            // so a slow start shows without swamping the steady state.
+            let first_run = now_ns();
+            let mut deadline = first_run + period;
             while !stop.load(Ordering::Relaxed) {
                 sleep_until_ns(deadline);
                 deadline = record_wakeup(&mut samples, deadline, now_ns(), period);
@@ -258,7 +254,7 @@ fn main() -> Result<()> {
             while !release.load(Ordering::Relaxed) {
                 thread::sleep(Duration::from_millis(50));
             }
-            samples
+            (samples, first_run)
         })
     };
     drop(tid_tx);
@@ -269,7 +265,6 @@ fn main() -> Result<()> {
     }
     // Every thread has reported its tid, so every thread is at the gate.
     let start = now_ns();
-    started_at.store(start, Ordering::Release);
     go.open();
 
     // Spinner progress per interval, sampled on absolute deadlines.
@@ -300,7 +295,7 @@ fn main() -> Result<()> {
     for handle in handles {
         handle.join().ok().context("a spinner panicked")?;
     }
-    let mut samples = sleeper.join().ok().context("the sleeper panicked")?;
+    let (mut samples, first_run) = sleeper.join().ok().context("the sleeper panicked")?;
     let warmup = (opts.warmup_ms * 1000 / opts.period_us) as usize;
     samples.drain(..warmup.min(samples.len()));
 
@@ -317,12 +312,13 @@ fn main() -> Result<()> {
     }
     let (p50, p99, max, late) = summarize(&samples, 1_000_000);
     println!(
-        "latency_us p50={} p99={} max={} samples={} late_over_1ms={:.4}",
+        "latency_us p50={} p99={} max={} samples={} late_over_1ms={:.4} start_us={}",
         p50 / 1000,
         p99 / 1000,
         max / 1000,
         samples.len(),
-        late
+        late,
+        first_run.saturating_sub(start) / 1000
     );
     let totals: Vec<u64> = progress.iter().map(|p| p.iter().sum()).collect();
     for (idx, p) in progress.iter().enumerate() {

@@ -71,9 +71,11 @@ probe() { # SPINNERS -> "p50_us=.. p99_us=.. ..."
   "$PROBE" --duration-s "$PROBE_SECS" --warmup-ms 500 --spinners "$1" >"$TMP/probe.txt" 2>&1
   awk '/^latency_us/ { for (i = 2; i <= NF; i++) { split($i, kv, "="); lat[kv[1]] = kv[2] } }
        /^batch/ { for (i = 2; i <= NF; i++) { split($i, kv, "="); b[kv[1]] = kv[2] } }
-       END { printf "p50_us=%s p99_us=%s max_us=%s late_frac=%s iters_per_s=%s spinner_min=%s spinner_max=%s",
-             lat["p50"], lat["p99"], lat["max"], lat["late_over_1ms"], b["iters_per_s"],
-             b["spinner_min"], b["spinner_max"] }' "$TMP/probe.txt"
+       END { # No sample: the sleeper never had a period to measure; no latency then.
+             if (lat["samples"] > 0)
+               printf "p50_us=%s p99_us=%s max_us=%s late_frac=%s ", lat["p50"], lat["p99"], lat["max"], lat["late_over_1ms"]
+             printf "samples=%s start_us=%s iters_per_s=%s spinner_min=%s spinner_max=%s",
+             lat["samples"], lat["start_us"], b["iters_per_s"], b["spinner_min"], b["spinner_max"] }' "$TMP/probe.txt"
 }
 
 for ((round = 1; round <= ROUNDS; round++)); do
