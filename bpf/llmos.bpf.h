@@ -119,6 +119,18 @@ static u32 llc_of(s32 cpu)
 	return cpu_llc[cpu_idx(cpu)];
 }
 
+/*
+ * The LLC whose shared queue a task belongs on: that of @cpu if the task may
+ * run there, else of a CPU it may use, so that CPUs which can run it find it
+ * on their home queue rather than only by stealing.
+ */
+static u32 home_llc(const struct task_struct *p, s32 cpu)
+{
+	if (!bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
+		cpu = bpf_cpumask_any_distribute(p->cpus_ptr);
+	return llc_of(cpu);
+}
+
 static u64 cpu_dsq(s32 cpu, u32 slot)
 {
 	return (u64)cpu * LLMOS_DSQ_SLOTS + slot;

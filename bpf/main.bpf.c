@@ -210,13 +210,7 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 	    affinity_queue_on_cpu(p, tctx, cpu, slot, key, slice, enq_flags))
 		return;
 
-	/*
-	 * Queue on the LLC of a CPU the task may use, so that CPUs which can
-	 * run it find it on their home queue rather than only by stealing.
-	 */
-	if (!bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
-		cpu = bpf_cpumask_any_distribute(p->cpus_ptr);
-	llc = llc_of(cpu);
+	llc = home_llc(p, cpu);
 	dsq = llc_dsq(llc, slot);
 	scx_bpf_dsq_insert_vtime(p, dsq, queue_slice(slice, scx_bpf_dsq_nr_queued(dsq)), key,
 				 enq_flags);
@@ -565,13 +559,7 @@ static void carry_over(u64 dsq, u32 policy)
 		if (!tctx)
 			continue;
 		slot = queue_slot(policy, tctx);
-		if (is_pcpu_task(p)) {
-			to = cpu_dsq(cpu, slot);
-		} else {
-			if (!bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
-				cpu = bpf_cpumask_any_distribute(p->cpus_ptr);
-			to = llc_dsq(llc_of(cpu), slot);
-		}
+		to = is_pcpu_task(p) ? cpu_dsq(cpu, slot) : llc_dsq(home_llc(p, cpu), slot);
 		if (to == dsq)
 			continue;
 		scx_bpf_dsq_move_set_vtime(BPF_FOR_EACH_ITER, queue_key(policy, p, tctx));

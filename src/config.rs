@@ -322,6 +322,10 @@ struct RawConfig {
     group: Vec<Spanned<RawGroup>>,
 }
 
+// RawRule and RawGroup repeat the four matcher fields: serde's `flatten`
+// would share them, but it cannot be combined with `deny_unknown_fields`,
+// which is what reports a misspelt key with its line. `matcher()` is the one
+// place that interprets them.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRule {
