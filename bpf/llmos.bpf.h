@@ -7,6 +7,7 @@
 #define __LLMOS_BPF_H
 
 #include <scx/common.bpf.h>
+#include <bpf_experimental.h>
 #include "intf.h"
 
 /* Set by the loader before the program is loaded. */
@@ -52,7 +53,7 @@ struct task_ctx {
 	u32 boost_gen;		/* the boost it has caught up with */
 	s32 rule_prio;		/* priority a config rule gave it, or -1: from nice */
 	s32 group;		/* affinity group, or -1 */
-	s32 waker_cpu;		/* CPU of a waker that will sleep soon (sync wakeup), or -1 */
+	bool lifted;		/* a boost put it back on top from below (see mlfq.bpf.h) */
 	/*
 	 * Its row of the thread_stats map, kept here and copied there once per
 	 * run (see publish_thread_row()): one hash lookup per context switch

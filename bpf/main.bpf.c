@@ -51,10 +51,30 @@ struct {
 } tick_timer SEC(".maps");
 
 /*
+ * The CPU of the task that is waking another, or -1. A task woken from task
+ * context was woken by the task running on this CPU: it has just handed the
+ * wakee work (a message, a released lock) and will give up the CPU at the end
+ * of its slice, with more done for the wakee. Preempting it for the wakee
+ * would switch at every message of a pipeline. A wakeup from an interrupt
+ * (a timer, a device) says nothing about the task it interrupted.
+ */
+static s32 waker_cpu(bool wakeup)
+{
+	/*
+	 * Not bpf_in_interrupt(): its CONFIG_PREEMPT_RT check makes libbpf
+	 * read the kernel config, which many systems do not install. (On RT,
+	 * where softirqs run in threads, they count as task context here.)
+	 */
+	bool in_interrupt = get_preempt_count() & (NMI_MASK | HARDIRQ_MASK | SOFTIRQ_MASK);
+
+	return wakeup && !in_interrupt ? (s32)bpf_get_smp_processor_id() : -1;
+}
+
+/*
  * Kicks a CPU of @llc that @p may use and whose running task it outranks,
  * preferring the one running the lowest rank: a waking interactive task
- * should not wait out a CPU hog's long slice. @waker's CPU is spared: its
- * task is about to sleep and leave the CPU anyway.
+ * should not wait out a CPU hog's long slice. @waker's CPU is spared (see
+ * waker_cpu()).
  */
 static void preempt_for(struct task_struct *p, u32 llc, u32 rank, u64 key, s32 waker)
 {
@@ -90,11 +110,6 @@ s32 BPF_STRUCT_OPS(llmos_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 
 	if (!tctx)
 		return prev_cpu;
-	/*
-	 * A sync waker is about to sleep: preempting its CPU for the wakee
-	 * only adds a switch (see llmos_enqueue()).
-	 */
-	tctx->waker_cpu = (wake_flags & SCX_WAKE_SYNC) ? (s32)bpf_get_smp_processor_id() : -1;
 	/*
 	 * The built-in idle picker honours p->cpus_ptr and prefers prev_cpu
 	 * and its cache siblings, which is what a waking task wants.
@@ -167,8 +182,7 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 	slot = queue_slot(policy, tctx);
 	slice = policy_slice(policy, slot);
 	key = queue_key(policy, p, tctx);
-	waker = tctx->waker_cpu;
-	tctx->waker_cpu = -1;
+	waker = waker_cpu(wakeup);
 
 	/*
 	 * A task that may run only on its current CPU goes to that CPU's DSQ,
@@ -473,6 +487,8 @@ void BPF_STRUCT_OPS(llmos_stopping, struct task_struct *p, bool runnable)
 	ts = &tctx->stats;
 	/* A CPU hog that exec'd never wakes up: notice its new name here. */
 	reclassify_after_exec(p, tctx);
+	/* A lifted task has had its turn; unless a boost lifts it again now. */
+	tctx->lifted = false;
 	catch_up_boost(tctx);
 	/*
 	 * The kernel's own account of the CPU time, brought up to date before
@@ -514,7 +530,6 @@ void BPF_STRUCT_OPS(llmos_enable, struct task_struct *p)
 	tctx->vtime = vtime_now;
 	tctx->boost_gen = boost_gen;
 	tctx->runnable_at = scx_bpf_now();
-	tctx->waker_cpu = -1;
 	classify(p, tctx);
 	tctx->stats.tid = p->pid;
 	tctx->stats.tgid = p->tgid;

@@ -5,6 +5,13 @@
  * a task that sleeps longer than it ran gets its allotment back, and climbs a
  * level if it slept a slice of the level above; every boost_interval_ns
  * everything returns to the top.
+ *
+ * A task a boost brought back from below is "lifted" until it has had one
+ * turn on top (or sleeps there like an interactive task). Lifted tasks queue
+ * behind the top level's own (see rank_slot()) and may be preempted by them:
+ * a boost saves CPU hogs from starving without making the interactive tasks
+ * wait out the hogs' turns. Only one turn, so that tasks of a busy pipeline
+ * do not keep preempting each other for it.
  */
 #ifndef __LLMOS_MLFQ_BPF_H
 #define __LLMOS_MLFQ_BPF_H
@@ -36,6 +43,39 @@ static u64 level_slice(u32 level)
 	return level_slice_ns[level & (LLMOS_MAX_LEVELS - 1)];
 }
 
+/* Whether the task is on top only because a boost lifted it there. */
+static bool task_lifted(const struct task_ctx *tctx)
+{
+	if (!is_mlfq())
+		return false;
+	return tctx->lifted || (tctx->boost_gen != boost_gen && tctx->level);
+}
+
+/*
+ * The rank a task runs at, for wakeup preemption: level 0 first, then lifted
+ * tasks, then levels 1, 2, ... (the order rank_slot() serves the queues in).
+ */
+static u32 mlfq_rank(const struct task_ctx *tctx)
+{
+	u32 level = task_level(tctx);
+
+	if (level)
+		return level + 1;
+	return task_lifted(tctx) ? 1 : 0;
+}
+
+/* The queue slot of a task at @level: lifted tasks wait behind level 0's own. */
+static u32 mlfq_slot(u32 level, bool lifted)
+{
+	return !level && lifted ? LLMOS_LIFTED_SLOT : level;
+}
+
+/* The slice of a task in mlfq queue @slot: lifted tasks run on the top level. */
+static u64 slot_slice(u32 slot)
+{
+	return slot == LLMOS_LIFTED_SLOT ? level_slice(0) : level_slice(slot);
+}
+
 /* Applies any boost the task missed: back to the top with a fresh allotment. */
 static void catch_up_boost(struct task_ctx *tctx)
 {
@@ -45,6 +85,7 @@ static void catch_up_boost(struct task_ctx *tctx)
 	tctx->allot_used = 0;
 	if (tctx->level) {
 		tctx->level = 0;
+		tctx->lifted = true;
 		tctx->stats.nr_boosts++;
 	}
 }
@@ -67,8 +108,9 @@ static u32 level_after(const struct task_ctx *tctx, u64 used)
 /*
  * On wakeup: a task that slept longer than it has run at its level is mostly
  * waiting on something, so its allotment is refilled; if it also slept at
- * least a slice of the level above, it climbs there. A CPU hog that naps
- * briefly (to dodge demotion, or on a page fault or a lock) gets neither.
+ * least a slice of the level above, it climbs there (or, lifted, joins the
+ * top level's own tasks). A CPU hog that naps briefly (to dodge demotion, or
+ * on a page fault or a lock) gets neither.
  */
 static void mlfq_wakeup(struct task_ctx *tctx, u64 now)
 {
@@ -80,6 +122,8 @@ static void mlfq_wakeup(struct task_ctx *tctx, u64 now)
 	tctx->allot_used = 0;
 	if (level && slept >= level_slice(level - 1))
 		tctx->level = level - 1;
+	if (slept >= level_slice(0))
+		tctx->lifted = false;
 }
 
 /* Charges @used CPU time to the allotment; returns whether the task dropped a level. */

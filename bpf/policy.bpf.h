@@ -139,7 +139,9 @@ static u64 prio_key(const struct task_struct *p, const struct task_ctx *tctx, u6
 /* The slot a task waits in under @policy. */
 static u32 queue_slot(u32 policy, const struct task_ctx *tctx)
 {
-	return policy == LLMOS_POLICY_MLFQ ? task_level(tctx) : policy_slot(policy);
+	if (policy == LLMOS_POLICY_MLFQ)
+		return mlfq_slot(task_level(tctx), task_lifted(tctx));
+	return policy_slot(policy);
 }
 
 /* The task's key in its queue under @policy. */
@@ -161,7 +163,7 @@ static u64 policy_slice(u32 policy, u32 slot)
 {
 	switch (policy) {
 	case LLMOS_POLICY_MLFQ:
-		return level_slice(slot);
+		return slot_slice(slot);
 	case LLMOS_POLICY_FIFO:
 		return FIFO_MAX_RUN_NS;
 	default:
@@ -180,28 +182,27 @@ static u64 queue_slice(u64 slice, s32 queued)
 }
 
 /*
- * The rank a task runs at: its level under mlfq, the same for all under the
- * other policies (which order a queue by key alone).
+ * The rank a task runs at (see rank_slot()): its level under mlfq, the same
+ * for all under the other policies (which order a queue by key alone).
  */
 static u32 run_rank(u32 policy, const struct task_ctx *tctx)
 {
-	return policy == LLMOS_POLICY_MLFQ ? task_level(tctx) : 0;
+	return policy == LLMOS_POLICY_MLFQ ? mlfq_rank(tctx) : 0;
 }
 
 /*
  * Whether a task waking at @rank with @key should take @cpu: the CPU runs a
- * lower rank, or the same rank with a task whose key is larger; under mlfq
- * by more than a slice, so that a boost, which puts CPU hogs back on the top
- * level, does not make the interactive tasks there wait out the hogs' turns.
+ * lower rank, or, except under mlfq, the same rank with a task whose key is
+ * larger. mlfq's levels take turns inside: a top-level slice is short, and
+ * preempting for vtime alone would switch at every wakeup of a busy pipeline.
  */
 static bool outranks_running(s32 cpu, u32 rank, u64 key)
 {
 	u32 idx = cpu_idx(cpu);
-	u64 margin = is_mlfq() ? level_slice(rank) : 0;
 
 	if (running_rank[idx] != rank)
 		return running_rank[idx] > rank;
-	return time_before(key + margin, running_key[idx]);
+	return !is_mlfq() && time_before(key, running_key[idx]);
 }
 
 #endif /* __LLMOS_POLICY_BPF_H */
