@@ -116,7 +116,7 @@ static s32 affinity_pick_idle(struct task_struct *p, const struct task_ctx *tctx
  * five arguments.
  */
 static __always_inline bool
-affinity_queue_on_cpu(struct task_struct *p, const struct task_ctx *tctx, s32 prev, u32 slot,
+affinity_queue_on_cpu(struct task_struct *p, struct task_ctx *tctx, s32 prev, u32 slot,
 		      u64 key, u64 slice, u64 enq_flags)
 {
 	s32 target = prev, queued;
@@ -134,7 +134,9 @@ affinity_queue_on_cpu(struct task_struct *p, const struct task_ctx *tctx, s32 pr
 	queued = scx_bpf_dsq_nr_queued(dsq);
 	if (queued >= CPU_QUEUE_MAX)
 		return false;
-	scx_bpf_dsq_insert_vtime(p, dsq, queue_slice(slice, queued), key, enq_flags);
+	slice = queue_slice(slice, queued);
+	key = entry_key(LLMOS_POLICY_AFFINITY, p, tctx, key, slice);
+	scx_bpf_dsq_insert_vtime(p, dsq, slice, key, enq_flags);
 	scx_bpf_kick_cpu(target, SCX_KICK_IDLE);
 	stat_inc(LLMOS_STAT_CPU_QUEUE);
 	return true;

@@ -49,15 +49,16 @@ struct task_ctx {
 	u64 sleep_at;		/* when it last went to sleep */
 	u64 allot_used;		/* CPU time used at its MLFQ level since it got there */
 	u64 exec_id;		/* p->self_exec_id when the rules were last applied */
+	u64 published_at;	/* when its row was last copied to thread_stats */
 	u32 level;		/* MLFQ level */
 	u32 boost_gen;		/* the boost it has caught up with */
 	s32 rule_prio;		/* priority a config rule gave it, or -1: from nice */
 	s32 group;		/* affinity group, or -1 */
 	bool lifted;		/* a boost put it back on top from below (see mlfq.bpf.h) */
 	/*
-	 * Its row of the thread_stats map, kept here and copied there once per
-	 * run (see publish_thread_row()): one hash lookup per context switch
-	 * instead of one per callback.
+	 * Its row of the thread_stats map, kept here and copied there when it
+	 * sleeps, or now and then while it runs (see llmos_stopping()): at
+	 * most one hash lookup per context switch instead of one per callback.
 	 */
 	struct llmos_thread_stats stats;
 };

@@ -24,12 +24,19 @@ char _license[] SEC("license") = "GPL";
 
 /*
  * The kernel's watchdog ejects the scheduler when a runnable task waits this
- * long; it is the last line of defence, not a policy.
+ * long; it is the last line of defence, not a policy. It is the kernel's
+ * maximum, because a slice ends only at a scheduler tick: at 250 Hz every
+ * CPU hog on a CPU keeps it for at least 4 ms, so 1,000 of them need 4 s to
+ * each get a turn, however short their slices, and more under emulation.
+ * With 30 s a CPU can serve about 7,000 hogs at 250 Hz.
  */
-#define WATCHDOG_TIMEOUT_MS 5000
+#define WATCHDOG_TIMEOUT_MS 30000
 
 /* How many CPUs a waking task looks at for one running a lower rank. */
 #define PREEMPT_SCAN_CPUS 64
+
+/* How stale a busy thread's row in the thread_stats map may get. */
+#define PUBLISH_NS 50000000ULL /* 50 ms */
 
 /* Period of the housekeeping tick: policy switches and mlfq boosts. */
 #define TICK_NS 10000000ULL /* 10 ms */
@@ -51,14 +58,15 @@ struct {
 } tick_timer SEC(".maps");
 
 /*
- * The CPU of the task that is waking another, or -1. A task woken from task
- * context was woken by the task running on this CPU: it has just handed the
- * wakee work (a message, a released lock) and will give up the CPU at the end
- * of its slice, with more done for the wakee. Preempting it for the wakee
- * would switch at every message of a pipeline. A wakeup from an interrupt
- * (a timer, a device) says nothing about the task it interrupted.
+ * In ops.enqueue() of a wakeup: the CPU of the task that is waking another,
+ * or -1. A task woken from task context was woken by the task running on
+ * this CPU: it has just handed the wakee work (a message, a released lock)
+ * and will give up the CPU at the end of its slice, with more done for the
+ * wakee. Preempting it for the wakee would switch at every message of a
+ * pipeline. A wakeup from an interrupt (a timer, a device) says nothing
+ * about the task it interrupted.
  */
-static s32 waker_cpu(bool wakeup)
+static s32 waker_cpu(void)
 {
 	/*
 	 * Not bpf_in_interrupt(): its CONFIG_PREEMPT_RT check makes libbpf
@@ -67,18 +75,18 @@ static s32 waker_cpu(bool wakeup)
 	 */
 	bool in_interrupt = get_preempt_count() & (NMI_MASK | HARDIRQ_MASK | SOFTIRQ_MASK);
 
-	return wakeup && !in_interrupt ? (s32)bpf_get_smp_processor_id() : -1;
+	return in_interrupt ? -1 : (s32)bpf_get_smp_processor_id();
 }
 
 /*
  * Kicks a CPU of @llc that @p may use and whose running task it outranks,
  * preferring the one running the lowest rank: a waking interactive task
- * should not wait out a CPU hog's long slice. @waker's CPU is spared (see
- * waker_cpu()).
+ * should not wait out a CPU hog's long slice. The waker's CPU is spared
+ * (see waker_cpu()).
  */
-static void preempt_for(struct task_struct *p, u32 llc, u32 rank, u64 key, s32 waker)
+static void preempt_for(struct task_struct *p, u32 llc, u32 rank, u64 key)
 {
-	s32 start = scx_bpf_task_cpu(p), victim = -1;
+	s32 start = scx_bpf_task_cpu(p), victim = -1, waker = waker_cpu();
 	u32 i, victim_rank = 0;
 
 	bpf_for(i, 0, PREEMPT_SCAN_CPUS) {
@@ -129,7 +137,7 @@ s32 BPF_STRUCT_OPS(llmos_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 {
 	u32 policy = active_policy, slot, llc;
-	s32 cpu = scx_bpf_task_cpu(p), idle, waker;
+	s32 cpu = scx_bpf_task_cpu(p), idle;
 	bool wakeup = enq_flags & SCX_ENQ_WAKEUP;
 	struct task_ctx *tctx;
 	u64 slice, key, dsq;
@@ -182,7 +190,6 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 	slot = queue_slot(policy, tctx);
 	slice = policy_slice(policy, slot);
 	key = queue_key(policy, p, tctx);
-	waker = waker_cpu(wakeup);
 
 	/*
 	 * A task that may run only on its current CPU goes to that CPU's DSQ,
@@ -190,11 +197,12 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 	 */
 	if (is_pcpu_task(p)) {
 		dsq = cpu_dsq(cpu, slot);
-		scx_bpf_dsq_insert_vtime(p, dsq, queue_slice(slice, scx_bpf_dsq_nr_queued(dsq)),
-					 key, enq_flags);
+		slice = queue_slice(slice, scx_bpf_dsq_nr_queued(dsq));
+		key = entry_key(policy, p, tctx, key, slice);
+		scx_bpf_dsq_insert_vtime(p, dsq, slice, key, enq_flags);
 		stat_inc(LLMOS_STAT_PINNED_DISPATCH);
-		if (wakeup && preempts_on_wakeup(policy) && cpu != waker &&
-		    outranks_running(cpu, run_rank(policy, tctx), key)) {
+		if (wakeup && preempts_on_wakeup(policy) &&
+		    outranks_running(cpu, run_rank(policy, tctx), key) && cpu != waker_cpu()) {
 			scx_bpf_kick_cpu(cpu, SCX_KICK_PREEMPT);
 			stat_inc(LLMOS_STAT_PREEMPT);
 		} else {
@@ -226,12 +234,13 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 
 	llc = home_llc(p, cpu);
 	dsq = llc_dsq(llc, slot);
-	scx_bpf_dsq_insert_vtime(p, dsq, queue_slice(slice, scx_bpf_dsq_nr_queued(dsq)), key,
-				 enq_flags);
+	slice = queue_slice(slice, scx_bpf_dsq_nr_queued(dsq));
+	key = entry_key(policy, p, tctx, key, slice);
+	scx_bpf_dsq_insert_vtime(p, dsq, slice, key, enq_flags);
 	stat_inc(LLMOS_STAT_SHARED_DISPATCH);
 
 	if (wakeup && preempts_on_wakeup(policy))
-		preempt_for(p, llc, run_rank(policy, tctx), key, waker);
+		preempt_for(p, llc, run_rank(policy, tctx), key);
 }
 
 /* Move the head of @dsq to this CPU; tasks it may not run are skipped. */
@@ -425,13 +434,16 @@ void BPF_STRUCT_OPS(llmos_dispatch, s32 cpu, struct task_struct *prev)
 	}
 }
 
-/* Keeps the thread's row in the statistics map in step with its context. */
-static void update_thread_row(struct llmos_thread_stats *ts, const struct task_struct *p,
-			      const struct task_ctx *tctx)
+/* Brings the thread's row in the statistics map up to date with its context. */
+static void publish_row(const struct task_struct *p, struct task_ctx *tctx, u64 now)
 {
+	struct llmos_thread_stats *ts = &tctx->stats;
+
 	ts->level = task_level(tctx);
 	ts->priority = task_prio(p, tctx);
 	ts->group = tctx->group;
+	publish_thread_row(tctx);
+	tctx->published_at = now;
 }
 
 void BPF_STRUCT_OPS(llmos_runnable, struct task_struct *p, u64 enq_flags)
@@ -447,7 +459,6 @@ void BPF_STRUCT_OPS(llmos_runnable, struct task_struct *p, u64 enq_flags)
 	tctx->vtime = bounded_vtime(tctx->vtime);
 	if (is_mlfq())
 		mlfq_wakeup(tctx, now);
-	update_thread_row(&tctx->stats, p, tctx);
 }
 
 void BPF_STRUCT_OPS(llmos_running, struct task_struct *p)
@@ -473,7 +484,6 @@ void BPF_STRUCT_OPS(llmos_running, struct task_struct *p)
 	if (ts->last_cpu >= 0 && ts->last_cpu != cpu)
 		ts->nr_migrations++;
 	ts->last_cpu = cpu;
-	ts->level = level;
 }
 
 void BPF_STRUCT_OPS(llmos_stopping, struct task_struct *p, bool runnable)
@@ -509,7 +519,6 @@ void BPF_STRUCT_OPS(llmos_stopping, struct task_struct *p, bool runnable)
 		tctx->sleep_at = now;
 
 	ts->runtime_ns += used;
-	update_thread_row(ts, p, tctx);
 	if (runnable) {
 		ts->nr_involuntary++;
 	} else {
@@ -517,7 +526,13 @@ void BPF_STRUCT_OPS(llmos_stopping, struct task_struct *p, bool runnable)
 		/* A thread that exec()s changes its name; pick that up cheaply. */
 		bpf_probe_read_kernel_str(ts->comm, sizeof(ts->comm), p->comm);
 	}
-	publish_thread_row(tctx);
+	/*
+	 * The row is copied at every sleep, so it is exact for a thread at
+	 * rest, and at least every PUBLISH_NS while a thread keeps a CPU busy:
+	 * a copy per slice of a CPU hog cost ops.stopping() 40% of its time.
+	 */
+	if (!runnable || now - tctx->published_at >= PUBLISH_NS)
+		publish_row(p, tctx, now);
 }
 
 void BPF_STRUCT_OPS(llmos_enable, struct task_struct *p)
@@ -535,8 +550,7 @@ void BPF_STRUCT_OPS(llmos_enable, struct task_struct *p)
 	tctx->stats.tgid = p->tgid;
 	tctx->stats.last_cpu = -1;
 	bpf_probe_read_kernel_str(tctx->stats.comm, sizeof(tctx->stats.comm), p->comm);
-	update_thread_row(&tctx->stats, p, tctx);
-	publish_thread_row(tctx);
+	publish_row(p, tctx, tctx->runnable_at);
 }
 
 s32 BPF_STRUCT_OPS(llmos_init_task, struct task_struct *p, struct scx_init_task_args *args)
@@ -569,7 +583,7 @@ static void carry_over(u64 dsq, u32 policy)
 		struct task_ctx *tctx = lookup_task_ctx(p);
 		s32 cpu = scx_bpf_task_cpu(p);
 		u32 slot;
-		u64 to;
+		u64 to, slice;
 
 		if (!tctx)
 			continue;
@@ -577,7 +591,10 @@ static void carry_over(u64 dsq, u32 policy)
 		to = is_pcpu_task(p) ? cpu_dsq(cpu, slot) : llc_dsq(home_llc(p, cpu), slot);
 		if (to == dsq)
 			continue;
-		scx_bpf_dsq_move_set_vtime(BPF_FOR_EACH_ITER, queue_key(policy, p, tctx));
+		slice = queue_slice(policy_slice(policy, slot), scx_bpf_dsq_nr_queued(to));
+		scx_bpf_dsq_move_set_slice(BPF_FOR_EACH_ITER, slice);
+		scx_bpf_dsq_move_set_vtime(BPF_FOR_EACH_ITER,
+					   entry_key(policy, p, tctx, queue_key(policy, p, tctx), slice));
 		if (scx_bpf_dsq_move_vtime(BPF_FOR_EACH_ITER, p, to, 0))
 			stat_inc(LLMOS_STAT_CARRIED);
 	}

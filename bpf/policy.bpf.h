@@ -125,6 +125,32 @@ static u64 vtime_charge(const struct task_struct *p, u64 used)
 	return used * 100 / p->scx.weight;
 }
 
+/*
+ * The key of a task entering a queue where it gets @slice. Under the policies
+ * ordered by vtime, that is its vtime, moved to within a slice of vtime_now
+ * either way (and kept so). Behind: a task that slept earns at most a slice
+ * of catching up. Ahead: a task that ran while nothing else wanted its CPU
+ * (alone, or placed on an idle CPU) owes at most a slice of its own, weighted
+ * by its nice. Both are needed so that no task waits more than about two
+ * rounds of its queue (more in proportion to a low weight): with 1,000 CPU
+ * hogs sharing a CPU, a task whose vtime was 20 ms ahead of theirs would
+ * otherwise wait for each of them to run 20 ms, 20 s in all.
+ */
+static u64 entry_key(u32 policy, const struct task_struct *p, struct task_ctx *tctx, u64 key,
+		     u64 slice)
+{
+	u64 low = vtime_now - slice, high = vtime_now + vtime_charge(p, slice);
+
+	if (!keyed_by_vtime(policy))
+		return key;
+	if (time_before(key, low))
+		key = low;
+	else if (time_before(high, key))
+		key = high;
+	tctx->vtime = key;
+	return key;
+}
+
 /* CPU time @p has used since it last got a CPU. */
 static u64 run_so_far(const struct task_struct *p, const struct task_ctx *tctx)
 {
