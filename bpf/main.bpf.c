@@ -199,15 +199,21 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 		dsq = cpu_dsq(cpu, slot);
 		slice = queue_slice(slice, scx_bpf_dsq_nr_queued(dsq));
 		key = entry_key(policy, p, tctx, key, slice);
-		scx_bpf_dsq_insert_vtime(p, dsq, slice, key, enq_flags);
 		stat_inc(LLMOS_STAT_PINNED_DISPATCH);
+		/*
+		 * A task that outranks the one running on its CPU is next there
+		 * anyway: put it at the head of the CPU's local queue, and the
+		 * kernel ends the running task's slice at once. A kick would do
+		 * the same through an interrupt, which costs more.
+		 */
 		if (wakeup && preempts_on_wakeup(policy) &&
 		    outranks_running(cpu, run_rank(policy, tctx), key) && cpu != waker_cpu()) {
-			scx_bpf_kick_cpu(cpu, SCX_KICK_PREEMPT);
+			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice, enq_flags | SCX_ENQ_PREEMPT);
 			stat_inc(LLMOS_STAT_PREEMPT);
-		} else {
-			scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+			return;
 		}
+		scx_bpf_dsq_insert_vtime(p, dsq, slice, key, enq_flags);
+		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
 		return;
 	}
 
