@@ -100,6 +100,11 @@ fn gettid() -> i32 {
 struct Gate(AtomicU32);
 
 impl Gate {
+    /// Waits for open(), then wakes every thread still waiting: the opener
+    /// wakes thousands of waiters one after another in one system call,
+    /// and a scheduler may preempt it halfway and make it wait behind the
+    /// very CPU hogs it has woken. Every woken thread finishing the job
+    /// keeps the start of a run from hanging on one thread.
     fn wait(&self) {
         while self.0.load(Ordering::Acquire) == 0 {
             // SAFETY: FUTEX_WAIT on a live, aligned u32 that stays 0 until
@@ -114,10 +119,15 @@ impl Gate {
                 )
             };
         }
+        self.wake_all();
     }
 
     fn open(&self) {
         self.0.store(1, Ordering::Release);
+        self.wake_all();
+    }
+
+    fn wake_all(&self) {
         // SAFETY: FUTEX_WAKE on a live, aligned u32.
         unsafe {
             libc::syscall(
