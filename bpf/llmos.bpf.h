@@ -99,17 +99,6 @@ static struct task_ctx *lookup_task_ctx(const struct task_struct *p)
 	return bpf_task_storage_get(&task_ctxs, (struct task_struct *)p, 0, 0);
 }
 
-/* Copies the task's row to the thread_stats map, adding it back if it was evicted. */
-static void publish_thread_row(struct task_ctx *tctx)
-{
-	struct llmos_thread_stats *ts = bpf_map_lookup_elem(&thread_stats, &tctx->stats.tid);
-
-	if (ts)
-		__builtin_memcpy(ts, &tctx->stats, sizeof(*ts));
-	else
-		bpf_map_update_elem(&thread_stats, &tctx->stats.tid, &tctx->stats, BPF_ANY);
-}
-
 /* Bounds a CPU id for the verifier (LLMOS_MAX_CPUS is a power of two). */
 static u32 cpu_idx(s32 cpu)
 {

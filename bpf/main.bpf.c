@@ -440,15 +440,22 @@ void BPF_STRUCT_OPS(llmos_dispatch, s32 cpu, struct task_struct *prev)
 	}
 }
 
-/* Brings the thread's row in the statistics map up to date with its context. */
-static void publish_row(const struct task_struct *p, struct task_ctx *tctx, u64 now)
+/*
+ * Brings the task's row up to date with its context and copies it to the
+ * thread_stats map, adding it back if it was evicted.
+ */
+static void publish_thread_row(const struct task_struct *p, struct task_ctx *tctx, u64 now)
 {
-	struct llmos_thread_stats *ts = &tctx->stats;
+	struct llmos_thread_stats *row = &tctx->stats, *ts;
 
-	ts->level = task_level(tctx);
-	ts->priority = task_prio(p, tctx);
-	ts->group = tctx->group;
-	publish_thread_row(tctx);
+	row->level = task_level(tctx);
+	row->priority = task_prio(p, tctx);
+	row->group = tctx->group;
+	ts = bpf_map_lookup_elem(&thread_stats, &row->tid);
+	if (ts)
+		__builtin_memcpy(ts, row, sizeof(*ts));
+	else
+		bpf_map_update_elem(&thread_stats, &row->tid, row, BPF_ANY);
 	tctx->published_at = now;
 }
 
@@ -538,7 +545,7 @@ void BPF_STRUCT_OPS(llmos_stopping, struct task_struct *p, bool runnable)
 	 * a copy per slice of a CPU hog cost ops.stopping() 40% of its time.
 	 */
 	if (!runnable || now - tctx->published_at >= PUBLISH_NS)
-		publish_row(p, tctx, now);
+		publish_thread_row(p, tctx, now);
 }
 
 void BPF_STRUCT_OPS(llmos_enable, struct task_struct *p)
@@ -556,7 +563,7 @@ void BPF_STRUCT_OPS(llmos_enable, struct task_struct *p)
 	tctx->stats.tgid = p->tgid;
 	tctx->stats.last_cpu = -1;
 	bpf_probe_read_kernel_str(tctx->stats.comm, sizeof(tctx->stats.comm), p->comm);
-	publish_row(p, tctx, tctx->runnable_at);
+	publish_thread_row(p, tctx, tctx->runnable_at);
 }
 
 s32 BPF_STRUCT_OPS(llmos_init_task, struct task_struct *p, struct scx_init_task_args *args)
