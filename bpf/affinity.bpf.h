@@ -35,8 +35,8 @@ static s32 pick_idle_in_group(struct task_struct *p, s32 group, s32 prev)
 	return -1;
 }
 
-/* The CPU of @group that @p may use with the shortest queue in @slot; -1 if none. */
-static s32 least_loaded_in_group(struct task_struct *p, s32 group, u32 slot)
+/* The CPU of @group that @p may use with the shortest queue; -1 if none. */
+static s32 least_loaded_in_group(struct task_struct *p, s32 group)
 {
 	s32 best = -1, fewest = 0;
 	u32 i;
@@ -46,7 +46,7 @@ static s32 least_loaded_in_group(struct task_struct *p, s32 group, u32 slot)
 
 		if (!may_use_group_cpu(p, group, i))
 			continue;
-		queued = scx_bpf_dsq_nr_queued(cpu_dsq(i, slot));
+		queued = scx_bpf_dsq_nr_queued(cpu_dsq(i, LLMOS_POLICY_AFFINITY));
 		if (best < 0 || queued < fewest) {
 			best = i;
 			fewest = queued;
@@ -112,30 +112,27 @@ static s32 affinity_pick_idle(struct task_struct *p, const struct task_ctx *tctx
 /*
  * Queues @p on a CPU's own queue: its group's least loaded CPU, or the CPU it
  * ran on. Returns false if that CPU is overloaded (or not allowed), and the
- * task belongs on the shared queue instead. Inlined: BPF calls take at most
- * five arguments.
+ * task belongs on the shared queue instead.
  */
-static __always_inline bool
-affinity_queue_on_cpu(struct task_struct *p, struct task_ctx *tctx, s32 prev, u32 slot,
-		      u64 key, u64 slice, u64 enq_flags)
+static bool affinity_queue_on_cpu(struct task_struct *p, struct task_ctx *tctx, s32 prev,
+				  u64 enq_flags)
 {
 	s32 target = prev, queued;
-	u64 dsq;
+	u64 dsq, key, slice;
 
 	if (tctx->group >= 0) {
-		s32 cpu = least_loaded_in_group(p, tctx->group, slot);
+		s32 cpu = least_loaded_in_group(p, tctx->group);
 
 		if (cpu >= 0)
 			target = cpu;
 	}
 	if (!bpf_cpumask_test_cpu(target, p->cpus_ptr))
 		return false;
-	dsq = cpu_dsq(target, slot);
+	dsq = cpu_dsq(target, LLMOS_POLICY_AFFINITY);
 	queued = scx_bpf_dsq_nr_queued(dsq);
 	if (queued >= CPU_QUEUE_MAX)
 		return false;
-	slice = queue_slice(slice, queued);
-	key = entry_key(LLMOS_POLICY_AFFINITY, p, tctx, key, slice);
+	key = enter_queue(LLMOS_POLICY_AFFINITY, p, tctx, queued, &slice);
 	scx_bpf_dsq_insert_vtime(p, dsq, slice, key, enq_flags);
 	scx_bpf_kick_cpu(target, SCX_KICK_IDLE);
 	stat_inc(LLMOS_STAT_CPU_QUEUE);
@@ -146,7 +143,7 @@ affinity_queue_on_cpu(struct task_struct *p, struct task_ctx *tctx, s32 prev, u3
  * Load balancing: a CPU with nothing to do takes the first task it may run
  * from the longest other CPU queue (tasks pinned there are skipped).
  */
-static bool steal_from_cpu_queues(s32 cpu, u32 slot)
+static bool steal_from_cpu_queues(s32 cpu)
 {
 	struct task_struct *p;
 	s32 busiest = -1, most = 0;
@@ -157,7 +154,7 @@ static bool steal_from_cpu_queues(s32 cpu, u32 slot)
 
 		if (i == cpu)
 			continue;
-		queued = scx_bpf_dsq_nr_queued(cpu_dsq(i, slot));
+		queued = scx_bpf_dsq_nr_queued(cpu_dsq(i, LLMOS_POLICY_AFFINITY));
 		if (queued > most) {
 			most = queued;
 			busiest = i;
@@ -165,7 +162,7 @@ static bool steal_from_cpu_queues(s32 cpu, u32 slot)
 	}
 	if (busiest < 0)
 		return false;
-	bpf_for_each(scx_dsq, p, cpu_dsq(busiest, slot), 0) {
+	bpf_for_each(scx_dsq, p, cpu_dsq(busiest, LLMOS_POLICY_AFFINITY), 0) {
 		if (is_migration_disabled(p) || !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
 			continue;
 		if (scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, SCX_DSQ_LOCAL, 0)) {

@@ -19,8 +19,6 @@ enum llmos_consts {
 	LLMOS_MAX_LLCS = 256,
 	/* MLFQ priority levels; level 0 is the top. */
 	LLMOS_MAX_LEVELS = 8,
-	/* Entries in the per-thread statistics map (least recently used go first). */
-	LLMOS_MAX_THREADS = 32768,
 
 	/* Priority rules and affinity groups from the config file. */
 	LLMOS_MAX_PRIO_RULES = 32,
@@ -33,25 +31,13 @@ enum llmos_consts {
 	LLMOS_CPU_WORDS = LLMOS_MAX_CPUS / 64,
 
 	/*
-	 * Queue slots. Each policy owns its slots, so a live policy switch
-	 * knows exactly which queued tasks to carry over: those in slots the
-	 * new policy does not serve. mlfq owns one slot per level plus one
-	 * for tasks a boost lifted to the top; every other policy owns one.
-	 */
-	LLMOS_LIFTED_SLOT = LLMOS_MAX_LEVELS,
-	LLMOS_VTIME_SLOT,
-	LLMOS_PRIO_SLOT,
-	LLMOS_AFFINITY_SLOT,
-	LLMOS_FIFO_SLOT,
-	LLMOS_RR_SLOT,
-	LLMOS_DSQ_SLOTS,
-
-	/*
-	 * DSQ ids. CPU <cpu>'s queues, for tasks that may run only there (and
-	 * for the affinity policy, tasks placed there for cache warmth), are
-	 * <cpu> * LLMOS_DSQ_SLOTS + <slot>; LLC <llc>'s, for tasks that can
-	 * run anywhere in it, LLMOS_LLC_DSQ_BASE + <llc> * LLMOS_DSQ_SLOTS +
-	 * <slot>.
+	 * DSQ ids. Every policy owns one queue per CPU and one per LLC, so a
+	 * live policy switch knows exactly which queued tasks to carry over:
+	 * those in the other policies' queues. CPU <cpu>'s queue, for tasks
+	 * that may run only there (and for the affinity policy, tasks placed
+	 * there for cache warmth), is <cpu> * LLMOS_NR_POLICIES + <policy>;
+	 * LLC <llc>'s, for tasks that can run anywhere in it, is
+	 * LLMOS_LLC_DSQ_BASE + <llc> * LLMOS_NR_POLICIES + <policy>.
 	 */
 	LLMOS_LLC_DSQ_BASE = 1 << 20,
 };
@@ -115,7 +101,7 @@ enum llmos_stat {
 	LLMOS_NR_STATS = LLMOS_STAT_LEVEL_RUN + LLMOS_MAX_LEVELS,
 };
 
-/* One thread as the scheduler sees it: the value of the thread_stats map, keyed by tid. */
+/* One thread as the scheduler sees it: a record of the dump_threads iterator. */
 struct llmos_thread_stats {
 	u32 tid;
 	u32 tgid;

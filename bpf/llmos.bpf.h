@@ -49,17 +49,12 @@ struct task_ctx {
 	u64 sleep_at;		/* when it last went to sleep */
 	u64 allot_used;		/* CPU time used at its MLFQ level since it got there */
 	u64 exec_id;		/* p->self_exec_id when the rules were last applied */
-	u64 published_at;	/* when its row was last copied to thread_stats */
 	u32 level;		/* MLFQ level */
 	u32 boost_gen;		/* the boost it has caught up with */
 	s32 rule_prio;		/* priority a config rule gave it, or -1: from nice */
 	s32 group;		/* affinity group, or -1 */
 	bool lifted;		/* a boost put it back on top from below (see mlfq.bpf.h) */
-	/*
-	 * Its row of the thread_stats map, kept here and copied there when it
-	 * sleeps, or now and then while it runs (see llmos_stopping()): at
-	 * most one hash lookup per context switch instead of one per callback.
-	 */
+	/* Its counters; the rest of its row is filled in when read (dump_threads()). */
 	struct llmos_thread_stats stats;
 };
 
@@ -69,15 +64,6 @@ struct {
 	__type(key, int);
 	__type(value, struct task_ctx);
 } task_ctxs SEC(".maps");
-
-/* Per-thread figures for the loader; exited threads are deleted, and the
- * least recently used go first if the map fills. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, LLMOS_MAX_THREADS);
-	__type(key, u32);
-	__type(value, struct llmos_thread_stats);
-} thread_stats SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -122,14 +108,54 @@ static u32 home_llc(const struct task_struct *p, s32 cpu)
 	return llc_of(cpu);
 }
 
-static u64 cpu_dsq(s32 cpu, u32 slot)
+/* @policy's queue on @cpu (see intf.h). */
+static u64 cpu_dsq(s32 cpu, u32 policy)
 {
-	return (u64)cpu * LLMOS_DSQ_SLOTS + slot;
+	return (u64)cpu * LLMOS_NR_POLICIES + policy;
 }
 
-static u64 llc_dsq(u32 llc, u32 slot)
+/* @policy's queue shared by the CPUs of @llc. */
+static u64 llc_dsq(u32 llc, u32 policy)
 {
-	return LLMOS_LLC_DSQ_BASE + (u64)llc * LLMOS_DSQ_SLOTS + slot;
+	return LLMOS_LLC_DSQ_BASE + (u64)llc * LLMOS_NR_POLICIES + policy;
+}
+
+/*
+ * How far the vtime-ordered queues have been served: the vtime of the last
+ * queue head a CPU took. It is the system's notion of "now" for fairness: a
+ * task waking from a long sleep is placed no further back than one slice
+ * behind it, so sleeping earns a bounded head start instead of a monopoly
+ * on the CPU, and never lands behind tasks that have waited their turn.
+ */
+static u64 vtime_now;
+
+/*
+ * mlfq keeps all its levels in one queue per CPU and LLC, ordered by key, so
+ * that a CPU finds the next task with two queue peeks, as under any other
+ * policy, rather than two per level. A task's rank (see mlfq_rank()) is the
+ * top bits of its key: rank r adds r * RANK_SPAN to its vtime, so every task
+ * of a higher rank sorts ahead of every task of a lower one. The kernel
+ * orders keys by signed difference; queued vtimes lie within a few slices of
+ * vtime_now (see entry_key()), far inside RANK_SPAN / 2, and the 9 ranks span
+ * 2^61, inside 2^63.
+ */
+#define RANK_SPAN (1ULL << 58)
+
+static u64 ranked_key(u32 rank, u64 key)
+{
+	return key + (u64)rank * RANK_SPAN;
+}
+
+/* The rank of a vtime-ordered queue key: its distance from vtime_now, rounded. */
+static u32 key_rank(u64 key)
+{
+	return (key - vtime_now + RANK_SPAN / 2) / RANK_SPAN;
+}
+
+/* A vtime-ordered queue key without its rank: the task's vtime. */
+static u64 unranked_key(u64 key)
+{
+	return key - (u64)key_rank(key) * RANK_SPAN;
 }
 
 static bool is_pcpu_kthread(const struct task_struct *p)

@@ -2,13 +2,12 @@
 /*
  * scx_llmos: the enqueue/dispatch core shared by every policy.
  *
- * Queues: every CPU owns a DSQ per queue slot for tasks that can run only on
- * it, and every last-level cache (LLC) owns a DSQ per slot for the tasks that
- * can run on any of its CPUs. Each policy owns its slots (mlfq one per level,
- * see intf.h) and decides a task's slot, key and slice (policy.bpf.h). A CPU
- * serves the active policy's slots in rank order, taking the lower key of its
- * two queue heads in each, then steals from the busiest other LLC before it
- * goes idle.
+ * Queues: every CPU owns a DSQ per policy for tasks that can run only on
+ * it, and every last-level cache (LLC) owns a DSQ per policy for the tasks
+ * that can run on any of its CPUs. The policy decides a task's key and slice
+ * (policy.bpf.h); mlfq's levels share its queues, ranked by key (see
+ * ranked_key()). A CPU takes the lower key of the active policy's two queue
+ * heads, then steals from the busiest other LLC before it goes idle.
  *
  * A live policy switch is a write of active_policy: new decisions follow it
  * at once, and a 10 ms tick carries the tasks still queued under the old
@@ -34,9 +33,6 @@ char _license[] SEC("license") = "GPL";
 
 /* How many CPUs a waking task looks at for one running a lower rank. */
 #define PREEMPT_SCAN_CPUS 64
-
-/* How stale a busy thread's row in the thread_stats map may get. */
-#define PUBLISH_NS 50000000ULL /* 50 ms */
 
 /* Period of the housekeeping tick: policy switches and mlfq boosts. */
 #define TICK_NS 10000000ULL /* 10 ms */
@@ -127,8 +123,7 @@ s32 BPF_STRUCT_OPS(llmos_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 	else
 		cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
 	if (is_idle) {
-		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL,
-				   policy_slice(policy, queue_slot(policy, tctx)), 0);
+		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, task_slice(policy, tctx), 0);
 		stat_inc(LLMOS_STAT_IDLE_DISPATCH);
 	}
 	return cpu;
@@ -136,7 +131,7 @@ s32 BPF_STRUCT_OPS(llmos_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 
 void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 {
-	u32 policy = active_policy, slot, llc;
+	u32 policy = active_policy, llc;
 	s32 cpu = scx_bpf_task_cpu(p), idle;
 	bool wakeup = enq_flags & SCX_ENQ_WAKEUP;
 	struct task_ctx *tctx;
@@ -169,6 +164,8 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 		return;
 	}
 
+	slice = task_slice(policy, tctx);
+
 	/*
 	 * dispatch() let the CPU's last task go without a refill only so that
 	 * it can be placed anew (see affinity_should_move()).
@@ -178,27 +175,22 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 		if (policy == LLMOS_POLICY_AFFINITY && tctx->group >= 0)
 			idle = pick_idle_in_group(p, tctx->group, cpu);
 		if (idle >= 0) {
-			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | idle, slice_ns, enq_flags);
+			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | idle, slice, enq_flags);
 			scx_bpf_kick_cpu(idle, SCX_KICK_IDLE);
 			stat_inc(LLMOS_STAT_IDLE_DISPATCH);
 		} else {
-			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, enq_flags);
+			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice, enq_flags);
 		}
 		return;
 	}
-
-	slot = queue_slot(policy, tctx);
-	slice = policy_slice(policy, slot);
-	key = queue_key(policy, p, tctx);
 
 	/*
 	 * A task that may run only on its current CPU goes to that CPU's DSQ,
 	 * where it competes by rank and key with the LLC queue.
 	 */
 	if (is_pcpu_task(p)) {
-		dsq = cpu_dsq(cpu, slot);
-		slice = queue_slice(slice, scx_bpf_dsq_nr_queued(dsq));
-		key = entry_key(policy, p, tctx, key, slice);
+		dsq = cpu_dsq(cpu, policy);
+		key = enter_queue(policy, p, tctx, scx_bpf_dsq_nr_queued(dsq), &slice);
 		stat_inc(LLMOS_STAT_PINNED_DISPATCH);
 		/*
 		 * A task that outranks the one running on its CPU is next there
@@ -212,8 +204,13 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 			stat_inc(LLMOS_STAT_PREEMPT);
 			return;
 		}
+		/*
+		 * No kick: the kernel reschedules an idle CPU a task wakes up on
+		 * (wakeup_preempt()), and a pinned task is otherwise queued by
+		 * its own busy CPU (a slice ran out). A kick from here, with the
+		 * CPU's lock held, would cost an irq_work at every wakeup.
+		 */
 		scx_bpf_dsq_insert_vtime(p, dsq, slice, key, enq_flags);
-		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
 		return;
 	}
 
@@ -234,14 +231,12 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 		}
 	}
 
-	if (policy == LLMOS_POLICY_AFFINITY &&
-	    affinity_queue_on_cpu(p, tctx, cpu, slot, key, slice, enq_flags))
+	if (policy == LLMOS_POLICY_AFFINITY && affinity_queue_on_cpu(p, tctx, cpu, enq_flags))
 		return;
 
 	llc = home_llc(p, cpu);
-	dsq = llc_dsq(llc, slot);
-	slice = queue_slice(slice, scx_bpf_dsq_nr_queued(dsq));
-	key = entry_key(policy, p, tctx, key, slice);
+	dsq = llc_dsq(llc, policy);
+	key = enter_queue(policy, p, tctx, scx_bpf_dsq_nr_queued(dsq), &slice);
 	scx_bpf_dsq_insert_vtime(p, dsq, slice, key, enq_flags);
 	stat_inc(LLMOS_STAT_SHARED_DISPATCH);
 
@@ -257,10 +252,10 @@ static bool consume(u64 dsq)
 
 /*
  * Moves the head of @dsq, peeked as @head, to this CPU. In vtime-ordered
- * queues it advances vtime_now to the head: queues are served in vtime
- * order, so the head's vtime is how far service has got. (Tasks started any
- * other way, such as kthreads or tasks placed straight on an idle CPU, say
- * nothing about that.)
+ * queues it advances vtime_now to the head's vtime: queues are served in
+ * vtime order (within a rank), so the head's vtime is how far service has
+ * got. (Tasks started any other way, such as kthreads or tasks placed
+ * straight on an idle CPU, say nothing about that.)
  */
 static bool consume_head(u64 dsq, struct task_struct *head, bool vtime_keys)
 {
@@ -268,26 +263,29 @@ static bool consume_head(u64 dsq, struct task_struct *head, bool vtime_keys)
 
 	if (!consume(dsq))
 		return false;
-	if (vtime_keys && time_before(vtime_now, key))
-		vtime_now = key;
+	if (vtime_keys) {
+		key = unranked_key(key);
+		if (time_before(vtime_now, key))
+			vtime_now = key;
+	}
 	return true;
 }
 
-enum slot_result {
-	SLOT_EMPTY,	/* nothing queued (or it was taken by another CPU) */
-	SLOT_NOT_DUE,	/* nothing queued is due before the limit */
-	SLOT_SERVED,	/* a task was moved to this CPU */
+enum queue_result {
+	QUEUES_EMPTY,	/* nothing queued (or it was taken by another CPU) */
+	QUEUES_NOT_DUE,	/* nothing queued is due before the limit */
+	QUEUES_SERVED,	/* a task was moved to this CPU */
 };
 
 /*
- * Serves one slot: moves whichever of the CPU's and its LLC's queue heads has
- * the lower key to this CPU, unless that key is not before *@limit (the key of
- * a previous task that competes in this slot and then keeps the CPU).
+ * Moves whichever of the CPU's and its LLC's queue heads of @policy has the
+ * lower key to this CPU, unless that key is not before *@limit (the key of
+ * the previous task, which then keeps the CPU).
  */
-static enum slot_result dispatch_slot(s32 cpu, u32 llc, u32 slot, bool vtime_keys,
-				      const u64 *limit)
+static enum queue_result dispatch_queued(s32 cpu, u32 llc, u32 policy, bool vtime_keys,
+					 const u64 *limit)
 {
-	u64 first_dsq = cpu_dsq(cpu, slot), second_dsq = llc_dsq(llc, slot), dsq;
+	u64 first_dsq = cpu_dsq(cpu, policy), second_dsq = llc_dsq(llc, policy), dsq;
 	struct task_struct *first, *second, *p;
 
 	first = __COMPAT_scx_bpf_dsq_peek(first_dsq);
@@ -301,46 +299,39 @@ static enum slot_result dispatch_slot(s32 cpu, u32 llc, u32 slot, bool vtime_key
 		second_dsq = dsq;
 	}
 	if (!first)
-		return SLOT_EMPTY;
+		return QUEUES_EMPTY;
 	if (limit && !time_before(first->scx.dsq_vtime, *limit))
-		return SLOT_NOT_DUE;
+		return QUEUES_NOT_DUE;
 	if (consume_head(first_dsq, first, vtime_keys))
-		return SLOT_SERVED;
+		return QUEUES_SERVED;
 	/* Another CPU took that head meanwhile: the other queue's will do. */
 	if (second && (!limit || time_before(second->scx.dsq_vtime, *limit)) &&
 	    consume_head(second_dsq, second, vtime_keys))
-		return SLOT_SERVED;
-	return SLOT_EMPTY;
+		return QUEUES_SERVED;
+	return QUEUES_EMPTY;
 }
 
-static bool steal_from(u32 llc, u32 policy, u32 ranks)
+static bool steal_from(u32 llc, u32 policy)
 {
-	u32 rank;
-
-	bpf_for(rank, 0, ranks) {
-		if (consume(llc_dsq(llc, rank_slot(policy, rank)))) {
-			stat_inc(LLMOS_STAT_STEAL);
-			return true;
-		}
-	}
-	return false;
+	if (!consume(llc_dsq(llc, policy)))
+		return false;
+	stat_inc(LLMOS_STAT_STEAL);
+	return true;
 }
 
 /*
  * Work stealing: an idle CPU is wasted capacity while another LLC has a
  * backlog. Try the busiest LLC first, then the rest in order after our own.
  */
-static bool steal(u32 home, u32 policy, u32 ranks)
+static bool steal(u32 home, u32 policy)
 {
-	u32 i, rank, busiest = home;
+	u32 i, busiest = home;
 	s32 most = 0;
 
 	bpf_for(i, 1, nr_llcs) {
 		u32 llc = (home + i) % nr_llcs;
-		s32 queued = 0;
+		s32 queued = scx_bpf_dsq_nr_queued(llc_dsq(llc, policy));
 
-		bpf_for(rank, 0, ranks)
-			queued += scx_bpf_dsq_nr_queued(llc_dsq(llc, rank_slot(policy, rank)));
 		if (queued > most) {
 			most = queued;
 			busiest = llc;
@@ -348,12 +339,12 @@ static bool steal(u32 home, u32 policy, u32 ranks)
 	}
 	if (busiest == home)
 		return false;
-	if (steal_from(busiest, policy, ranks))
+	if (steal_from(busiest, policy))
 		return true;
 	bpf_for(i, 1, nr_llcs) {
 		u32 llc = (home + i) % nr_llcs;
 
-		if (llc != busiest && steal_from(llc, policy, ranks))
+		if (llc != busiest && steal_from(llc, policy))
 			return true;
 	}
 	return false;
@@ -365,12 +356,12 @@ static bool steal(u32 home, u32 policy, u32 ranks)
  */
 static bool serve_unsettled(s32 cpu, u32 home, u32 policy)
 {
-	u32 slot;
+	u32 other;
 
-	bpf_for(slot, 0, LLMOS_DSQ_SLOTS) {
-		if (serves_slot(policy, slot))
+	bpf_for(other, 0, LLMOS_NR_POLICIES) {
+		if (other == policy)
 			continue;
-		if (consume(cpu_dsq(cpu, slot)) || consume(llc_dsq(home, slot)))
+		if (consume(cpu_dsq(cpu, other)) || consume(llc_dsq(home, other)))
 			return true;
 	}
 	return false;
@@ -378,53 +369,47 @@ static bool serve_unsettled(s32 cpu, u32 home, u32 policy)
 
 void BPF_STRUCT_OPS(llmos_dispatch, s32 cpu, struct task_struct *prev)
 {
-	u32 policy = active_policy, home = llc_of(cpu), ranks = policy_ranks(policy), rank;
-	/* prev_slot: LLMOS_DSQ_SLOTS, no slot, unless prev competes below. */
-	u32 prev_slot = LLMOS_DSQ_SLOTS;
-	bool vtime_keys = keyed_by_vtime(policy), keep_prev = false;
+	u32 policy = active_policy, home = llc_of(cpu);
+	bool vtime_keys = keyed_by_vtime(policy);
 	struct task_ctx *pctx = NULL;
-	u64 prev_key = 0;
+	u64 prev_key = 0, prev_slice = 0;
 
 	/*
 	 * A previous task whose slice ran out but still wants the CPU is not
-	 * queued yet. It competes as it will be queued, in the slot and with
-	 * the key its run has earned; otherwise two tasks sharing a CPU would
-	 * just alternate, whatever their weights or priorities.
+	 * queued yet. It competes as it will be queued, with the rank and key
+	 * its run has earned; otherwise two tasks sharing a CPU would just
+	 * alternate, whatever their weights or priorities.
 	 */
 	if (prev && (prev->scx.flags & SCX_TASK_QUEUED) && (pctx = lookup_task_ctx(prev))) {
 		u64 used = run_so_far(prev, pctx);
 
-		if (policy == LLMOS_POLICY_MLFQ)
-			prev_slot = level_after(pctx, used);
-		else
-			prev_slot = policy_slot(policy);
 		if (vtime_keys)
 			prev_key = bounded_vtime(pctx->vtime) + vtime_charge(prev, used);
 		else if (policy == LLMOS_POLICY_PRIO)
 			prev_key = prio_key(prev, pctx, scx_bpf_now());
 		else
 			prev_key = scx_bpf_now();
-	}
+		prev_slice = task_slice(policy, pctx);
+		if (policy == LLMOS_POLICY_MLFQ) {
+			/* Its turn is over: it is no longer lifted (see llmos_stopping()). */
+			u32 level = level_after(pctx, used);
 
-	/* Higher ranks are always served first. */
-	bpf_for(rank, 0, ranks) {
-		u32 slot = rank_slot(policy, rank);
-		enum slot_result served;
-
-		served = dispatch_slot(cpu, home, slot, vtime_keys,
-				       slot == prev_slot ? &prev_key : NULL);
-		if (served == SLOT_SERVED)
-			return;
-		if (slot == prev_slot) {
-			keep_prev = true;
-			break;
+			prev_key = ranked_key(level_rank(level, false), prev_key);
+			prev_slice = level_slice(level);
 		}
 	}
-	if (!keep_prev) {
-		if (policy == LLMOS_POLICY_AFFINITY &&
-		    steal_from_cpu_queues(cpu, LLMOS_AFFINITY_SLOT))
+
+	switch (dispatch_queued(cpu, home, policy, vtime_keys, pctx ? &prev_key : NULL)) {
+	case QUEUES_SERVED:
+		return;
+	case QUEUES_NOT_DUE:
+		break;
+	case QUEUES_EMPTY:
+		if (pctx)
+			break;
+		if (policy == LLMOS_POLICY_AFFINITY && steal_from_cpu_queues(cpu))
 			return;
-		if (steal(home, policy, ranks))
+		if (steal(home, policy))
 			return;
 		if (settled_seq != policy_seq && serve_unsettled(cpu, home, policy))
 			return;
@@ -435,28 +420,9 @@ void BPF_STRUCT_OPS(llmos_dispatch, s32 cpu, struct task_struct *prev)
 		/* ...unless it belongs on an idle CPU of its group (see ops.enqueue()). */
 		if (policy == LLMOS_POLICY_AFFINITY && affinity_should_move(prev, pctx, cpu))
 			return;
-		scx_bpf_task_set_slice(prev, policy_slice(policy, prev_slot));
+		scx_bpf_task_set_slice(prev, prev_slice);
 		stat_inc(LLMOS_STAT_SLICE_REFILL);
 	}
-}
-
-/*
- * Brings the task's row up to date with its context and copies it to the
- * thread_stats map, adding it back if it was evicted.
- */
-static void publish_thread_row(const struct task_struct *p, struct task_ctx *tctx, u64 now)
-{
-	struct llmos_thread_stats *row = &tctx->stats, *ts;
-
-	row->level = task_level(tctx);
-	row->priority = task_prio(p, tctx);
-	row->group = tctx->group;
-	ts = bpf_map_lookup_elem(&thread_stats, &row->tid);
-	if (ts)
-		__builtin_memcpy(ts, row, sizeof(*ts));
-	else
-		bpf_map_update_elem(&thread_stats, &row->tid, row, BPF_ANY);
-	tctx->published_at = now;
 }
 
 void BPF_STRUCT_OPS(llmos_runnable, struct task_struct *p, u64 enq_flags)
@@ -526,26 +492,14 @@ void BPF_STRUCT_OPS(llmos_stopping, struct task_struct *p, bool runnable)
 	if (is_mlfq() && mlfq_charge(tctx, used))
 		ts->nr_demotions++;
 
-	if (runnable)
-		tctx->runnable_at = now;
-	else
-		tctx->sleep_at = now;
-
 	ts->runtime_ns += used;
 	if (runnable) {
+		tctx->runnable_at = now;
 		ts->nr_involuntary++;
 	} else {
+		tctx->sleep_at = now;
 		ts->nr_voluntary++;
-		/* A thread that exec()s changes its name; pick that up cheaply. */
-		bpf_probe_read_kernel_str(ts->comm, sizeof(ts->comm), p->comm);
 	}
-	/*
-	 * The row is copied at every sleep, so it is exact for a thread at
-	 * rest, and at least every PUBLISH_NS while a thread keeps a CPU busy:
-	 * a copy per slice of a CPU hog cost ops.stopping() 40% of its time.
-	 */
-	if (!runnable || now - tctx->published_at >= PUBLISH_NS)
-		publish_thread_row(p, tctx, now);
 }
 
 void BPF_STRUCT_OPS(llmos_enable, struct task_struct *p)
@@ -559,11 +513,7 @@ void BPF_STRUCT_OPS(llmos_enable, struct task_struct *p)
 	tctx->boost_gen = boost_gen;
 	tctx->runnable_at = scx_bpf_now();
 	classify(p, tctx);
-	tctx->stats.tid = p->pid;
-	tctx->stats.tgid = p->tgid;
 	tctx->stats.last_cpu = -1;
-	bpf_probe_read_kernel_str(tctx->stats.comm, sizeof(tctx->stats.comm), p->comm);
-	publish_thread_row(p, tctx, tctx->runnable_at);
 }
 
 s32 BPF_STRUCT_OPS(llmos_init_task, struct task_struct *p, struct scx_init_task_args *args)
@@ -575,11 +525,33 @@ s32 BPF_STRUCT_OPS(llmos_init_task, struct task_struct *p, struct scx_init_task_
 
 void BPF_STRUCT_OPS(llmos_exit_task, struct task_struct *p, struct scx_exit_task_args *args)
 {
-	u32 tid = p->pid;
-
-	/* Free both now: a task may leave sched_ext long before it dies. */
-	bpf_map_delete_elem(&thread_stats, &tid);
+	/* Free it now: a task may leave sched_ext long before it dies. */
 	bpf_task_storage_delete(&task_ctxs, p);
+}
+
+/*
+ * `scx_llmos threads` reads every thread's row through this iterator. The
+ * counters live in the task contexts and the rest is filled in here, so the
+ * scheduling path never copies a row to a map, and every read is current.
+ */
+SEC("iter/task")
+int dump_threads(struct bpf_iter__task *ctx)
+{
+	struct task_struct *p = ctx->task;
+	struct llmos_thread_stats row;
+	struct task_ctx *tctx;
+
+	if (!p || !(tctx = lookup_task_ctx(p)))
+		return 0;
+	row = tctx->stats;
+	row.tid = p->pid;
+	row.tgid = p->tgid;
+	row.level = task_level(tctx);
+	row.priority = task_prio(p, tctx);
+	row.group = tctx->group;
+	bpf_probe_read_kernel_str(row.comm, sizeof(row.comm), p->comm);
+	bpf_seq_write(ctx->meta->seq, &row, sizeof(row));
+	return 0;
 }
 
 /*
@@ -595,42 +567,37 @@ static void carry_over(u64 dsq, u32 policy)
 	bpf_for_each(scx_dsq, p, dsq, 0) {
 		struct task_ctx *tctx = lookup_task_ctx(p);
 		s32 cpu = scx_bpf_task_cpu(p);
-		u32 slot;
-		u64 to, slice;
+		u64 to, key, slice;
 
 		if (!tctx)
 			continue;
-		slot = queue_slot(policy, tctx);
-		to = is_pcpu_task(p) ? cpu_dsq(cpu, slot) : llc_dsq(home_llc(p, cpu), slot);
-		if (to == dsq)
-			continue;
-		slice = queue_slice(policy_slice(policy, slot), scx_bpf_dsq_nr_queued(to));
+		to = is_pcpu_task(p) ? cpu_dsq(cpu, policy) : llc_dsq(home_llc(p, cpu), policy);
+		key = enter_queue(policy, p, tctx, scx_bpf_dsq_nr_queued(to), &slice);
 		scx_bpf_dsq_move_set_slice(BPF_FOR_EACH_ITER, slice);
-		scx_bpf_dsq_move_set_vtime(BPF_FOR_EACH_ITER,
-					   entry_key(policy, p, tctx, queue_key(policy, p, tctx), slice));
+		scx_bpf_dsq_move_set_vtime(BPF_FOR_EACH_ITER, key);
 		if (scx_bpf_dsq_move_vtime(BPF_FOR_EACH_ITER, p, to, 0))
 			stat_inc(LLMOS_STAT_CARRIED);
 	}
 }
 
 /*
- * Completes a policy switch: every task queued in a slot @policy does not
- * serve is moved to the queue @policy gives it. A switch to mlfq starts every
- * task on the top level, as a boost does.
+ * Completes a policy switch: every task queued in another policy's queues is
+ * moved to the queue @policy gives it. A switch to mlfq starts every task on
+ * the top level, as a boost does.
  */
 static void settle(u32 policy)
 {
-	u32 slot, i;
+	u32 other, i;
 
 	if (policy == LLMOS_POLICY_MLFQ)
 		boost_gen++;
-	bpf_for(slot, 0, LLMOS_DSQ_SLOTS) {
-		if (serves_slot(policy, slot))
+	bpf_for(other, 0, LLMOS_NR_POLICIES) {
+		if (other == policy)
 			continue;
 		bpf_for(i, 0, nr_cpu_ids)
-			carry_over(cpu_dsq(i, slot), policy);
+			carry_over(cpu_dsq(i, other), policy);
 		bpf_for(i, 0, nr_llcs)
-			carry_over(llc_dsq(i, slot), policy);
+			carry_over(llc_dsq(i, other), policy);
 	}
 	stat_inc(LLMOS_STAT_SWITCH);
 }
@@ -653,22 +620,22 @@ static int tick(void *map, int *key, struct bpf_timer *timer)
 
 static s32 create_dsqs(void)
 {
-	u32 slot, i;
+	u32 policy, i;
 	s32 err;
 
 	/* Every policy's queues: a switch must not allocate. */
-	bpf_for(slot, 0, LLMOS_DSQ_SLOTS) {
+	bpf_for(policy, 0, LLMOS_NR_POLICIES) {
 		bpf_for(i, 0, nr_cpu_ids) {
-			err = scx_bpf_create_dsq(cpu_dsq(i, slot), -1);
+			err = scx_bpf_create_dsq(cpu_dsq(i, policy), -1);
 			if (err) {
-				scx_bpf_error("failed to create DSQ for CPU %u slot %u: %d", i, slot, err);
+				scx_bpf_error("failed to create DSQ for CPU %u policy %u: %d", i, policy, err);
 				return err;
 			}
 		}
 		bpf_for(i, 0, nr_llcs) {
-			err = scx_bpf_create_dsq(llc_dsq(i, slot), -1);
+			err = scx_bpf_create_dsq(llc_dsq(i, policy), -1);
 			if (err) {
-				scx_bpf_error("failed to create DSQ for LLC %u slot %u: %d", i, slot, err);
+				scx_bpf_error("failed to create DSQ for LLC %u policy %u: %d", i, policy, err);
 				return err;
 			}
 		}

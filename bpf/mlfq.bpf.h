@@ -8,7 +8,7 @@
  *
  * A task a boost brought back from below is "lifted" until it has had one
  * turn on top (or sleeps there like an interactive task). Lifted tasks queue
- * behind the top level's own (see rank_slot()) and may be preempted by them:
+ * behind the top level's own (see level_rank()) and may be preempted by them:
  * a boost saves CPU hogs from starving without making the interactive tasks
  * wait out the hogs' turns. Only one turn, so that tasks of a busy pipeline
  * do not keep preempting each other for it.
@@ -17,6 +17,9 @@
 #define __LLMOS_MLFQ_BPF_H
 
 #include "llmos.bpf.h"
+
+/* The rank of the tasks a boost lifted to the top: just below level 0's own. */
+#define MLFQ_LIFTED_RANK 1
 
 /*
  * Bumped by every periodic boost (and by a switch to mlfq). A task whose
@@ -52,28 +55,20 @@ static bool task_lifted(const struct task_ctx *tctx)
 }
 
 /*
- * The rank a task runs at, for wakeup preemption: level 0 first, then lifted
- * tasks, then levels 1, 2, ... (the order rank_slot() serves the queues in).
+ * The rank of a task at @level: level 0 first, then lifted tasks, then
+ * levels 1, 2, ... Ranks order mlfq's queues (see ranked_key()) and decide
+ * wakeup preemption.
  */
-static u32 mlfq_rank(const struct task_ctx *tctx)
+static u32 level_rank(u32 level, bool lifted)
 {
-	u32 level = task_level(tctx);
-
 	if (level)
 		return level + 1;
-	return task_lifted(tctx) ? 1 : 0;
+	return lifted ? MLFQ_LIFTED_RANK : 0;
 }
 
-/* The queue slot of a task at @level: lifted tasks wait behind level 0's own. */
-static u32 mlfq_slot(u32 level, bool lifted)
+static u32 mlfq_rank(const struct task_ctx *tctx)
 {
-	return !level && lifted ? LLMOS_LIFTED_SLOT : level;
-}
-
-/* The slice of a task in mlfq queue @slot: lifted tasks run on the top level. */
-static u64 slot_slice(u32 slot)
-{
-	return slot == LLMOS_LIFTED_SLOT ? level_slice(0) : level_slice(slot);
+	return level_rank(task_level(tctx), task_lifted(tctx));
 }
 
 /* Applies any boost the task missed: back to the top with a fresh allotment. */
@@ -139,33 +134,43 @@ static bool mlfq_charge(struct task_ctx *tctx, u64 used)
 	return true;
 }
 
-/* Moves every task queued on @from to @to, keeping their vtime order. */
-static void lift_queue(u64 from, u64 to)
+/*
+ * Lifts every task queued on @dsq below the top level to the lifted rank,
+ * with the top level's slice, keeping their vtime order.
+ */
+static void lift_queue(u64 dsq)
 {
 	struct task_struct *p;
 
-	if (!scx_bpf_dsq_nr_queued(from))
+	if (!scx_bpf_dsq_nr_queued(dsq))
 		return;
-	bpf_for_each(scx_dsq, p, from, 0)
-		scx_bpf_dsq_move_vtime(BPF_FOR_EACH_ITER, p, to, 0);
+	/* The iterator skips the tasks it moves: they are queued after it began. */
+	bpf_for_each(scx_dsq, p, dsq, 0) {
+		u64 key = p->scx.dsq_vtime;
+
+		if (key_rank(key) <= MLFQ_LIFTED_RANK)
+			continue;
+		scx_bpf_dsq_move_set_slice(BPF_FOR_EACH_ITER, level_slice(0));
+		scx_bpf_dsq_move_set_vtime(BPF_FOR_EACH_ITER,
+					   ranked_key(MLFQ_LIFTED_RANK, unranked_key(key)));
+		scx_bpf_dsq_move_vtime(BPF_FOR_EACH_ITER, p, dsq, 0);
+	}
 }
 
 /*
- * The periodic boost. Queued tasks are moved to the lifted queues, served
- * right after level 0 (see rank_slot()); the rest catch up when they next
- * wake or run (see catch_up_boost()).
+ * The periodic boost. Queued tasks are lifted in place, to be served right
+ * after level 0; the rest catch up when they next wake or run (see
+ * catch_up_boost()).
  */
 static void mlfq_boost(void)
 {
-	u32 level, i;
+	u32 i;
 
 	boost_gen++;
-	bpf_for(level, 1, nr_levels) {
-		bpf_for(i, 0, nr_llcs)
-			lift_queue(llc_dsq(i, level), llc_dsq(i, LLMOS_LIFTED_SLOT));
-		bpf_for(i, 0, nr_cpu_ids)
-			lift_queue(cpu_dsq(i, level), cpu_dsq(i, LLMOS_LIFTED_SLOT));
-	}
+	bpf_for(i, 0, nr_llcs)
+		lift_queue(llc_dsq(i, LLMOS_POLICY_MLFQ));
+	bpf_for(i, 0, nr_cpu_ids)
+		lift_queue(cpu_dsq(i, LLMOS_POLICY_MLFQ));
 	stat_inc(LLMOS_STAT_BOOST);
 }
 

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * What each policy decides: which queue slot a task waits in, its key in
- * that vtime-ordered queue (lower runs first), its slice, and whether a
- * waking task may preempt a running one. The core in main.bpf.c does the
- * rest the same way for every policy.
+ * What each policy decides: a task's key in the policy's vtime-ordered
+ * queues (lower runs first), its slice, and whether a waking task may
+ * preempt a running one. The core in main.bpf.c does the rest the same way
+ * for every policy.
  *
  * - vtime, affinity: the key is CPU time scaled by weight (nice).
- * - mlfq: one slot per level (see mlfq.bpf.h), vtime inside a level.
+ * - mlfq: the rank of the task's level, then vtime (see ranked_key()).
  * - prio: the key is when the task started waiting plus prio_aging_ns per
  *   step below the top priority, so a higher priority runs first unless a
  *   lower one has waited prio_aging_ns per step of difference: no runnable
@@ -35,64 +35,9 @@
 /* ...but not below this, where switching would eat the CPU. */
 #define MIN_SLICE_NS 100000ULL /* 100 us */
 
-/*
- * How far the vtime-ordered queues have been served: the vtime of the last
- * queue head a CPU took. It is the system's notion of "now" for fairness: a
- * task waking from a long sleep is placed no further back than one slice
- * behind it, so sleeping earns a bounded head start instead of a monopoly
- * on the CPU, and never lands behind tasks that have waited their turn.
- */
-static u64 vtime_now;
-
 /* The rank and key of the task each CPU is running, for wakeup preemption. */
 static u32 running_rank[LLMOS_MAX_CPUS];
 static u64 running_key[LLMOS_MAX_CPUS];
-
-static u32 policy_slot(u32 policy)
-{
-	switch (policy) {
-	case LLMOS_POLICY_MLFQ:
-		return 0;
-	case LLMOS_POLICY_PRIO:
-		return LLMOS_PRIO_SLOT;
-	case LLMOS_POLICY_AFFINITY:
-		return LLMOS_AFFINITY_SLOT;
-	case LLMOS_POLICY_FIFO:
-		return LLMOS_FIFO_SLOT;
-	case LLMOS_POLICY_RR:
-		return LLMOS_RR_SLOT;
-	default:
-		return LLMOS_VTIME_SLOT;
-	}
-}
-
-/* Queue ranks the policy serves, top first (see rank_slot()). */
-static u32 policy_ranks(u32 policy)
-{
-	return policy == LLMOS_POLICY_MLFQ ? nr_levels + 1 : 1;
-}
-
-/*
- * The queue slot served at @rank. For mlfq: level 0 first, then the tasks a
- * boost lifted to the top, then levels 1, 2, ... Lifted CPU hogs are back on
- * top of everything below, but the interactive tasks that never left level 0
- * keep their turn ahead of them.
- */
-static u32 rank_slot(u32 policy, u32 rank)
-{
-	if (policy != LLMOS_POLICY_MLFQ)
-		return policy_slot(policy);
-	if (rank == 0)
-		return 0;
-	return rank == 1 ? LLMOS_LIFTED_SLOT : rank - 1;
-}
-
-static bool serves_slot(u32 policy, u32 slot)
-{
-	if (policy == LLMOS_POLICY_MLFQ)
-		return slot < nr_levels || slot == LLMOS_LIFTED_SLOT;
-	return slot == policy_slot(policy);
-}
 
 /* Whether the policy's queues are ordered by vtime (and so advance vtime_now). */
 static bool keyed_by_vtime(u32 policy)
@@ -162,14 +107,6 @@ static u64 prio_key(const struct task_struct *p, const struct task_ctx *tctx, u6
 	return waiting_since + (LLMOS_MAX_PRIO - task_prio(p, tctx)) * prio_aging_ns;
 }
 
-/* The slot a task waits in under @policy. */
-static u32 queue_slot(u32 policy, const struct task_ctx *tctx)
-{
-	if (policy == LLMOS_POLICY_MLFQ)
-		return mlfq_slot(task_level(tctx), task_lifted(tctx));
-	return policy_slot(policy);
-}
-
 /* The task's key in its queue under @policy. */
 static u64 queue_key(u32 policy, const struct task_struct *p, const struct task_ctx *tctx)
 {
@@ -184,12 +121,12 @@ static u64 queue_key(u32 policy, const struct task_struct *p, const struct task_
 	}
 }
 
-/* The slice of a task in @slot under @policy. */
-static u64 policy_slice(u32 policy, u32 slot)
+/* The slice of a task under @policy: under mlfq, its level's. */
+static u64 task_slice(u32 policy, const struct task_ctx *tctx)
 {
 	switch (policy) {
 	case LLMOS_POLICY_MLFQ:
-		return slot_slice(slot);
+		return level_slice(task_level(tctx));
 	case LLMOS_POLICY_FIFO:
 		return FIFO_MAX_RUN_NS;
 	default:
@@ -208,12 +145,27 @@ static u64 queue_slice(u64 slice, s32 queued)
 }
 
 /*
- * The rank a task runs at (see rank_slot()): its level under mlfq, the same
- * for all under the other policies (which order a queue by key alone).
+ * The rank a task runs at: under mlfq, from its level (see level_rank()); the
+ * same for all under the other policies, which order a queue by key alone.
  */
 static u32 run_rank(u32 policy, const struct task_ctx *tctx)
 {
 	return policy == LLMOS_POLICY_MLFQ ? mlfq_rank(tctx) : 0;
+}
+
+/*
+ * The key of @p entering a queue of @policy with @queued tasks waiting, and
+ * in @slice its slice there: shortened for the queue's length, and its key
+ * kept near vtime_now (entry_key()) and ranked (ranked_key()).
+ */
+static u64 enter_queue(u32 policy, const struct task_struct *p, struct task_ctx *tctx, s32 queued,
+		       u64 *slice)
+{
+	u64 key;
+
+	*slice = queue_slice(task_slice(policy, tctx), queued);
+	key = entry_key(policy, p, tctx, queue_key(policy, p, tctx), *slice);
+	return ranked_key(run_rank(policy, tctx), key);
 }
 
 /*

@@ -355,6 +355,8 @@ impl<'a> Scheduler<'a> {
                 });
         let mut skel = scx_ops_open!(skel_builder, open_object, llmos_ops, open_opts)?;
         skel.struct_ops.llmos_ops_mut().exit_dump_len = opts.exit_dump_len;
+        // `scx_llmos threads` links the thread iterator when it reads it.
+        skel.progs.dump_threads.set_autoattach(false);
 
         let rodata = skel.maps.rodata_data.as_mut().unwrap();
         rodata.nr_llcs = nr_llcs;

@@ -1,12 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 //! `scx_llmos threads`: the per-thread table, read from the running
-//! scheduler's `thread_stats` BPF map by any root process.
+//! scheduler's `dump_threads` BPF iterator by any root process.
 
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use libbpf_rs::query::MapInfoIter;
-use libbpf_rs::{MapCore, MapFlags, MapHandle};
+use libbpf_rs::libbpf_sys;
+use libbpf_rs::query::ProgInfoIter;
+use libbpf_rs::ProgramType;
 
 use crate::bpf_intf::llmos_thread_stats as ThreadStats;
 
@@ -19,34 +23,68 @@ fn zeroed() -> ThreadStats {
     unsafe { std::mem::zeroed() }
 }
 
-/// The map's name as the kernel reports it (BPF object names are cut at 15 bytes).
-const MAP_NAME: &str = "thread_stats";
+/// The iterator program's name as the kernel reports it.
+const PROG_NAME: &str = "dump_threads";
 
-/// Finds the thread_stats map of the attached scx_llmos: the newest map
-/// with that name and the value layout of this build.
-pub fn open_map() -> Result<MapHandle> {
-    let value_size = std::mem::size_of::<ThreadStats>() as u32;
-    let id = MapInfoIter::default()
-        .filter(|info| info.name.to_str() == Some(MAP_NAME) && info.value_size == value_size)
-        .map(|info| info.id)
-        .max();
-    match id {
-        Some(id) => MapHandle::from_map_id(id).context("cannot open the thread_stats map"),
-        None => bail!("scx_llmos is not running (no thread_stats map is loaded)"),
+/// Takes ownership of a file descriptor a libbpf call returned, or of its error.
+fn owned_fd(ret: i32, what: &str) -> Result<OwnedFd> {
+    if ret < 0 {
+        bail!("{what}: {}", std::io::Error::from_raw_os_error(-ret));
     }
+    // SAFETY: libbpf returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret) })
 }
 
-/// Every thread in the map, optionally only those of process `tgid`.
-pub fn read_all(map: &impl MapCore, tgid: Option<u32>) -> Result<Vec<ThreadStats>> {
-    let mut threads = Vec::new();
-    for key in map.keys() {
-        // A thread can exit between listing its key and reading it.
-        let Some(bytes) = map.lookup(&key, MapFlags::ANY)? else {
-            continue;
-        };
+/// Links the dump_threads iterator of the attached scx_llmos (the newest
+/// program with that name) for reading.
+pub fn open_iterator() -> Result<OwnedFd> {
+    let id = ProgInfoIter::default()
+        .filter(|info| info.name.to_str() == Some(PROG_NAME) && info.ty == ProgramType::Tracing)
+        .map(|info| info.id)
+        .max();
+    let Some(id) = id else {
+        bail!("scx_llmos is not running (no {PROG_NAME} iterator is loaded)");
+    };
+    // SAFETY: plain libbpf calls on integers; the results are checked.
+    let prog = owned_fd(
+        unsafe { libbpf_sys::bpf_prog_get_fd_by_id(id) },
+        "cannot open the thread iterator",
+    )?;
+    // SAFETY: as above; `prog` outlives the call.
+    let link = unsafe {
+        libbpf_sys::bpf_link_create(
+            prog.as_raw_fd(),
+            0,
+            libbpf_sys::BPF_TRACE_ITER,
+            std::ptr::null(),
+        )
+    };
+    owned_fd(link, "cannot link the thread iterator")
+}
+
+/// Every thread the scheduler knows, optionally only those of process `tgid`.
+pub fn read_all(link: &OwnedFd, tgid: Option<u32>) -> Result<Vec<ThreadStats>> {
+    // SAFETY: a plain libbpf call on a link descriptor we own; the result is checked.
+    let iter = owned_fd(
+        unsafe { libbpf_sys::bpf_iter_create(link.as_raw_fd()) },
+        "cannot read the thread iterator",
+    )?;
+    let mut bytes = Vec::new();
+    File::from(iter)
+        .read_to_end(&mut bytes)
+        .context("cannot read the thread iterator")?;
+    let size = std::mem::size_of::<ThreadStats>();
+    if bytes.len() % size != 0 {
+        bail!(
+            "the thread iterator returned {} bytes, not a whole number of {size}-byte rows",
+            bytes.len()
+        );
+    }
+    let mut threads = Vec::with_capacity(bytes.len() / size);
+    for chunk in bytes.chunks_exact(size) {
         let mut stats = zeroed();
-        plain::copy_from_bytes(&mut stats, &bytes)
-            .map_err(|e| anyhow::anyhow!("malformed thread_stats value: {e:?}"))?;
+        plain::copy_from_bytes(&mut stats, chunk)
+            .map_err(|e| anyhow::anyhow!("malformed thread row: {e:?}"))?;
         if tgid.is_none_or(|tgid| stats.tgid == tgid) {
             threads.push(stats);
         }
@@ -93,11 +131,11 @@ pub fn format_row(t: &ThreadStats) -> String {
 
 /// Prints the table once, or every `interval` up to `count` times.
 pub fn show(tgid: Option<u32>, interval: Option<Duration>, count: Option<u64>) -> Result<()> {
-    let map = open_map()?;
+    let link = open_iterator()?;
     let start = Instant::now();
     let mut printed = 0u64;
     loop {
-        let threads = read_all(&map, tgid)?;
+        let threads = read_all(&link, tgid)?;
         println!(
             "# t_ms={} threads={}",
             start.elapsed().as_millis(),
