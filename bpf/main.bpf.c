@@ -164,13 +164,12 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 		return;
 	}
 
-	slice = task_slice(policy, tctx);
-
 	/*
 	 * dispatch() let the CPU's last task go without a refill only so that
 	 * it can be placed anew (see affinity_should_move()).
 	 */
 	if (enq_flags & SCX_ENQ_LAST) {
+		slice = task_slice(policy, tctx);
 		idle = -1;
 		if (policy == LLMOS_POLICY_AFFINITY && tctx->group >= 0)
 			idle = pick_idle_in_group(p, tctx->group, cpu);
@@ -224,7 +223,8 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 		else
 			idle = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
 		if (idle >= 0) {
-			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | idle, slice, enq_flags);
+			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | idle, task_slice(policy, tctx),
+					   enq_flags);
 			scx_bpf_kick_cpu(idle, SCX_KICK_IDLE);
 			stat_inc(LLMOS_STAT_IDLE_DISPATCH);
 			return;
@@ -389,13 +389,14 @@ void BPF_STRUCT_OPS(llmos_dispatch, s32 cpu, struct task_struct *prev)
 			prev_key = prio_key(prev, pctx, scx_bpf_now());
 		else
 			prev_key = scx_bpf_now();
-		prev_slice = task_slice(policy, pctx);
 		if (policy == LLMOS_POLICY_MLFQ) {
 			/* Its turn is over: it is no longer lifted (see llmos_stopping()). */
 			u32 level = level_after(pctx, used);
 
 			prev_key = ranked_key(level_rank(level, false), prev_key);
 			prev_slice = level_slice(level);
+		} else {
+			prev_slice = task_slice(policy, pctx);
 		}
 	}
 
