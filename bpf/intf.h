@@ -101,15 +101,8 @@ enum llmos_stat {
 	LLMOS_NR_STATS = LLMOS_STAT_LEVEL_RUN + LLMOS_MAX_LEVELS,
 };
 
-/* One thread as the scheduler sees it: a record of the dump_threads iterator. */
-struct llmos_thread_stats {
-	u32 tid;
-	u32 tgid;
-	char comm[16];
-	u32 level;		/* current MLFQ level (0 = top) */
-	s32 last_cpu;		/* CPU it last ran on */
-	u32 priority;		/* static priority (prio policy), 0..LLMOS_MAX_PRIO */
-	s32 group;		/* affinity group from the config, or -1 */
+/* What the scheduler counts for each thread, in its task context. */
+struct llmos_thread_counters {
 	u64 runtime_ns;		/* CPU time while scx_llmos was attached */
 	u64 wait_ns;		/* time spent runnable but not running */
 	u64 nr_runs;		/* times it got a CPU */
@@ -118,6 +111,20 @@ struct llmos_thread_stats {
 	u64 nr_migrations;	/* times it started on a different CPU than before */
 	u64 nr_demotions;	/* MLFQ level drops */
 	u64 nr_boosts;		/* periodic boosts that lifted it */
+	s32 last_cpu;		/* CPU it last ran on, or -1 */
+	u32 pad;
+};
+
+/* One thread as the scheduler sees it: a record of the dump_threads iterator. */
+struct llmos_thread_stats {
+	u32 tid;
+	u32 tgid;
+	char comm[16];
+	u32 level;		/* current MLFQ level (0 = top) */
+	u32 priority;		/* static priority (prio policy), 0..LLMOS_MAX_PRIO */
+	s32 group;		/* affinity group from the config, or -1 */
+	u32 pad;
+	struct llmos_thread_counters counters;
 };
 
 #endif /* __LLMOS_INTF_H */

@@ -54,8 +54,7 @@ struct task_ctx {
 	s32 rule_prio;		/* priority a config rule gave it, or -1: from nice */
 	s32 group;		/* affinity group, or -1 */
 	bool lifted;		/* a boost put it back on top from below (see mlfq.bpf.h) */
-	/* Its counters; the rest of its row is filled in when read (dump_threads()). */
-	struct llmos_thread_stats stats;
+	struct llmos_thread_counters counters;	/* read by dump_threads() */
 };
 
 struct {

@@ -446,7 +446,7 @@ void BPF_STRUCT_OPS(llmos_running, struct task_struct *p)
 	u32 policy = active_policy;
 	struct task_ctx *tctx = lookup_task_ctx(p);
 	s32 cpu = scx_bpf_task_cpu(p);
-	struct llmos_thread_stats *ts;
+	struct llmos_thread_counters *ts;
 	u32 level;
 
 	if (!tctx)
@@ -458,7 +458,7 @@ void BPF_STRUCT_OPS(llmos_running, struct task_struct *p)
 	running_key[cpu_idx(cpu)] = queue_key(policy, p, tctx);
 	stat_inc(LLMOS_STAT_LEVEL_RUN + (level & (LLMOS_MAX_LEVELS - 1)));
 
-	ts = &tctx->stats;
+	ts = &tctx->counters;
 	ts->nr_runs++;
 	ts->wait_ns += scx_bpf_now() - tctx->runnable_at;
 	if (ts->last_cpu >= 0 && ts->last_cpu != cpu)
@@ -470,11 +470,11 @@ void BPF_STRUCT_OPS(llmos_stopping, struct task_struct *p, bool runnable)
 {
 	struct task_ctx *tctx = lookup_task_ctx(p);
 	u64 now = scx_bpf_now(), used;
-	struct llmos_thread_stats *ts;
+	struct llmos_thread_counters *ts;
 
 	if (!tctx)
 		return;
-	ts = &tctx->stats;
+	ts = &tctx->counters;
 	/* A CPU hog that exec'd never wakes up: notice its new name here. */
 	reclassify_after_exec(p, tctx);
 	/* A lifted task has had its turn; unless a boost lifts it again now. */
@@ -514,7 +514,7 @@ void BPF_STRUCT_OPS(llmos_enable, struct task_struct *p)
 	tctx->boost_gen = boost_gen;
 	tctx->runnable_at = scx_bpf_now();
 	classify(p, tctx);
-	tctx->stats.last_cpu = -1;
+	tctx->counters.last_cpu = -1;
 }
 
 s32 BPF_STRUCT_OPS(llmos_init_task, struct task_struct *p, struct scx_init_task_args *args)
@@ -531,20 +531,20 @@ void BPF_STRUCT_OPS(llmos_exit_task, struct task_struct *p, struct scx_exit_task
 }
 
 /*
- * `scx_llmos threads` reads every thread's row through this iterator. The
- * counters live in the task contexts and the rest is filled in here, so the
- * scheduling path never copies a row to a map, and every read is current.
+ * `scx_llmos threads` reads every thread's row through this iterator: its
+ * counters from the task context, the rest from the task. The scheduling
+ * path never copies a row to a map, and every read is current.
  */
 SEC("iter/task")
 int dump_threads(struct bpf_iter__task *ctx)
 {
 	struct task_struct *p = ctx->task;
-	struct llmos_thread_stats row;
+	struct llmos_thread_stats row = {};
 	struct task_ctx *tctx;
 
 	if (!p || !(tctx = lookup_task_ctx(p)))
 		return 0;
-	row = tctx->stats;
+	row.counters = tctx->counters;
 	row.tid = p->pid;
 	row.tgid = p->tgid;
 	row.level = task_level(tctx);

@@ -81,7 +81,7 @@ static void catch_up_boost(struct task_ctx *tctx)
 	if (tctx->level) {
 		tctx->level = 0;
 		tctx->lifted = true;
-		tctx->stats.nr_boosts++;
+		tctx->counters.nr_boosts++;
 	}
 }
 

@@ -89,7 +89,7 @@ pub fn read_all(link: &OwnedFd, tgid: Option<u32>) -> Result<Vec<ThreadStats>> {
             threads.push(stats);
         }
     }
-    threads.sort_by_key(|t| (std::cmp::Reverse(t.runtime_ns), t.tid));
+    threads.sort_by_key(|t| (std::cmp::Reverse(t.counters.runtime_ns), t.tid));
     Ok(threads)
 }
 
@@ -109,20 +109,21 @@ fn comm(stats: &ThreadStats) -> String {
 
 /// One thread as a table row. The name comes last: it may contain spaces.
 pub fn format_row(t: &ThreadStats) -> String {
+    let c = &t.counters;
     format!(
         "{:>7} {:>7} {:>3} {:>3} {:>11.3} {:>11.3} {:>8} {:>8} {:>8} {:>6} {:>6} {:>6} {:>4} {:>3} {}",
         t.tid,
         t.tgid,
         t.level,
-        t.last_cpu,
-        t.runtime_ns as f64 / 1e6,
-        t.wait_ns as f64 / 1e6,
-        t.nr_runs,
-        t.nr_voluntary,
-        t.nr_involuntary,
-        t.nr_migrations,
-        t.nr_demotions,
-        t.nr_boosts,
+        c.last_cpu,
+        c.runtime_ns as f64 / 1e6,
+        c.wait_ns as f64 / 1e6,
+        c.nr_runs,
+        c.nr_voluntary,
+        c.nr_involuntary,
+        c.nr_migrations,
+        c.nr_demotions,
+        c.nr_boosts,
         t.priority,
         t.group,
         comm(t)
@@ -158,6 +159,7 @@ pub fn show(tgid: Option<u32>, interval: Option<Duration>, count: Option<u64>) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bpf_intf::llmos_thread_counters as ThreadCounters;
 
     #[test]
     fn row_has_every_column_and_the_name_last() {
@@ -165,15 +167,18 @@ mod tests {
             tid: 4242,
             tgid: 4200,
             level: 3,
-            last_cpu: 1,
-            runtime_ns: 1_234_567_000,
-            wait_ns: 5_000,
-            nr_runs: 10,
-            nr_voluntary: 4,
-            nr_involuntary: 6,
-            nr_migrations: 2,
-            nr_demotions: 3,
-            nr_boosts: 1,
+            counters: ThreadCounters {
+                last_cpu: 1,
+                runtime_ns: 1_234_567_000,
+                wait_ns: 5_000,
+                nr_runs: 10,
+                nr_voluntary: 4,
+                nr_involuntary: 6,
+                nr_migrations: 2,
+                nr_demotions: 3,
+                nr_boosts: 1,
+                ..zeroed().counters
+            },
             priority: 19,
             group: -1,
             ..zeroed()
