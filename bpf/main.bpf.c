@@ -565,6 +565,13 @@ static void carry_over(u64 dsq, u32 policy)
 
 	if (!scx_bpf_dsq_nr_queued(dsq))
 		return;
+	/*
+	 * The DSQ iterator hands out task pointers that only RCU keeps alive.
+	 * Inside an ops callback the kernel holds the RCU read lock; in the tick
+	 * timer, where this runs, kernels before 6.18 make the program take it
+	 * itself (the verifier: "expected an RCU CS"), and later ones accept it.
+	 */
+	bpf_rcu_read_lock();
 	bpf_for_each(scx_dsq, p, dsq, 0) {
 		struct task_ctx *tctx = lookup_task_ctx(p);
 		s32 cpu = scx_bpf_task_cpu(p);
@@ -579,6 +586,7 @@ static void carry_over(u64 dsq, u32 policy)
 		if (scx_bpf_dsq_move_vtime(BPF_FOR_EACH_ITER, p, to, 0))
 			stat_inc(LLMOS_STAT_CARRIED);
 	}
+	bpf_rcu_read_unlock();
 }
 
 /*

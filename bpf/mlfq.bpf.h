@@ -144,6 +144,8 @@ static void lift_queue(u64 dsq)
 
 	if (!scx_bpf_dsq_nr_queued(dsq))
 		return;
+	/* Called from the tick timer: see carry_over() for the RCU lock. */
+	bpf_rcu_read_lock();
 	/* The iterator skips the tasks it moves: they are queued after it began. */
 	bpf_for_each(scx_dsq, p, dsq, 0) {
 		u64 key = p->scx.dsq_vtime;
@@ -155,6 +157,7 @@ static void lift_queue(u64 dsq)
 					   ranked_key(MLFQ_LIFTED_RANK, unranked_key(key)));
 		scx_bpf_dsq_move_vtime(BPF_FOR_EACH_ITER, p, dsq, 0);
 	}
+	bpf_rcu_read_unlock();
 }
 
 /*
