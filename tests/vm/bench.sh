@@ -8,8 +8,9 @@
 #   usage: tests/vm/bench.sh [--smoke]
 #
 # --smoke: one round, short runs, small sizes, into target/bench-smoke (CI).
-# SCX_LLMOS_KERNEL  kernel image, as for tests/vm/run.sh; its kernel config
-#                   is taken from "config" beside it, when there is one.
+# SCX_LLMOS_KERNEL  kernel image, as for tests/vm/run.sh (default: the newest of
+#                   the matrix); its kernel config is taken from "config"
+#                   beside it, when there is one.
 # BENCH_OUT (bench)  BENCH_ROUNDS (5)  BENCH_PROBE_SECS (8)
 # BENCH_SCALE (10,100,1000; 10,000 hogs on one CPU outlast the 30 s watchdog)  BENCH_MSG_LOOPS (100)  BENCH_CPUS (1)
 # BENCH_SCALE_SCHEDS ("eevdf mlfq bpfland lavd"): who runs the scale runs
@@ -23,8 +24,9 @@ fi
 OUT=${BENCH_OUT:-bench}
 mkdir -p "$OUT"
 kconfig=""
-if [[ -n ${SCX_LLMOS_KERNEL:-} && -f $(dirname "$SCX_LLMOS_KERNEL")/config ]]; then
-  kconfig=$(cd "$(dirname "$SCX_LLMOS_KERNEL")" && pwd)/config
+kernel=$(tests/vm/kernels.sh | tail -n 1)
+if [[ -n $kernel && -f $(dirname "$kernel")/config ]]; then
+  kconfig=$(dirname "$kernel")/config
 fi
 
 cargo build --release --bins

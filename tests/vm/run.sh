@@ -5,7 +5,8 @@
 #   usage: tests/vm/run.sh CMD [ARGS...]
 #
 # SCX_LLMOS_KERNEL  kernel image (vmlinuz, with its modules beside it). Unset:
-#                   the running kernel, as `vng -r` boots it.
+#                   the newest of the kernel matrix (tests/vm/kernels.sh), or,
+#                   with no matrix, the running kernel, as `vng -r` boots it.
 # SCX_LLMOS_KVM=1   use KVM instead of TCG software emulation (only where KVM
 #                   can boot the kernel; not on the CI machines).
 # VM_OUT            host directory the guest may write (default target/vm-out);
@@ -16,6 +17,8 @@
 #                   coarse; multi-threaded TCG runs them in parallel but oopses
 #                   after a few hundred attach/detach cycles: use it only for
 #                   boots that attach a few times and measure timing.
+# VM_QEMU_OPTS      more qemu options, e.g. a topology: "-smp 4,sockets=2,cores=2,threads=1"
+#                   (with VM_CPUS=4) gives 2 LLCs of 2 CPUs (a later -smp wins).
 # VM_CPUS (2)  VM_MEM (2G)  VM_TIMEOUT (seconds, 900)
 set -euo pipefail
 
@@ -26,20 +29,20 @@ for tool in vng virtiofsd qemu-system-x86_64; do
     { echo "run.sh: $tool not found: run tests/vm/setup.sh first" >&2; exit 2; }
 done
 
+kernel=$("$(dirname "$0")/kernels.sh" | tail -n 1)
 kernel_args=(-r)
-[[ -n ${SCX_LLMOS_KERNEL:-} ]] ||
-  echo "run.sh: SCX_LLMOS_KERNEL is unset: booting the running kernel ($(uname -r))" >&2
-if [[ -n ${SCX_LLMOS_KERNEL:-} ]]; then
-  [[ -f $SCX_LLMOS_KERNEL ]] ||
-    { echo "run.sh: SCX_LLMOS_KERNEL=$SCX_LLMOS_KERNEL is not a file" >&2; exit 2; }
-  kernel_args=(-r "$SCX_LLMOS_KERNEL")
+if [[ -n $kernel ]]; then
+  kernel_args=(-r "$kernel")
+  echo "run.sh: booting $kernel" >&2
+else
+  echo "run.sh: no SCX_LLMOS_KERNEL and no kernel matrix: booting the running kernel ($(uname -r))" >&2
 fi
 
 accel=(--disable-kvm)
-qemu_opts="-accel tcg,thread=${VM_TCG_THREAD:-single}"
+qemu_opts="-accel tcg,thread=${VM_TCG_THREAD:-single} ${VM_QEMU_OPTS:-}"
 if [[ ${SCX_LLMOS_KVM:-0} == 1 ]]; then
   accel=()
-  qemu_opts=""
+  qemu_opts="${VM_QEMU_OPTS:-}"
 fi
 
 VM_OUT=${VM_OUT:-$PWD/target/vm-out}
