@@ -9,6 +9,7 @@
 //! A deadline missed entirely counts as a late sample of its own, so a long
 //! stall cannot hide as one bad sample.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
@@ -191,6 +192,24 @@ fn summarize(samples: &[u64], late_ns: u64) -> (u64, u64, u64, f64) {
     )
 }
 
+/// How many of the sleeper's wakeups went from the CPU it slept on to the
+/// CPU it woke on, by (from, to).
+type CpuMoves = BTreeMap<(i32, i32), u64>;
+
+/// "from>to:count" for each pair, e.g. "2>2:390 2>3:8".
+fn format_moves(moves: &CpuMoves) -> String {
+    let pairs: Vec<String> = moves
+        .iter()
+        .map(|((from, to), n)| format!("{from}>{to}:{n}"))
+        .collect();
+    pairs.join(" ")
+}
+
+fn current_cpu() -> i32 {
+    // SAFETY: sched_getcpu takes no arguments.
+    unsafe { libc::sched_getcpu() }
+}
+
 fn spin_for_ns(ns: u64) {
     let end = now_ns() + ns;
     while now_ns() < end {
@@ -255,16 +274,19 @@ fn main() -> Result<()> {
             // so a slow start shows without swamping the steady state.
             let first_run = now_ns();
             let mut deadline = first_run + period;
+            let mut moves = CpuMoves::new();
             while !stop.load(Ordering::Relaxed) {
+                let slept_on = current_cpu();
                 sleep_until_ns(deadline);
                 deadline = record_wakeup(&mut samples, deadline, now_ns(), period);
+                *moves.entry((slept_on, current_cpu())).or_default() += 1;
                 spin_for_ns(run_ns);
             }
 
             while !release.load(Ordering::Relaxed) {
                 thread::sleep(Duration::from_millis(50));
             }
-            (samples, first_run)
+            (samples, first_run, moves)
         })
     };
     drop(tid_tx);
@@ -305,7 +327,7 @@ fn main() -> Result<()> {
     for handle in handles {
         handle.join().ok().context("a spinner panicked")?;
     }
-    let (mut samples, first_run) = sleeper.join().ok().context("the sleeper panicked")?;
+    let (mut samples, first_run, moves) = sleeper.join().ok().context("the sleeper panicked")?;
     let warmup = (opts.warmup_ms * 1000 / opts.period_us) as usize;
     samples.drain(..warmup.min(samples.len()));
 
@@ -330,6 +352,7 @@ fn main() -> Result<()> {
         late,
         first_run.saturating_sub(start) / 1000
     );
+    println!("sleeper_cpus {}", format_moves(&moves));
     let totals: Vec<u64> = progress.iter().map(|p| p.iter().sum()).collect();
     for (idx, p) in progress.iter().enumerate() {
         let list: Vec<String> = p.iter().map(u64::to_string).collect();
@@ -384,6 +407,13 @@ mod tests {
         assert_eq!(percentile(&[7], 99.0), 7);
         assert_eq!(percentile(&[], 99.0), 0);
         assert_eq!(percentile(&[1, 2, 3], 0.0), 1);
+    }
+
+    #[test]
+    fn cpu_moves_format_in_order() {
+        let moves = CpuMoves::from([((2, 3), 8), ((2, 2), 390), ((0, 2), 1)]);
+        assert_eq!(format_moves(&moves), "0>2:1 2>2:390 2>3:8");
+        assert_eq!(format_moves(&CpuMoves::new()), "");
     }
 
     #[test]
