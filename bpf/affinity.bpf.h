@@ -104,9 +104,7 @@ static s32 affinity_pick_idle(struct task_struct *p, const struct task_ctx *tctx
 		if (cpu >= 0)
 			return cpu;
 	}
-	if (bpf_cpumask_test_cpu(prev, p->cpus_ptr) && scx_bpf_test_and_clear_cpu_idle(prev))
-		return prev;
-	return scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+	return pick_idle_near(p, prev);
 }
 
 /*

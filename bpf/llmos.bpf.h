@@ -157,6 +157,26 @@ static u64 unranked_key(u64 key)
 	return key - (u64)key_rank(key) * RANK_SPAN;
 }
 
+/*
+ * Claims an idle CPU for @p, which did not pass through ops.select_cpu()
+ * (preempted, or its slice ran out), nearest first: @prev, then its LLC,
+ * then anywhere, so that it does not leave a warm cache for another LLC
+ * while a CPU of its own is idle. -1 if none. Before 6.16, which lacks
+ * scx_bpf_select_cpu_and(): @prev, then any idle CPU.
+ */
+static s32 pick_idle_near(struct task_struct *p, s32 prev)
+{
+	s32 cpu;
+
+	if (__COMPAT_HAS_scx_bpf_select_cpu_and) {
+		cpu = scx_bpf_select_cpu_and(p, prev, 0, p->cpus_ptr, 0);
+		return cpu >= 0 ? cpu : -1;
+	}
+	if (bpf_cpumask_test_cpu(prev, p->cpus_ptr) && scx_bpf_test_and_clear_cpu_idle(prev))
+		return prev;
+	return scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+}
+
 static bool is_pcpu_kthread(const struct task_struct *p)
 {
 	return (p->flags & PF_KTHREAD) && p->nr_cpus_allowed == 1;

@@ -34,6 +34,9 @@ char _license[] SEC("license") = "GPL";
 /* How many CPUs a waking task looks at for one running a lower rank. */
 #define PREEMPT_SCAN_CPUS 64
 
+/* Tasks waiting in another LLC's queue before a busy CPU takes one (see llmos_dispatch()). */
+#define BUSY_STEAL_MIN_QUEUED 2
+
 /* Period of the housekeeping tick: policy switches and mlfq boosts. */
 #define TICK_NS 10000000ULL /* 10 ms */
 
@@ -103,6 +106,25 @@ static void preempt_for(struct task_struct *p, u32 llc, u32 rank, u64 key)
 		scx_bpf_kick_cpu(victim, SCX_KICK_PREEMPT);
 		stat_inc(LLMOS_STAT_PREEMPT);
 	}
+}
+
+/*
+ * Whether ops.select_cpu() placed the task being enqueued, so that it has
+ * had its chance at an idle CPU. 6.12 kernels lack SCX_ENQ_CPU_SELECTED, and
+ * the compat helper answers "yes" there, which would leave every preempted
+ * or slice-expired task waiting in a queue while CPUs idle. There, a wakeup
+ * is what went through ops.select_cpu() (the kernel skips it only for tasks
+ * that cannot migrate, which are queued on their CPU anyway), and every
+ * other enqueue looks for an idle CPU.
+ */
+static bool cpu_was_selected(u64 enq_flags)
+{
+#pragma push_macro("SCX_ENQ_CPU_SELECTED")
+#undef SCX_ENQ_CPU_SELECTED
+	if (!bpf_core_enum_value_exists(enum scx_enq_flags, SCX_ENQ_CPU_SELECTED))
+		return enq_flags & SCX_ENQ_WAKEUP;
+#pragma pop_macro("SCX_ENQ_CPU_SELECTED")
+	return __COMPAT_is_enq_cpu_selected(enq_flags);
 }
 
 s32 BPF_STRUCT_OPS(llmos_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
@@ -217,11 +239,11 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 	 * ops.select_cpu() is skipped for tasks that were preempted or whose
 	 * slice ran out; give them an idle CPU if there is one.
 	 */
-	if (!__COMPAT_is_enq_cpu_selected(enq_flags)) {
+	if (!cpu_was_selected(enq_flags)) {
 		if (policy == LLMOS_POLICY_AFFINITY)
 			idle = affinity_pick_idle(p, tctx, cpu);
 		else
-			idle = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+			idle = pick_idle_near(p, cpu);
 		if (idle >= 0) {
 			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | idle, task_slice(policy, tctx),
 					   enq_flags);
@@ -288,6 +310,10 @@ static enum queue_result dispatch_queued(s32 cpu, u32 llc, u32 policy, bool vtim
 	u64 first_dsq = cpu_dsq(cpu, policy), second_dsq = llc_dsq(llc, policy), dsq;
 	struct task_struct *first, *second, *p;
 
+	/*
+	 * Before 7.1 the compat peek walks the queue with the DSQ iterator,
+	 * which takes the queue's lock: the same answer at a higher cost.
+	 */
 	first = __COMPAT_scx_bpf_dsq_peek(first_dsq);
 	second = __COMPAT_scx_bpf_dsq_peek(second_dsq);
 	if (!first || (second && time_before(second->scx.dsq_vtime, first->scx.dsq_vtime))) {
@@ -322,8 +348,10 @@ static bool steal_from(u32 llc, u32 policy)
 /*
  * Work stealing: an idle CPU is wasted capacity while another LLC has a
  * backlog. Try the busiest LLC first, then the rest in order after our own.
+ * @min_queued is the backlog worth a migration: any for an idle CPU, more
+ * for a busy one (see llmos_dispatch()).
  */
-static bool steal(u32 home, u32 policy)
+static bool steal(u32 home, u32 policy, s32 min_queued)
 {
 	u32 i, busiest = home;
 	s32 most = 0;
@@ -337,10 +365,12 @@ static bool steal(u32 home, u32 policy)
 			busiest = llc;
 		}
 	}
-	if (busiest == home)
+	if (busiest == home || most < min_queued)
 		return false;
 	if (steal_from(busiest, policy))
 		return true;
+	if (min_queued > 1)
+		return false;
 	bpf_for(i, 1, nr_llcs) {
 		u32 llc = (home + i) % nr_llcs;
 
@@ -372,7 +402,8 @@ void BPF_STRUCT_OPS(llmos_dispatch, s32 cpu, struct task_struct *prev)
 	u32 policy = active_policy, home = llc_of(cpu);
 	bool vtime_keys = keyed_by_vtime(policy);
 	struct task_ctx *pctx = NULL;
-	u64 prev_key = 0, prev_slice = 0;
+	u64 prev_key = 0, prev_ranked_key = 0, prev_slice = 0;
+	u32 prev_rank = 0;
 
 	/*
 	 * A previous task whose slice ran out but still wants the CPU is not
@@ -393,24 +424,36 @@ void BPF_STRUCT_OPS(llmos_dispatch, s32 cpu, struct task_struct *prev)
 			/* Its turn is over: it is no longer lifted (see llmos_stopping()). */
 			u32 level = level_after(pctx, used);
 
-			prev_key = ranked_key(level_rank(level, false), prev_key);
+			prev_rank = level_rank(level, false);
 			prev_slice = level_slice(level);
 		} else {
 			prev_slice = task_slice(policy, pctx);
 		}
+		prev_ranked_key = ranked_key(prev_rank, prev_key);
 	}
 
-	switch (dispatch_queued(cpu, home, policy, vtime_keys, pctx ? &prev_key : NULL)) {
+	switch (dispatch_queued(cpu, home, policy, vtime_keys, pctx ? &prev_ranked_key : NULL)) {
 	case QUEUES_SERVED:
 		return;
 	case QUEUES_NOT_DUE:
 		break;
 	case QUEUES_EMPTY:
-		if (pctx)
+		/*
+		 * A busy CPU whose own queues are empty would keep its task while
+		 * another LLC has more waiting than it can serve: its tasks would
+		 * get a share of their CPUs, ours all of ours. Take one of them
+		 * (ours is queued here, so the two LLCs end up level) when at
+		 * least two wait there: with one, the migration would only move
+		 * the imbalance, and the task, back and forth.
+		 */
+		if (pctx) {
+			if (steal(home, policy, BUSY_STEAL_MIN_QUEUED))
+				return;
 			break;
+		}
 		if (policy == LLMOS_POLICY_AFFINITY && steal_from_cpu_queues(cpu))
 			return;
-		if (steal(home, policy))
+		if (steal(home, policy, 1))
 			return;
 		if (settled_seq != policy_seq && serve_unsettled(cpu, home, policy))
 			return;
@@ -422,6 +465,14 @@ void BPF_STRUCT_OPS(llmos_dispatch, s32 cpu, struct task_struct *prev)
 		if (policy == LLMOS_POLICY_AFFINITY && affinity_should_move(prev, pctx, cpu))
 			return;
 		scx_bpf_task_set_slice(prev, prev_slice);
+		/*
+		 * A waking task must now beat the rank and key prev kept its CPU
+		 * with, not those it started with, which may be long stale:
+		 * under prio a hog that started after a long wait would look
+		 * aged for as long as it keeps the CPU.
+		 */
+		running_rank[cpu_idx(cpu)] = prev_rank;
+		running_key[cpu_idx(cpu)] = prev_key;
 		stat_inc(LLMOS_STAT_SLICE_REFILL);
 	}
 }
@@ -461,8 +512,11 @@ void BPF_STRUCT_OPS(llmos_running, struct task_struct *p)
 	ts = &tctx->counters;
 	ts->nr_runs++;
 	ts->wait_ns += scx_bpf_now() - tctx->runnable_at;
-	if (ts->last_cpu >= 0 && ts->last_cpu != cpu)
+	if (ts->last_cpu >= 0 && ts->last_cpu != cpu) {
 		ts->nr_migrations++;
+		if (llc_of(ts->last_cpu) != llc_of(cpu))
+			stat_inc(LLMOS_STAT_LLC_MIGRATION);
+	}
 	ts->last_cpu = cpu;
 }
 
