@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Runs inside the VM, as root: the foundation checks for scx_llmos in one boot.
+# Runs inside the VM, as root: the portability checks, one boot per kernel of
+# the matrix. Bad input is refused, scx_llmos attaches with the default
+# policy, survives the scx stress recipe while `ctl` switches it through
+# every policy, lists threads, and detaches on SIGINT, SIGTERM and SIGKILL.
 #   usage: basic.sh SCX_LLMOS_BINARY OUT_DIR
 # Prints one line per check, "ok NAME: detail" or "FAIL NAME: detail", and
 # "metric NAME VALUE" lines; exits non-zero if any check failed.
@@ -8,20 +11,11 @@ BIN=$1
 OUT=$2
 SYS=/sys/kernel/sched_ext
 NCPU=$(nproc)
-STRESS_SECS=${STRESS_SECS:-30}
+STRESS_SECS=${STRESS_SECS:-24}
+# ctl switches through these during the first half of the stress run, and ends
+# on the default.
+POLICIES=(vtime prio affinity fifo rr mlfq)
 . "$(dirname "$0")/checks.sh"
-state() { cat "$SYS/state"; }
-
-# Waits up to $2 seconds for sched_ext state $1; prints the milliseconds taken.
-wait_state() {
-  local want=$1 deadline=$(($(now_ms) + $2 * 1000)) start
-  start=$(now_ms)
-  while [[ $(state) != "$want" ]]; do
-    (($(now_ms) < deadline)) || return 1
-    sleep 0.05
-  done
-  echo $(($(now_ms) - start))
-}
 
 # Starts the scheduler in the background (log in $OUT/$1.log) and waits for
 # it to attach; sets SCHED_PID and ATTACH_MS.
@@ -65,6 +59,8 @@ expect_refusal not_root "must be run as root" setpriv --reuid=65534 --regid=6553
 # sched_ext looks like to the loader.
 expect_refusal no_sched_ext "this kernel has no sched_ext" \
   unshare -m bash -c "mount -t tmpfs none /sys/kernel && exec $BIN"
+printf 'policy = "prio"\nslice_us = 5\n' >"$OUT/bad.toml"
+expect_refusal bad_config "line 2" "$BIN" --config "$OUT/bad.toml"
 
 # --- Attach ------------------------------------------------------------------
 start_scheduler attach --stats 1
@@ -94,7 +90,14 @@ mig1_before=$(migrations $pin1)
 stress-ng -c "$NCPU" -f "$NCPU" --affinity 1 --affinity-delay 1 --affinity-pin \
   --temp-path "$OUT" -t "${STRESS_SECS}s" >"$OUT/stress.log" 2>&1 &
 stress=$!
-stray=0 samples=0 detached_at=""
+# ctl switches on its own clock, one policy every STRESS_SECS / 12 s, so that
+# mlfq has the second half.
+for policy in "${POLICIES[@]}"; do
+  sleep $((STRESS_SECS / 12))
+  echo "$policy $("$BIN" ctl policy "$policy" 2>&1 | head -n 1)"
+done >"$OUT/switches.txt" &
+switcher=$!
+stray=0 samples=0 detached_at="" t0=$(now_ms)
 for ((tick = 0; tick < STRESS_SECS * 5; tick++)); do
   sleep 0.2
   cpu0=$(awk '{print $39}' "/proc/$pin0/stat")
@@ -102,7 +105,7 @@ for ((tick = 0; tick < STRESS_SECS * 5; tick++)); do
   samples=$((samples + 1))
   [[ $cpu0 == 0 && $cpu1 == "$last_cpu" ]] || stray=$((stray + 1))
   if [[ -z $detached_at && ($(state) != enabled || ! -d /proc/$SCHED_PID) ]]; then
-    detached_at=$((tick / 5))
+    detached_at="$((($(now_ms) - t0) / 1000)) s"
   fi
   kill -0 $stress 2>/dev/null || break
 done
@@ -117,6 +120,14 @@ verdict stayed_attached "state $(state) throughout (first lost at: ${detached_at
 verdict pinned_cpu0_stays "CPU 0 spinner: $samples samples off-CPU $stray times, $mig0 migrations" \
   test "$stray" = 0 -a "$mig0" = 0
 verdict pinned_cpu${last_cpu}_stays "CPU $last_cpu spinner: $mig1 migrations" test "$mig1" = 0
+wait $switcher
+switched=$(awk '$2 == "ok:" && $3 == "policy" && $4 == $1' "$OUT/switches.txt" | wc -l)
+verdict ctl_every_policy "$switched of ${#POLICIES[@]} switches under stress answered ok: $(paste -sd';' "$OUT/switches.txt")" \
+  test "$switched" = ${#POLICIES[@]}
+"$BIN" threads >"$OUT/threads.txt" 2>&1
+pin_row=$(awk -v t=$pin0 '$1 == t' "$OUT/threads.txt")
+verdict threads_lists_rows "$(grep -c . "$OUT/threads.txt") lines; CPU 0 spinner: $pin_row" \
+  test "$(awk '{print $4}' <<<"$pin_row")" = 0
 kill $pin0 $pin1
 wait $pin0 $pin1 2>/dev/null
 stats_lines=$(grep -c '^events:' "$OUT/attach.log")

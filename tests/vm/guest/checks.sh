@@ -10,3 +10,15 @@ verdict() { # NAME DETAIL CONDITION...
   if "$@"; then ok "$name" "$detail"; else fail "$name" "$detail"; fi
 }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
+# sched_ext's state: enabled, disabled, ...
+state() { cat /sys/kernel/sched_ext/state; }
+# Waits up to $2 seconds for sched_ext state $1; prints the milliseconds taken.
+wait_state() {
+  local want=$1 deadline=$(($(now_ms) + $2 * 1000)) start
+  start=$(now_ms)
+  while [[ $(state) != "$want" ]]; do
+    (($(now_ms) < deadline)) || return 1
+    sleep 0.05
+  done
+  echo $(($(now_ms) - start))
+}
