@@ -19,6 +19,8 @@
 #                   boots that attach a few times and measure timing.
 # VM_QEMU_OPTS      more qemu options, e.g. a topology: "-smp 4,sockets=2,cores=2,threads=1"
 #                   (with VM_CPUS=4) gives 2 LLCs of 2 CPUs (a later -smp wins).
+# VM_VNG_OPTS       more vng options, e.g. NUMA nodes: "--numa 1G,cpus=0-1
+#                   --numa 1G,cpus=2-3" (their sizes add up to VM_MEM).
 # VM_CPUS (2)  VM_MEM (2G)  VM_TIMEOUT (seconds, 900)
 set -euo pipefail
 
@@ -60,7 +62,8 @@ blacklist="modprobe.blacklist=kvm,kvm_amd,kvm_intel,ccp,ahci,libahci,libata,sr_m
 # never left on a file the caller redirected; timeout guards
 # against a hung guest hanging the caller for ever.
 set +e
-timeout "${VM_TIMEOUT:-900}" vng "${kernel_args[@]}" "${accel[@]}" \
+read -ra vng_opts <<<"${VM_VNG_OPTS:-}"
+timeout "${VM_TIMEOUT:-900}" vng "${kernel_args[@]}" "${accel[@]}" "${vng_opts[@]}" \
   -p "${VM_CPUS:-2}" -m "${VM_MEM:-2G}" --rwdir="$VM_OUT" \
   -a "$blacklist console=hvc0 loglevel=6" --qemu-opts="$qemu_opts" -- "$@" 2>&1 | cat
 status=${PIPESTATUS[0]}
