@@ -7,15 +7,17 @@
 # every policy; eevdf first, as the others are measured against it).
 # For each scheduler:
 # - spread: NCPU+2 CPU hogs start on LLC 0's CPUs and are then allowed
-#   everywhere. Work is the hogs' CPU time as the guest kernel counts it over
+#   everywhere while LLC 1's CPUs are busy, so that they reach LLC 1 by
+#   stealing. Work is the hogs' CPU time as the guest kernel counts it over
 #   the measurement, per CPU-second of the machine: under single-threaded TCG
 #   the emulator's thread is shared by the vCPUs, so iterations or /proc/stat
 #   idle say little, but a vCPU left idle by the scheduler gives the hogs no
-#   CPU time at all. Steals and the hogs' split between LLCs are reported.
+#   CPU time at all. Steals and the hogs' split between LLCs are checked.
 # - balanced: NCPU hogs, one per CPU: how often tasks start on another LLC
 #   than they last ran on (the xllc counter, per second).
-# - wakeup (mlfq and prio, the policies that preempt): NCPU hogs and a 10 ms
-#   periodic sleeper; its wakeups preempt hogs of its own LLC.
+# - wakeup (mlfq and prio, the policies that preempt, and vtime to compare):
+#   NCPU hogs and a 10 ms periodic sleeper at nice -10; its wakeups preempt
+#   hogs of its own LLC.
 # Prints "ok/FAIL NAME: detail" lines and "metric" lines; exits non-zero if a
 # check failed.
 set -u
