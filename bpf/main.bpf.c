@@ -369,6 +369,7 @@ static bool steal(u32 home, u32 policy, s32 min_queued)
 		return false;
 	if (steal_from(busiest, policy))
 		return true;
+	/* A busy CPU moves a task only for the backlog that justified it. */
 	if (min_queued > 1)
 		return false;
 	bpf_for(i, 1, nr_llcs) {
