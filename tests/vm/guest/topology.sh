@@ -207,9 +207,10 @@ for name in "${SCHEDULERS[@]}"; do
   fi
   if [[ $name == affinity ]]; then
     # Measured over 7 boots: 0.0-1.5/s under affinity (a short-lived task
-    # taking a hog's CPU sends the hog to an idle one), 9-22/s under the
-    # policies that share an LLC queue, 0.5-4/s under EEVDF. The bound had
-    # been < 1/s from 4 boots of 0.0-0.5, and a fresh-clone run saw 1.5.
+    # taking a hog's CPU sends the hog to an idle one); 8.7-31/s under
+    # mlfq, vtime, prio and rr, which share an LLC queue, 3.5-6.5/s under
+    # fifo, 0.5-4/s under EEVDF. The bound had been < 1/s from 4 boots of
+    # 0.0-0.5, and a fresh-clone run saw 1.5.
     verdict affinity_stays_on_cpu "hogs migrated $((migr / 10)).$((migr % 10))/s with one per CPU (need < 4/s)" \
       test "$migr" -lt 40
   fi
