@@ -1,9 +1,11 @@
 # Sourced by the guest scripts: how a check reports. Each prints
-# "ok NAME: detail" or "FAIL NAME: detail"; tests/vm.rs reads those lines.
+# "ok NAME: detail [at N s]" or "FAIL NAME: detail [at N s]", N the seconds
+# since the script started (where a slow run spent its time); tests/vm.rs
+# reads those lines.
 failures=0
 
-ok() { echo "ok $1: $2"; }
-fail() { echo "FAIL $1: $2"; failures=$((failures + 1)); }
+ok() { echo "ok $1: $2 [at ${SECONDS} s]"; }
+fail() { echo "FAIL $1: $2 [at ${SECONDS} s]"; failures=$((failures + 1)); }
 verdict() { # NAME DETAIL CONDITION...
   local name=$1 detail=$2
   shift 2

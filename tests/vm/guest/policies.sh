@@ -35,7 +35,6 @@ spin() {
   SPIN_PID=$!
 }
 cpu_ns() { awk '{print $1}' "/proc/$1/schedstat"; }
-last_cpu() { awk '{print $39}' "/proc/$1/stat"; }
 
 echo "guest: $(uname -r), $NCPU CPUs"
 ((NCPU >= 2)) || fail vm_shape "needs at least 2 CPUs, has $NCPU"
@@ -131,17 +130,24 @@ verdict prio_rule_by_uid "thread of uid 4242: $uid_row" \
 "$BIN" ctl policy affinity >"$OUT/ctl-affinity.txt" 2>&1
 verdict switch_to_affinity "$(cat "$OUT/ctl-affinity.txt")" grep -q "ok: policy affinity" "$OUT/ctl-affinity.txt"
 
-# Samples where each thread last ran, every 50 ms for 3 s: prints "cpu0 cpu1" counts.
+# Samples where each thread last ran, every 50 ms for 3 s: prints "cpu0 cpu1"
+# counts. The sampler keeps to CPU 0, so that CPU 1 is free when the test says
+# so, and it forks nothing while it samples (bash builtins only, read -t as
+# its sleep): each fork would take CPU 0 from the hog it counts and send that
+# hog to its group's queue on CPU 1, and a slow machine would count fewer
+# samples on CPU 0 for its own sake.
 where() {
-  local on0=0 on1=0 cpu pid
-  # The sampler keeps to CPU 0, so that CPU 1 is free when the test says so.
+  local on0=0 on1=0 pid stat fields nap
   taskset -pc 0 $BASHPID >/dev/null
-  for _ in $(seq 60); do
+  exec {nap}<> <(:)
+  for _ in {1..60}; do
     for pid in "$@"; do
-      cpu=$(last_cpu "$pid")
-      if [[ $cpu == 0 ]]; then on0=$((on0 + 1)); else on1=$((on1 + 1)); fi
+      read -r stat <"/proc/$pid/stat"
+      # Field 39 (processor) is the 37th after "pid (comm) ".
+      read -ra fields <<<"${stat##*) }"
+      if [[ ${fields[36]} == 0 ]]; then on0=$((on0 + 1)); else on1=$((on1 + 1)); fi
     done
-    sleep 0.05
+    read -rt 0.05 -u $nap
   done
   echo "$on0 $on1"
 }
