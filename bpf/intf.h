@@ -87,7 +87,7 @@ struct llmos_rule {
 /* Per-CPU event counters, summed by the loader for --stats. */
 enum llmos_stat {
 	LLMOS_STAT_IDLE_DISPATCH,	/* woke straight onto an idle CPU */
-	LLMOS_STAT_KTHREAD_DISPATCH,	/* per-CPU kthread to its own CPU */
+	LLMOS_STAT_KTHREAD_DISPATCH,	/* waking per-CPU kthread, run at once on its CPU */
 	LLMOS_STAT_PINNED_DISPATCH,	/* single-CPU task to its CPU's DSQ */
 	LLMOS_STAT_SHARED_DISPATCH,	/* queued on its LLC's shared DSQ */
 	LLMOS_STAT_STEAL,		/* idle CPU pulled work from another LLC or CPU */

@@ -160,11 +160,16 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 	u64 slice, key, dsq;
 
 	/*
-	 * Per-CPU kthreads (ksoftirqd, kworkers) often sit on the path of
-	 * other work finishing; run them next on their own CPU.
+	 * A waking per-CPU kthread (kworker, ksoftirqd) is usually work that
+	 * another task waits for, often from another CPU: exec and exit wait
+	 * for work queued on every CPU. Behind a CPU hog's slice each such
+	 * wait would cost up to a slice, so it preempts, as a waking kworker
+	 * does under EEVDF, for a short slice. One that keeps running (its
+	 * slice ran out) is queued like any pinned task below, so that a busy
+	 * ksoftirqd cannot starve the tasks of its CPU.
 	 */
-	if (is_pcpu_kthread(p)) {
-		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, level_slice(0), enq_flags);
+	if (is_pcpu_kthread(p) && wakeup) {
+		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, level_slice(0), enq_flags | SCX_ENQ_PREEMPT);
 		stat_inc(LLMOS_STAT_KTHREAD_DISPATCH);
 		return;
 	}

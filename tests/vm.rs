@@ -31,6 +31,7 @@ const BASIC_CHECKS: &[&str] = &[
     "ops_name",
     "enabled_in_dmesg",
     "another_scheduler",
+    "kworker_preempts_hog",
     "stress_completed",
     "stayed_attached",
     "pinned_cpu0_stays",
