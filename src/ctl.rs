@@ -4,20 +4,32 @@
 //! `scx_llmos ctl ...` is the client; the scheduler's run loop serves it.
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use log::warn;
 
-/// Where the scheduler listens unless told otherwise.
-pub const DEFAULT_SOCKET: &str = "/run/scx_llmos.sock";
+/// Where the scheduler listens unless told otherwise: in a directory only
+/// root may enter.
+pub const DEFAULT_SOCKET: &str = "/run/scx_llmos/ctl.sock";
 
 /// How long either side waits for the other; a switch settles in ~10 ms.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The longest request line: the longest real one is a few dozen bytes.
+const MAX_REQUEST: u64 = 4096;
+
+/// Clients served at once; more are told to come back. Each waits at most
+/// IO_TIMEOUT for its request line, so a silent one holds a place briefly
+/// and never blocks the others.
+const MAX_CLIENTS: usize = 16;
 
 /// One request from a client, answered with `reply`.
 pub struct Request {
@@ -40,21 +52,39 @@ pub struct Listener {
 
 impl Listener {
     /// Creates the socket, readable and writable by its owner (root) only,
-    /// and serves connections on a thread that hands requests to `next`.
+    /// in a directory that only its owner may write (created mode 0700 if
+    /// missing), and serves connections on a thread that hands requests to
+    /// `next`. Refuses a path where something other than a socket exists.
     pub fn bind(path: &Path) -> Result<Self> {
-        // A socket left by a scheduler that was killed: nothing listens on it.
-        if path.exists() && UnixStream::connect(path).is_err() {
-            std::fs::remove_file(path)
-                .with_context(|| format!("cannot remove the stale {}", path.display()))?;
+        // The umask is the process's: no other thread may create files
+        // while it is changed, or see the directory half made.
+        static UMASK: Mutex<()> = Mutex::new(());
+        let _umask = UMASK
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let dir = path
+            .parent()
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        ensure_private_dir(dir)?;
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) if !meta.file_type().is_socket() => bail!(
+                "{} exists and is not a socket: refusing to replace it (give --ctl-socket another path)",
+                path.display()
+            ),
+            // A socket left by a scheduler that was killed: nothing listens on it.
+            Ok(_) if UnixStream::connect(path).is_err() => std::fs::remove_file(path)
+                .with_context(|| format!("cannot remove the stale {}", path.display()))?,
+            _ => {}
         }
-        // The umask closes the window between bind() and chmod().
+        // The socket is created mode 0600 through the umask: bind() creates
+        // it, and a chmod() by path afterwards could follow a symlink.
         // SAFETY: umask() only swaps the process's file mode mask.
         let old_mask = unsafe { libc::umask(0o177) };
         let bound = UnixListener::bind(path);
         // SAFETY: as above, restoring the previous mask.
         unsafe { libc::umask(old_mask) };
         let listener = bound.with_context(|| format!("cannot listen on {}", path.display()))?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
 
         let (sender, requests) = mpsc::channel();
         std::thread::Builder::new()
@@ -78,13 +108,82 @@ impl Drop for Listener {
     }
 }
 
+/// Creates @dir mode 0700, or checks that the existing one is a directory
+/// (not a symlink) of ours that nobody else may write: in a directory others
+/// can write, they could swap the socket for something else.
+fn ensure_private_dir(dir: &Path) -> Result<()> {
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => return Ok(()),
+        Err(err) if err.kind() == ErrorKind::AlreadyExists => {}
+        Err(err) => {
+            return Err(err).with_context(|| format!("cannot create {}", dir.display()));
+        }
+    }
+    let meta =
+        std::fs::symlink_metadata(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    // SAFETY: geteuid() has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    if !meta.is_dir() || meta.uid() != euid || meta.permissions().mode() & 0o022 != 0 {
+        bail!(
+            "refusing to put the control socket in {}: it must be a directory owned by uid {euid} that others cannot write",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// The uid of the process at the other end of @stream.
+fn peer_uid(stream: &UnixStream) -> Result<u32> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: getsockopt() writes at most `len` bytes to `cred`, which is a
+    // ucred as SO_PEERCRED expects.
+    let err = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if err != 0 {
+        return Err(std::io::Error::last_os_error()).context("SO_PEERCRED");
+    }
+    Ok(cred.uid)
+}
+
 fn serve(listener: UnixListener, requests: Sender<Request>) {
+    let clients = Arc::new(AtomicUsize::new(0));
     for stream in listener.incoming() {
-        let served = stream
-            .map_err(anyhow::Error::from)
-            .and_then(|stream| serve_one(stream, &requests));
-        if let Err(err) = served {
-            warn!("control request failed: {err:#}");
+        let mut stream = match stream {
+            Ok(stream) => stream,
+            Err(err) => {
+                warn!("control connection failed: {err}");
+                continue;
+            }
+        };
+        if clients.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
+            clients.fetch_sub(1, Ordering::SeqCst);
+            let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
+            let _ = stream.write_all(b"error: busy: too many control clients at once\n");
+            continue;
+        }
+        let (requests, clients) = (requests.clone(), clients.clone());
+        let spawned = std::thread::Builder::new()
+            .name("ctl-client".into())
+            .spawn(move || {
+                if let Err(err) = serve_one(stream, &requests) {
+                    warn!("control request failed: {err:#}");
+                }
+                clients.fetch_sub(1, Ordering::SeqCst);
+            });
+        if let Err(err) = spawned {
+            warn!("cannot serve a control client: {err}");
         }
     }
 }
@@ -92,16 +191,29 @@ fn serve(listener: UnixListener, requests: Sender<Request>) {
 fn serve_one(mut stream: UnixStream, requests: &Sender<Request>) -> Result<()> {
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
-    let mut command = String::new();
-    BufReader::new(&stream).read_line(&mut command)?;
-    let (reply, replies) = mpsc::channel();
-    requests.send(Request {
-        command: command.trim().to_string(),
-        reply,
-    })?;
-    let text = replies
-        .recv_timeout(IO_TIMEOUT)
-        .unwrap_or_else(|_| "error: the scheduler did not answer".into());
+    // SAFETY: geteuid() has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    let uid = peer_uid(&stream)?;
+    if uid != euid && uid != 0 {
+        stream.write_all(b"error: only root may control scx_llmos\n")?;
+        bail!("refused a client of uid {uid}");
+    }
+    let mut line = Vec::new();
+    BufReader::new((&stream).take(MAX_REQUEST)).read_until(b'\n', &mut line)?;
+    let text = if !line.ends_with(b"\n") && line.len() as u64 >= MAX_REQUEST {
+        format!("error: request longer than {MAX_REQUEST} bytes")
+    } else if let Ok(line) = String::from_utf8(line) {
+        let (reply, replies) = mpsc::channel();
+        requests.send(Request {
+            command: line.trim().to_string(),
+            reply,
+        })?;
+        replies
+            .recv_timeout(IO_TIMEOUT)
+            .unwrap_or_else(|_| "error: the scheduler did not answer".into())
+    } else {
+        "error: the request is not UTF-8".into()
+    };
     stream.write_all(text.as_bytes())?;
     stream.write_all(b"\n")?;
     Ok(())
@@ -135,6 +247,94 @@ pub fn send(path: &Path, command: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A fresh directory for one test's socket, removed by the test.
+    fn test_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("llmos-ctl-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn refuses_to_replace_what_is_not_a_socket() {
+        let dir = test_dir("not-a-socket");
+        let file = dir.join("victim.txt");
+        std::fs::write(&file, "keep me").unwrap();
+        let link = dir.join("link.sock");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        for path in [&file, &link] {
+            assert_eq!(
+                Listener::bind(path).err().unwrap().to_string(),
+                format!(
+                    "{} exists and is not a socket: refusing to replace it (give --ctl-socket another path)",
+                    path.display()
+                )
+            );
+        }
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn refuses_a_directory_others_may_write_and_creates_a_private_one() {
+        let dir = test_dir("shared-dir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let err = Listener::bind(&dir.join("ctl.sock"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.starts_with(&format!(
+                "refusing to put the control socket in {}",
+                dir.display()
+            )),
+            "{err}"
+        );
+        let private = dir.join("private");
+        let listener = Listener::bind(&private.join("ctl.sock")).unwrap();
+        let mode = std::fs::metadata(&private).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        drop(listener);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn long_requests_are_refused_and_silent_clients_block_nobody() {
+        let dir = test_dir("hostile");
+        let path = dir.join("ctl.sock");
+        let listener = Listener::bind(&path).unwrap();
+
+        // A client that connects and says nothing holds no one up.
+        let _silent = UnixStream::connect(&path).unwrap();
+        let client = {
+            let path = path.clone();
+            std::thread::spawn(move || send(&path, "status"))
+        };
+        // Served one at a time, the request would come after the silent
+        // client's 5 s timeout.
+        let request = listener
+            .next(Duration::from_secs(3))
+            .expect("request behind a silent client");
+        assert_eq!(request.command, "status");
+        request.reply("ok: policy mlfq".into());
+        assert_eq!(client.join().unwrap().unwrap(), "ok: policy mlfq");
+
+        // A request line without end is cut off, and nothing reaches the scheduler.
+        let mut long = UnixStream::connect(&path).unwrap();
+        long.write_all(&[b'x'; MAX_REQUEST as usize]).unwrap();
+        let mut reply = String::new();
+        long.read_to_string(&mut reply).unwrap();
+        assert_eq!(reply, "error: request longer than 4096 bytes\n");
+        let mut binary = UnixStream::connect(&path).unwrap();
+        binary.write_all(b"\xff\xfe\n").unwrap();
+        reply.clear();
+        binary.read_to_string(&mut reply).unwrap();
+        assert_eq!(reply, "error: the request is not UTF-8\n");
+        assert!(listener.next(Duration::from_millis(100)).is_none());
+        drop(listener);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn request_and_reply_round_trip_on_an_owner_only_socket() {

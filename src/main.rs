@@ -311,7 +311,7 @@ struct Scheduler<'a> {
     struct_ops: Option<libbpf_rs::Link>,
     stats_interval: Option<Duration>,
     settings: Settings,
-    control: ctl::Listener,
+    control: &'a ctl::Listener,
 }
 
 impl<'a> Scheduler<'a> {
@@ -319,6 +319,7 @@ impl<'a> Scheduler<'a> {
         opts: &Opts,
         settings: &Settings,
         file: &config::Config,
+        control: &'a ctl::Listener,
         open_object: &'a mut MaybeUninit<OpenObject>,
     ) -> Result<Self> {
         let topo = Topology::new().context("failed to read the CPU topology")?;
@@ -338,9 +339,8 @@ impl<'a> Scheduler<'a> {
                 bpf_intf::llmos_consts_LLMOS_MAX_LLCS
             );
         }
-        let tables = rules::Tables::build(file, cpu_llc.len())?;
-        // Before attaching: a scheduler nobody can control must not start.
-        let control = ctl::Listener::bind(&opts.ctl_socket)?;
+        // Groups may name CPUs that are offline now.
+        let tables = rules::Tables::build(file, cpu_llc.len().max(*scx_utils::NR_CPU_IDS))?;
 
         let mut skel_builder = BpfSkelBuilder::default();
         skel_builder.obj_builder.debug(opts.verbose > 0);
@@ -361,6 +361,9 @@ impl<'a> Scheduler<'a> {
         let rodata = skel.maps.rodata_data.as_mut().unwrap();
         rodata.nr_llcs = nr_llcs;
         rodata.cpu_llc[..cpu_llc.len()].copy_from_slice(&cpu_llc);
+        for &cpu in cpu_llcs.keys() {
+            rodata.known_cpus[cpu / 64] |= 1 << (cpu % 64);
+        }
         rodata.nr_levels = settings.mlfq_levels;
         rodata.loader_tgid = std::process::id();
         tables.write_to(rodata);
@@ -370,6 +373,8 @@ impl<'a> Scheduler<'a> {
         data.boost_interval_ns = settings.boost_ms * 1_000_000;
         data.prio_aging_ns = settings.prio_aging_ms * 1_000_000;
         let bss = skel.maps.bss_data.as_mut().unwrap();
+        // Switch 0: the policy it starts with.
+        bss.policy_switch = u64::from(settings.policy.bpf_id());
         for (dst, us) in bss.level_slice_ns.iter_mut().zip(&settings.mlfq_slices_us) {
             *dst = us * 1000;
         }
@@ -446,11 +451,17 @@ impl<'a> Scheduler<'a> {
         unsafe { std::ptr::write_volatile(&mut data.active_policy, policy.bpf_id()) };
         let bss = self.skel.maps.bss_data.as_deref_mut().unwrap();
         // SAFETY: as above.
-        let seq = unsafe { std::ptr::read_volatile(&bss.policy_seq) } + 1;
-        // The policy must be visible before the sequence number that announces it.
+        let seq = (unsafe { std::ptr::read_volatile(&bss.policy_switch) } >> 32) + 1;
+        // The policy must be visible before the switch that announces it.
         std::sync::atomic::fence(Ordering::SeqCst);
-        // SAFETY: as above.
-        unsafe { std::ptr::write_volatile(&mut bss.policy_seq, seq) };
+        // SAFETY: as above; one aligned 64-bit store, so the BPF tick reads
+        // the sequence number and the policy together.
+        unsafe {
+            std::ptr::write_volatile(
+                &mut bss.policy_switch,
+                (seq << 32) | u64::from(policy.bpf_id()),
+            )
+        };
         self.settings.policy = policy;
         // SAFETY: as above.
         while unsafe { std::ptr::read_volatile(&bss.settled_seq) } < seq {
@@ -570,17 +581,60 @@ fn run(opts: &Opts) -> Result<()> {
     ctrlc::set_handler(move || on_signal.store(true, Ordering::Relaxed))
         .context("failed to install the SIGINT/SIGTERM handler")?;
 
+    // Before attaching: a scheduler nobody can control must not start. It
+    // outlives restarts, so that `ctl` keeps its socket and nothing leaks.
+    let control = ctl::Listener::bind(&opts.ctl_socket)?;
     let mut open_object = MaybeUninit::uninit();
     let mut settings = settings;
+    let mut restarts = Restarts::default();
     loop {
-        let mut sched = Scheduler::init(opts, &settings, &file, &mut open_object)?;
+        let started = Instant::now();
+        let mut sched = Scheduler::init(opts, &settings, &file, &control, &mut open_object)?;
+        // uei_report! has printed the kernel's reason for the exit.
         let exit_info = sched.run(&shutdown)?;
-        if !exit_info.should_restart() {
+        if !exit_info.should_restart() || shutdown.load(Ordering::Relaxed) {
             return Ok(());
         }
         // A restart keeps what `ctl` changed.
         settings = sched.settings.clone();
-        info!("the kernel asked {SCHEDULER_NAME} to restart");
+        drop(sched);
+        let wait = restarts.next(started.elapsed())?;
+        info!(
+            "restarting {SCHEDULER_NAME} in {} ms (restart {} in a row)",
+            wait.as_millis(),
+            restarts.in_a_row
+        );
+        std::thread::sleep(wait);
+    }
+}
+
+/// Restarts the kernel asked for, one after another: each waits twice as
+/// long as the one before, and a scheduler that keeps exiting gives up.
+#[derive(Debug, Default)]
+struct Restarts {
+    in_a_row: u32,
+}
+
+impl Restarts {
+    /// A run this long resets the count: it was not a restart loop.
+    const STABLE_RUN: Duration = Duration::from_secs(60);
+    const FIRST_WAIT: Duration = Duration::from_millis(100);
+    const MAX_IN_A_ROW: u32 = 8;
+
+    /// How long to wait before the next restart, after a run of `ran`.
+    fn next(&mut self, ran: Duration) -> Result<Duration> {
+        if ran >= Self::STABLE_RUN {
+            self.in_a_row = 0;
+        }
+        self.in_a_row += 1;
+        if self.in_a_row > Self::MAX_IN_A_ROW {
+            bail!(
+                "the kernel asked for {} restarts in a row, each within {} s of the last: giving up",
+                self.in_a_row - 1,
+                Self::STABLE_RUN.as_secs()
+            );
+        }
+        Ok(Self::FIRST_WAIT * 2u32.pow(self.in_a_row - 1))
     }
 }
 
@@ -629,7 +683,7 @@ mod tests {
     fn defaults() {
         let opts = parse(&[]).unwrap();
         assert_eq!(opts.stats, None);
-        assert_eq!(opts.ctl_socket, PathBuf::from("/run/scx_llmos.sock"));
+        assert_eq!(opts.ctl_socket, PathBuf::from("/run/scx_llmos/ctl.sock"));
         assert_eq!(
             settings(&[], "").unwrap(),
             Settings {
@@ -775,6 +829,28 @@ mod tests {
             (Some(42), Some(Duration::from_millis(500)), Some(3))
         );
         assert!(parse(&["threads", "--count", "3"]).is_err());
+    }
+
+    #[test]
+    fn restarts_back_off_and_give_up() {
+        let mut restarts = Restarts::default();
+        let quick = Duration::from_secs(1);
+        let waits: Vec<u128> = (0..8)
+            .map(|_| restarts.next(quick).unwrap().as_millis())
+            .collect();
+        assert_eq!(waits, [100, 200, 400, 800, 1600, 3200, 6400, 12800]);
+        assert_eq!(
+            restarts.next(quick).unwrap_err().to_string(),
+            "the kernel asked for 8 restarts in a row, each within 60 s of the last: giving up"
+        );
+        // A run of a minute was not part of a loop.
+        let mut restarts = Restarts::default();
+        restarts.next(quick).unwrap();
+        restarts.next(quick).unwrap();
+        assert_eq!(
+            restarts.next(Duration::from_secs(60)).unwrap(),
+            Duration::from_millis(100)
+        );
     }
 
     #[test]
