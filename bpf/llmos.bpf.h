@@ -33,12 +33,25 @@ volatile u64 boost_interval_ns = 1000000000;
 volatile u64 prio_aging_ns = 10000000;
 
 /*
- * Bumped by the loader after each write of active_policy. The tick copies it
- * to settled_seq once every queued task is in the active policy's queues
- * (see settle()); the loader reads settled_seq to know a switch is complete.
+ * A policy switch, written by the loader after active_policy: the switch's
+ * sequence number above the new policy's id, in one 64-bit store, so that
+ * the tick reads the two together on any architecture. The tick copies the
+ * sequence number to settled_seq once every queued task is in that policy's
+ * queues (see settle()); the loader reads settled_seq to know a switch is
+ * complete.
  */
-volatile u64 policy_seq;
+volatile u64 policy_switch;
 u64 settled_seq;
+
+static u64 switch_seq(u64 word)
+{
+	return word >> 32;
+}
+
+static u32 switch_policy(u64 word)
+{
+	return (u32)word;
+}
 
 u32 nr_cpu_ids;
 
@@ -94,6 +107,35 @@ static u32 llc_of(s32 cpu)
 {
 	return cpu_llc[cpu_idx(cpu)];
 }
+
+/* The CPUs that were online when the loader read the topology. */
+const volatile u64 known_cpus[LLMOS_CPU_WORDS];
+
+/* Whether cpu_llc knows @cpu's LLC. */
+static bool cpu_is_known(s32 cpu)
+{
+	u32 idx = cpu_idx(cpu);
+
+	return (known_cpus[idx / 64] >> (idx % 64)) & 1;
+}
+
+/*
+ * CPUs a higher scheduling class (RT, deadline) holds since
+ * ops.cpu_release(): a task queued on one of them would wait for it.
+ */
+static bool cpu_taken[LLMOS_MAX_CPUS];
+
+/*
+ * Whether @cpu serves its own queues now: it was online at start (any
+ * hotplug restarts the scheduler, so it still is), and no RT or deadline task
+ * holds it. A group may name CPUs that are offline, and a task's cpumask
+ * keeps them.
+ */
+static bool cpu_serves_queue(s32 cpu)
+{
+	return cpu_is_known(cpu) && !cpu_taken[cpu_idx(cpu)];
+}
+
 
 /*
  * The LLC whose shared queue a task belongs on: that of @cpu if the task may

@@ -67,9 +67,9 @@ expect_refusal bad_config "line 2" "$BIN" --config "$OUT/bad.toml"
 kworker_waits() {
   local f comm wait_ns=0 runs=0 run wait count
   for f in /proc/[0-9]*; do
-    read -r comm <"$f/comm" 2>/dev/null || continue
+    read -r comm 2>/dev/null <"$f/comm" || continue
     [[ $comm == kworker/"$1":* ]] || continue
-    read -r run wait count <"$f/schedstat" 2>/dev/null || continue
+    read -r run wait count 2>/dev/null <"$f/schedstat" || continue
     wait_ns=$((wait_ns + wait)) runs=$((runs + count))
   done
   echo "$wait_ns $runs"
