@@ -35,10 +35,7 @@ static s32 pick_idle_in_group(struct task_struct *p, s32 group, s32 prev)
 	return -1;
 }
 
-/*
- * The CPU of @group that @p may use and that serves its queue (see
- * cpu_serves_queue()), with the shortest queue; -1 if none.
- */
+/* The CPU of @group that @p may use with the shortest queue; -1 if none. */
 static s32 least_loaded_in_group(struct task_struct *p, s32 group)
 {
 	s32 best = -1, fewest = 0;
@@ -47,7 +44,7 @@ static s32 least_loaded_in_group(struct task_struct *p, s32 group)
 	bpf_for(i, 0, nr_cpu_ids) {
 		s32 queued;
 
-		if (!may_use_group_cpu(p, group, i) || !cpu_serves_queue(i))
+		if (!may_use_group_cpu(p, group, i))
 			continue;
 		queued = scx_bpf_dsq_nr_queued(cpu_dsq(i, LLMOS_POLICY_AFFINITY));
 		if (best < 0 || queued < fewest) {
@@ -69,12 +66,7 @@ static bool affinity_should_move(struct task_struct *p, const struct task_ctx *t
 	bool found = false;
 	u32 i;
 
-	/*
-	 * Preempted inside migrate_disable() (a seccomp filter, a BPF
-	 * program, kmap_local), it may not leave this CPU: the kernel aborts
-	 * a scheduler that sends it elsewhere.
-	 */
-	if (tctx->group < 0 || group_has_cpu(tctx->group, cpu) || is_migration_disabled(p))
+	if (tctx->group < 0 || group_has_cpu(tctx->group, cpu))
 		return false;
 	idle = scx_bpf_get_idle_cpumask();
 	bpf_for(i, 0, nr_cpu_ids) {
@@ -117,8 +109,8 @@ static s32 affinity_pick_idle(struct task_struct *p, const struct task_ctx *tctx
 
 /*
  * Queues @p on a CPU's own queue: its group's least loaded CPU, or the CPU it
- * ran on. Returns false if that CPU is overloaded, not allowed or not
- * serving its queue, and the task belongs on the shared queue instead.
+ * ran on. Returns false if that CPU is overloaded (or not allowed), and the
+ * task belongs on the shared queue instead.
  */
 static bool affinity_queue_on_cpu(struct task_struct *p, struct task_ctx *tctx, s32 prev,
 				  u64 enq_flags)
@@ -132,7 +124,7 @@ static bool affinity_queue_on_cpu(struct task_struct *p, struct task_ctx *tctx, 
 		if (cpu >= 0)
 			target = cpu;
 	}
-	if (!bpf_cpumask_test_cpu(target, p->cpus_ptr) || !cpu_serves_queue(target))
+	if (!bpf_cpumask_test_cpu(target, p->cpus_ptr))
 		return false;
 	dsq = cpu_dsq(target, LLMOS_POLICY_AFFINITY);
 	queued = scx_bpf_dsq_nr_queued(dsq);

@@ -108,35 +108,6 @@ static u32 llc_of(s32 cpu)
 	return cpu_llc[cpu_idx(cpu)];
 }
 
-/* The CPUs that were online when the loader read the topology. */
-const volatile u64 known_cpus[LLMOS_CPU_WORDS];
-
-/* Whether cpu_llc knows @cpu's LLC. */
-static bool cpu_is_known(s32 cpu)
-{
-	u32 idx = cpu_idx(cpu);
-
-	return (known_cpus[idx / 64] >> (idx % 64)) & 1;
-}
-
-/*
- * CPUs a higher scheduling class (RT, deadline) holds since
- * ops.cpu_release(): a task queued on one of them would wait for it.
- */
-static bool cpu_taken[LLMOS_MAX_CPUS];
-
-/*
- * Whether @cpu serves its own queues now: it was online at start (any
- * hotplug restarts the scheduler, so it still is), and no RT or deadline task
- * holds it. A group may name CPUs that are offline, and a task's cpumask
- * keeps them.
- */
-static bool cpu_serves_queue(s32 cpu)
-{
-	return cpu_is_known(cpu) && !cpu_taken[cpu_idx(cpu)];
-}
-
-
 /*
  * The LLC whose shared queue a task belongs on: that of @cpu if the task may
  * run there, else of a CPU it may use, so that CPUs which can run it find it

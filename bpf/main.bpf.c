@@ -198,7 +198,7 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 	if (enq_flags & SCX_ENQ_LAST) {
 		slice = task_slice(policy, tctx);
 		idle = -1;
-		if (policy == LLMOS_POLICY_AFFINITY && tctx->group >= 0 && !is_migration_disabled(p))
+		if (policy == LLMOS_POLICY_AFFINITY && tctx->group >= 0)
 			idle = pick_idle_in_group(p, tctx->group, cpu);
 		if (idle >= 0) {
 			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | idle, slice, enq_flags);
@@ -387,24 +387,6 @@ static bool steal(u32 home, u32 policy, s32 min_queued)
 }
 
 /*
- * How long after a switch the tick keeps sweeping the other policies'
- * queues. An enqueue that read the old policy inserts into its queue only
- * after it returns, possibly after settle() passed that queue; nothing else
- * would serve it until the next switch, and the watchdog would eject the
- * scheduler. An enqueue runs with its runqueue locked and interrupts off, so
- * no straggler comes a second later.
- */
-#define STRAGGLER_SWEEP_NS (1000ULL * 1000 * 1000)
-static u64 sweep_until;
-
-/* Whether tasks may still wait in another policy's queues. */
-static bool switch_unsettled(void)
-{
-	return switch_seq(policy_switch) != settled_seq ||
-	       time_before(bpf_ktime_get_ns(), sweep_until);
-}
-
-/*
  * While a switch is being settled, tasks may still wait in the previous
  * policy's queues of this CPU and LLC: serve them rather than go idle.
  */
@@ -479,7 +461,7 @@ void BPF_STRUCT_OPS(llmos_dispatch, s32 cpu, struct task_struct *prev)
 			return;
 		if (steal(home, policy, 1))
 			return;
-		if (switch_unsettled() && serve_unsettled(cpu, home, policy))
+		if (settled_seq != switch_seq(policy_switch) && serve_unsettled(cpu, home, policy))
 			return;
 	}
 
@@ -501,24 +483,6 @@ void BPF_STRUCT_OPS(llmos_dispatch, s32 cpu, struct task_struct *prev)
 	}
 }
 
-/*
- * An RT or deadline task took this CPU. Tasks already in its local queue
- * (placed there while it was idle, or preempted by that task) would wait
- * until it lets go: hand them back to ops.enqueue(), which queues those
- * that may run elsewhere where other CPUs find them. The tick does the same
- * for the CPU's own queues (see carry_off()).
- */
-void BPF_STRUCT_OPS(llmos_cpu_release, s32 cpu, struct scx_cpu_release_args *args)
-{
-	cpu_taken[cpu_idx(cpu)] = true;
-	scx_bpf_reenqueue_local();
-}
-
-void BPF_STRUCT_OPS(llmos_cpu_acquire, s32 cpu, struct scx_cpu_acquire_args *args)
-{
-	cpu_taken[cpu_idx(cpu)] = false;
-}
-
 void BPF_STRUCT_OPS(llmos_runnable, struct task_struct *p, u64 enq_flags)
 {
 	struct task_ctx *tctx = lookup_task_ctx(p);
@@ -528,15 +492,6 @@ void BPF_STRUCT_OPS(llmos_runnable, struct task_struct *p, u64 enq_flags)
 		return;
 	reclassify_after_exec(p, tctx);
 	catch_up_boost(tctx);
-	/*
-	 * The kernel also takes a task off its queue and puts it back to
-	 * change its nice, cpumask or cgroup. That is no wakeup: it must not
-	 * refill an mlfq allotment (a hog reniced often would never sink),
-	 * send a fifo or rr task to the back, or restart prio's aging. A new
-	 * task started waiting in ops.enable().
-	 */
-	if (!(enq_flags & SCX_ENQ_WAKEUP))
-		return;
 	tctx->runnable_at = now;
 	tctx->vtime = bounded_vtime(tctx->vtime);
 	if (is_mlfq())
@@ -685,8 +640,6 @@ static void carry_over(u64 dsq, u32 policy)
 		if (!tctx)
 			continue;
 		to = is_pcpu_task(p) ? cpu_dsq(cpu, policy) : llc_dsq(home_llc(p, cpu), policy);
-		if (to == dsq)
-			continue;
 		key = enter_queue(policy, p, tctx, scx_bpf_dsq_nr_queued(to), &slice);
 		scx_bpf_dsq_move_set_slice(BPF_FOR_EACH_ITER, slice);
 		scx_bpf_dsq_move_set_vtime(BPF_FOR_EACH_ITER, key);
@@ -696,11 +649,17 @@ static void carry_over(u64 dsq, u32 policy)
 	bpf_rcu_read_unlock();
 }
 
-/* Moves every task queued in another policy's queues to @policy's. */
-static void carry_all_over(u32 policy)
+/*
+ * Completes a policy switch: every task queued in another policy's queues is
+ * moved to the queue @policy gives it. A switch to mlfq starts every task on
+ * the top level, as a boost does.
+ */
+static void settle(u32 policy)
 {
 	u32 other, i;
 
+	if (policy == LLMOS_POLICY_MLFQ)
+		boost_gen++;
 	bpf_for(other, 0, LLMOS_NR_POLICIES) {
 		if (other == policy)
 			continue;
@@ -709,76 +668,17 @@ static void carry_all_over(u32 policy)
 		bpf_for(i, 0, nr_llcs)
 			carry_over(llc_dsq(i, other), policy);
 	}
-}
-
-/*
- * Completes a policy switch. A switch to mlfq starts every task on the top
- * level, as a boost does.
- */
-static void settle(u32 policy)
-{
-	if (policy == LLMOS_POLICY_MLFQ)
-		boost_gen++;
-	carry_all_over(policy);
 	stat_inc(LLMOS_STAT_SWITCH);
-}
-
-/*
- * Moves the tasks queued on @cpu's own queues that may run elsewhere to the
- * queues the active policy gives them now: the affinity policy queues tasks
- * on a CPU's own queue, and while an RT task holds that CPU nothing would
- * serve them there.
- */
-static void carry_off(s32 cpu)
-{
-	u32 policy, active = active_policy;
-
-	bpf_for(policy, 0, LLMOS_NR_POLICIES)
-		carry_over(cpu_dsq(cpu, policy), active);
-}
-
-/*
- * Work conservation's safety net: an idle CPU whose LLC has tasks queued.
- * A CPU that found its queues empty and is about to go idle is not yet
- * marked idle, so a task woken meanwhile is queued without a CPU to run it;
- * nothing else wakes that CPU until an interrupt does. Kick it.
- */
-static void kick_idle_beside_queued(u32 policy)
-{
-	u64 queued[LLMOS_MAX_LLCS / 64] = {};
-	u32 llc, i;
-
-	bpf_for(llc, 0, nr_llcs) {
-		u32 idx = llc & (LLMOS_MAX_LLCS - 1);
-
-		if (scx_bpf_dsq_nr_queued(llc_dsq(idx, policy)) > 0)
-			queued[idx / 64] |= 1ULL << (idx % 64);
-	}
-	bpf_for(i, 0, nr_cpu_ids) {
-		u32 idx = llc_of(i) & (LLMOS_MAX_LLCS - 1);
-
-		if (cpu_serves_queue(i) && (queued[idx / 64] >> (idx % 64)) & 1)
-			scx_bpf_kick_cpu(i, SCX_KICK_IDLE);
-	}
 }
 
 static int tick(void *map, int *key, struct bpf_timer *timer)
 {
 	u64 word = policy_switch, now = bpf_ktime_get_ns();
-	u32 i;
 
 	if (switch_seq(word) != settled_seq) {
 		settle(switch_policy(word));
 		settled_seq = switch_seq(word);
-		sweep_until = now + STRAGGLER_SWEEP_NS;
-	} else if (time_before(now, sweep_until)) {
-		carry_all_over(switch_policy(word));
 	}
-	bpf_for(i, 0, nr_cpu_ids) {
-		if (cpu_taken[cpu_idx(i)])
-			carry_off(i);
-	}
-	kick_idle_beside_queued(active_policy);
 	if (is_mlfq() && now - last_boost_at >= boost_interval_ns) {
 		mlfq_boost();
 		last_boost_at = now;
@@ -852,8 +752,6 @@ SCX_OPS_DEFINE(llmos_ops,
 	       .runnable	= (void *)llmos_runnable,
 	       .running		= (void *)llmos_running,
 	       .stopping	= (void *)llmos_stopping,
-	       .cpu_acquire	= (void *)llmos_cpu_acquire,
-	       .cpu_release	= (void *)llmos_cpu_release,
 	       .enable		= (void *)llmos_enable,
 	       .init_task	= (void *)llmos_init_task,
 	       .exit_task	= (void *)llmos_exit_task,

@@ -64,22 +64,10 @@ static u64 bounded_vtime(u64 vtime)
 	return time_before(vtime, floor) ? floor : vtime;
 }
 
-/*
- * vtime for @used ns of CPU: inversely to weight, nice -20 ages ~88x slower
- * than nice 19. Kernel threads are charged at least as nice 0: khugepaged
- * and ksmd run at nice 19 inside RCU read-side sections, and on a loaded
- * machine a nice-19 turn comes every few seconds; a reader preempted there
- * and kept waiting past the RCU stall timeout (21 s) stalls the whole
- * system, and 7.x kernels then eject the scheduler (seen with khugepaged
- * under vtime, 4 CPUs and 20 CPU hogs, while CPUs went offline and back).
- */
+/* vtime for @used ns of CPU: inversely to weight, nice -20 ages ~88x slower than nice 19. */
 static u64 vtime_charge(const struct task_struct *p, u64 used)
 {
-	u32 weight = p->scx.weight;
-
-	if ((p->flags & PF_KTHREAD) && weight < 100)
-		weight = 100;
-	return used * 100 / weight;
+	return used * 100 / p->scx.weight;
 }
 
 /*

@@ -339,8 +339,7 @@ impl<'a> Scheduler<'a> {
                 bpf_intf::llmos_consts_LLMOS_MAX_LLCS
             );
         }
-        // Groups may name CPUs that are offline now.
-        let tables = rules::Tables::build(file, cpu_llc.len().max(*scx_utils::NR_CPU_IDS))?;
+        let tables = rules::Tables::build(file, cpu_llc.len())?;
 
         let mut skel_builder = BpfSkelBuilder::default();
         skel_builder.obj_builder.debug(opts.verbose > 0);
@@ -361,9 +360,6 @@ impl<'a> Scheduler<'a> {
         let rodata = skel.maps.rodata_data.as_mut().unwrap();
         rodata.nr_llcs = nr_llcs;
         rodata.cpu_llc[..cpu_llc.len()].copy_from_slice(&cpu_llc);
-        for &cpu in cpu_llcs.keys() {
-            rodata.known_cpus[cpu / 64] |= 1 << (cpu % 64);
-        }
         rodata.nr_levels = settings.mlfq_levels;
         rodata.loader_tgid = std::process::id();
         tables.write_to(rodata);
