@@ -161,8 +161,9 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 
 	/*
 	 * A waking per-CPU kthread (kworker, ksoftirqd) is usually work that
-	 * another task waits for, often from another CPU: exec and exit wait
-	 * for work queued on every CPU. Behind a CPU hog's slice each such
+	 * another task waits for, often from another CPU: I/O completions
+	 * deferred to a workqueue (virtiofs defers every one), or flush_work()
+	 * on work queued on every CPU. Behind a CPU hog's slice each such
 	 * wait would cost up to a slice, so it preempts, as a waking kworker
 	 * does under EEVDF, for a short slice. One that keeps running (its
 	 * slice ran out) is queued like any pinned task below, so that a busy
