@@ -338,8 +338,7 @@ mod tests {
 
     #[test]
     fn request_and_reply_round_trip_on_an_owner_only_socket() {
-        let dir = std::env::temp_dir().join(format!("llmos-ctl-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = test_dir("round-trip");
         let path = dir.join("ctl.sock");
         let listener = Listener::bind(&path).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
