@@ -36,8 +36,10 @@ fn owned_fd(ret: i32, what: &str) -> Result<OwnedFd> {
 }
 
 /// Links the dump_threads iterator of the attached scx_llmos (the newest
-/// program with that name) for reading.
-pub fn open_iterator() -> Result<OwnedFd> {
+/// program with that name) for reading: over every task, or, given `tgid`,
+/// over that process's threads only (the kernel walks just those, so watching
+/// one process costs the same on a machine with thousands of tasks).
+pub fn open_iterator(tgid: Option<u32>) -> Result<OwnedFd> {
     let id = ProgInfoIter::default()
         .filter(|info| info.name.to_str() == Some(PROG_NAME) && info.ty == ProgramType::Tracing)
         .map(|info| info.id)
@@ -50,20 +52,25 @@ pub fn open_iterator() -> Result<OwnedFd> {
         unsafe { libbpf_sys::bpf_prog_get_fd_by_id(id) },
         "cannot open the thread iterator",
     )?;
-    // SAFETY: as above; `prog` outlives the call.
+    let mut only = libbpf_sys::bpf_iter_link_info::default();
+    let mut opts = libbpf_sys::bpf_link_create_opts {
+        sz: std::mem::size_of::<libbpf_sys::bpf_link_create_opts>() as _,
+        ..Default::default()
+    };
+    if let Some(tgid) = tgid {
+        only.task.pid = tgid;
+        opts.iter_info = &mut only;
+        opts.iter_info_len = std::mem::size_of::<libbpf_sys::bpf_iter_link_info>() as u32;
+    }
+    // SAFETY: as above; `prog`, `only` and `opts` outlive the call.
     let link = unsafe {
-        libbpf_sys::bpf_link_create(
-            prog.as_raw_fd(),
-            0,
-            libbpf_sys::BPF_TRACE_ITER,
-            std::ptr::null(),
-        )
+        libbpf_sys::bpf_link_create(prog.as_raw_fd(), 0, libbpf_sys::BPF_TRACE_ITER, &opts)
     };
     owned_fd(link, "cannot link the thread iterator")
 }
 
-/// Every thread the scheduler knows, optionally only those of process `tgid`.
-pub fn read_all(link: &OwnedFd, tgid: Option<u32>) -> Result<Vec<ThreadStats>> {
+/// Every thread the scheduler knows of those the iterator walks.
+pub fn read_all(link: &OwnedFd) -> Result<Vec<ThreadStats>> {
     // SAFETY: a plain libbpf call on a link descriptor we own; the result is checked.
     let iter = owned_fd(
         unsafe { libbpf_sys::bpf_iter_create(link.as_raw_fd()) },
@@ -85,9 +92,7 @@ pub fn read_all(link: &OwnedFd, tgid: Option<u32>) -> Result<Vec<ThreadStats>> {
         let mut stats = zeroed();
         plain::copy_from_bytes(&mut stats, chunk)
             .map_err(|e| anyhow::anyhow!("malformed thread row: {e:?}"))?;
-        if tgid.is_none_or(|tgid| stats.tgid == tgid) {
-            threads.push(stats);
-        }
+        threads.push(stats);
     }
     threads.sort_by_key(|t| (std::cmp::Reverse(t.counters.runtime_ns), t.tid));
     Ok(threads)
@@ -132,11 +137,11 @@ pub fn format_row(t: &ThreadStats) -> String {
 
 /// Prints the table once, or every `interval` up to `count` times.
 pub fn show(tgid: Option<u32>, interval: Option<Duration>, count: Option<u64>) -> Result<()> {
-    let link = open_iterator()?;
+    let link = open_iterator(tgid)?;
     let start = Instant::now();
     let mut printed = 0u64;
     loop {
-        let threads = read_all(&link, tgid)?;
+        let threads = read_all(&link)?;
         println!(
             "# t_ms={} threads={}",
             start.elapsed().as_millis(),
