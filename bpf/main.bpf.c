@@ -551,8 +551,8 @@ void BPF_STRUCT_OPS(llmos_stopping, struct task_struct *p, bool runnable)
 
 	/* Every policy keeps vtime, so a switch to a vtime policy starts fair. */
 	tctx->vtime = bounded_vtime(tctx->vtime) + vtime_charge(p, used);
-	if (is_mlfq() && mlfq_charge(tctx, used))
-		ts->nr_demotions++;
+	if (is_mlfq())
+		mlfq_charge(tctx, used, runnable);
 
 	ts->runtime_ns += used;
 	if (runnable) {

@@ -100,20 +100,33 @@ static u32 level_after(const struct task_ctx *tctx, u64 used)
 	return level;
 }
 
+/* Down one level, with a fresh allotment there. */
+static void mlfq_demote(struct task_ctx *tctx)
+{
+	tctx->level = task_level(tctx) + 1;
+	tctx->allot_used = 0;
+	tctx->counters.nr_demotions++;
+}
+
 /*
  * On wakeup: a task that slept longer than it has run at its level is mostly
  * waiting on something, so its allotment is refilled; if it also slept at
  * least a slice of the level above, it climbs there (or, lifted, joins the
- * top level's own tasks). A CPU hog that naps briefly (to dodge demotion, or
- * on a page fault or a lock) gets neither.
+ * top level's own tasks). A task that used up its allotment and slept less
+ * (a CPU hog that naps to dodge demotion, or waits on a page fault or a
+ * lock) drops a level now: see mlfq_charge() for why not when it went to
+ * sleep.
  */
 static void mlfq_wakeup(struct task_ctx *tctx, u64 now)
 {
 	u64 slept = now - tctx->sleep_at;
 	u32 level = task_level(tctx);
 
-	if (slept < tctx->allot_used)
+	if (slept < tctx->allot_used) {
+		if (level_after(tctx, 0) != level)
+			mlfq_demote(tctx);
 		return;
+	}
 	tctx->allot_used = 0;
 	if (level && slept >= level_slice(level - 1))
 		tctx->level = level - 1;
@@ -121,17 +134,20 @@ static void mlfq_wakeup(struct task_ctx *tctx, u64 now)
 		tctx->lifted = false;
 }
 
-/* Charges @used CPU time to the allotment; returns whether the task dropped a level. */
-static bool mlfq_charge(struct task_ctx *tctx, u64 used)
+/*
+ * Charges @used CPU time to the allotment, and drops a task that used it up
+ * and wants to go on running (@runnable) a level. One going to sleep keeps
+ * its level until it wakes and it is known how long it slept: an
+ * interactive task whose burst ran past the allotment and then slept ten
+ * times as long is not demoted (nor shown a level lower while it sleeps).
+ */
+static void mlfq_charge(struct task_ctx *tctx, u64 used, bool runnable)
 {
 	u32 next = level_after(tctx, used);
 
 	tctx->allot_used += used;
-	if (next == task_level(tctx))
-		return false;
-	tctx->level = next;
-	tctx->allot_used = 0;
-	return true;
+	if (runnable && next != task_level(tctx))
+		mlfq_demote(tctx);
 }
 
 /*

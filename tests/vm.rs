@@ -355,23 +355,34 @@ fn missing_checks_are_failures() {
     );
 }
 
-/// What tests/vm/guest/mlfq.sh must report as passed.
-const MLFQ_GUEST_CHECKS: &[&str] = &[
-    "attach_vtime",
-    "probe_ran_vtime",
-    "stayed_attached_vtime",
-    "detached_vtime",
-    "attach_mlfq",
-    "probe_ran_mlfq",
-    "nice_weights_within_level",
-    "stayed_attached_mlfq",
-    "detached_mlfq",
-    "no_stall",
-];
-
-/// MLFQ shape of the test run: the scheduler's defaults and the probe's length.
+/// MLFQ shape of the test run: the scheduler's default levels, the latency
+/// rounds per policy, and the length of the levels probe.
 const MLFQ_LEVELS: u32 = 4;
-const PROBE_SECS: u64 = 12;
+const LATENCY_ROUNDS: u32 = 3;
+const LEVELS_SECS: u64 = 12;
+
+/// What tests/vm/guest/mlfq.sh must report as passed.
+fn mlfq_guest_checks() -> Vec<String> {
+    let mut checks: Vec<String> = vec!["attach".into()];
+    for round in 1..=LATENCY_ROUNDS {
+        for policy in ["vtime", "mlfq"] {
+            checks.push(format!("switch_to_{policy}_{round}"));
+            checks.push(format!("probe_ran_{policy}_{round}"));
+        }
+    }
+    for check in [
+        "probe_ran_levels",
+        "probe_ran_burst",
+        "nice_weights_within_level",
+        "stayed_attached",
+        "detached",
+        "no_stall",
+    ] {
+        checks.push(check.into());
+    }
+    checks
+}
+
 /// Share of samples that must see the sleeper on level 0 (see judge_mlfq()).
 const SLEEPER_ON_TOP_PERCENT: usize = 95;
 
@@ -381,6 +392,7 @@ struct ThreadRow {
     tid: u32,
     level: u32,
     runtime_ms: f64,
+    runs: u64,
     boosts: u64,
     demotions: u64,
 }
@@ -405,6 +417,7 @@ fn parse_thread_tables(text: &str) -> Vec<HashMap<u32, ThreadRow>> {
             tid: f[0].parse().unwrap(),
             level: f[2].parse().unwrap(),
             runtime_ms: f[4].parse().unwrap(),
+            runs: f[6].parse().unwrap(),
             demotions: f[10].parse().unwrap(),
             boosts: f[11].parse().unwrap(),
         };
@@ -419,7 +432,17 @@ fn parse_thread_tables(text: &str) -> Vec<HashMap<u32, ThreadRow>> {
 struct ProbeReport {
     tids: HashMap<String, u32>,
     p99_us: u64,
+    wait_p99_us: u64,
     progress: Vec<Vec<u64>>,
+}
+
+/// The value of the "p99=" field of a split line.
+fn p99_field(fields: &[&str]) -> u64 {
+    let p99 = fields
+        .iter()
+        .find_map(|kv| kv.strip_prefix("p99="))
+        .unwrap();
+    p99.parse().unwrap()
 }
 
 fn parse_probe(text: &str) -> ProbeReport {
@@ -431,10 +454,8 @@ fn parse_probe(text: &str) -> ProbeReport {
                 let tid = f[2].trim_start_matches("tid=").parse().unwrap();
                 report.tids.insert(f[1].to_string(), tid);
             }
-            Some(&"latency_us") => {
-                let p99 = f.iter().find_map(|kv| kv.strip_prefix("p99=")).unwrap();
-                report.p99_us = p99.parse().unwrap();
-            }
+            Some(&"latency_us") => report.p99_us = p99_field(&f),
+            Some(&"queue_wait_us") => report.wait_p99_us = p99_field(&f),
             Some(&"progress") => report
                 .progress
                 .push(f[2].split(',').map(|n| n.parse().unwrap()).collect()),
@@ -454,14 +475,39 @@ fn parse_schedstat(text: &str) -> HashMap<u32, u64> {
         .collect()
 }
 
+/// A verdict over interleaved rounds: the median of mlfq's p99s of `what`
+/// must be at least `factor` times lower than the median of vtime's. The
+/// worst round's ratio is printed beside it.
+fn compare_p99s(what: &str, mlfq: &[u64], vtime: &[u64], factor: f64) -> (String, bool) {
+    let median = |v: &[u64]| {
+        let mut v = v.to_vec();
+        v.sort_unstable();
+        v[v.len() / 2]
+    };
+    let ratio = |v: u64, m: u64| v as f64 / m.max(1) as f64;
+    let (m, v) = (median(mlfq), median(vtime));
+    let worst = mlfq
+        .iter()
+        .zip(vtime)
+        .map(|(&m, &v)| ratio(v, m))
+        .fold(f64::INFINITY, f64::min);
+    (
+        format!(
+            "{what} median p99 {m} us under mlfq, {v} us under vtime: {:.1}x, need {factor}x \
+             (worst round {worst:.1}x; p99s mlfq {mlfq:?}, vtime {vtime:?})",
+            ratio(v, m)
+        ),
+        ratio(v, m) >= factor,
+    )
+}
+
 /// Judges the MLFQ run's files; returns "ok ..." / "FAIL ..." lines.
 fn judge_mlfq(out: &Path) -> Vec<String> {
     let read = |name: &str| {
         std::fs::read_to_string(out.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
     };
-    let mlfq = parse_probe(&read("probe-mlfq.txt"));
-    let vtime = parse_probe(&read("probe-vtime.txt"));
-    let samples = parse_thread_tables(&read("threads-mlfq.txt"));
+    let mlfq = parse_probe(&read("probe-levels.txt"));
+    let samples = parse_thread_tables(&read("threads-levels.txt"));
     let last = parse_thread_tables(&read("threads-final.txt"))
         .pop()
         .unwrap_or_default();
@@ -487,17 +533,20 @@ fn judge_mlfq(out: &Path) -> Vec<String> {
         .filter_map(|t| t.get(&sleeper))
         .map(|r| r.level)
         .collect();
-    // The sleeper runs 100 us per 10 ms period. It drops a level only when
-    // one run is charged a whole top-level slice (1 ms), which under
-    // emulation happens when the host deschedules the vCPU mid-run; it
-    // climbs back at its next wakeup, so a sample sees it one level down for
-    // at most a period. One charge drops one level: never below level 1.
+    // The sleeper works 100 us per 10 ms period, charged 0.35-0.7 ms a run
+    // under TCG. A run that goes to sleep keeps its level whatever it was
+    // charged (mlfq_charge()); only a run that loses the CPU after a whole
+    // top-level slice (1 ms) drops it, which under emulation happens when
+    // the emulator stalls mid-run, and it climbs back at its next wakeup.
+    // Measured with tb-size=8 (a 2x slower emulator): 8-9 such runs of 1227,
+    // the sleeper on top in 117-118 of 120 samples, once two levels down
+    // after two such runs in a row. It must never sink to the spinners' level.
     let on_top = sleeper_levels.iter().filter(|&&l| l == 0).count();
     verdict(
         "sleeper_stays_on_top",
         sleeper_levels.len() >= 50
             && on_top * 100 >= sleeper_levels.len() * SLEEPER_ON_TOP_PERCENT
-            && sleeper_levels.iter().all(|&l| l <= 1),
+            && sleeper_levels.iter().all(|&l| l < bottom),
         format!(
             "on level 0 in {on_top} of {} samples (need {SLEEPER_ON_TOP_PERCENT}%), lowest level {:?}",
             sleeper_levels.len(),
@@ -522,40 +571,71 @@ fn judge_mlfq(out: &Path) -> Vec<String> {
         );
         let row = last.get(&tid);
         let (boosts, demotions) = row.map_or((0, 0), |r| (r.boosts, r.demotions));
+        // A boost a second, and each sinks the spinner through every level
+        // again; except a last one that finds it parked after the probe
+        // (seen with a slow emulator: 13 boosts, 37 demotions).
         verdict(
             &format!("spinner_{tid}_boosted_and_sinks_again"),
-            boosts + 2 >= PROBE_SECS && demotions >= u64::from(bottom) * boosts,
+            boosts + 2 >= LEVELS_SECS && demotions >= u64::from(bottom) * (boosts - 1),
             format!("{boosts} boosts, {demotions} demotions"),
         );
     }
 
-    for (policy, report) in [("vtime", &vtime), ("mlfq", &mlfq)] {
-        let starved: Vec<usize> = report
-            .progress
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p.is_empty() || p.contains(&0))
-            .map(|(i, _)| i)
-            .collect();
-        verdict(
-            &format!("spinners_progress_every_interval_{policy}"),
-            report.progress.len() == spinners.len() && starved.is_empty(),
-            format!(
-                "{} spinners, starved in some interval: {starved:?}",
-                report.progress.len()
-            ),
-        );
-    }
-
-    let ratio = vtime.p99_us as f64 / mlfq.p99_us.max(1) as f64;
+    // Work beyond the allotment before a long sleep is not a CPU hog's: a
+    // run that goes to sleep is charged but not demoted (mlfq_charge()).
+    // Before that rule each of this sleeper's runs demoted it; since, 5-7%
+    // of its runs do (those that lose the CPU after the allotment is used).
+    let burst_sleeper = parse_probe(&read("probe-burst.txt")).tids["sleeper"];
+    let burst = parse_thread_tables(&read("threads-burst.txt"))
+        .pop()
+        .unwrap_or_default();
+    let (runs, demotions) = burst
+        .get(&burst_sleeper)
+        .map_or((0, 0), |r| (r.runs, r.demotions));
     verdict(
-        "sleeper_p99_5x_lower_than_vtime",
-        ratio >= 5.0,
+        "burst_sleeper_rarely_demoted",
+        runs >= 200 && demotions * 5 < runs,
         format!(
-            "p99 {} us under mlfq, {} us under vtime: {ratio:.1}x",
-            mlfq.p99_us, vtime.p99_us
+            "2 ms of work per 10 ms period: {demotions} demotions in {runs} runs (need < 1 in 5)"
         ),
     );
+
+    let mut lateness: HashMap<&str, Vec<u64>> = HashMap::new();
+    let mut waits: HashMap<&str, Vec<u64>> = HashMap::new();
+    for round in 1..=LATENCY_ROUNDS {
+        for policy in ["vtime", "mlfq"] {
+            let report = parse_probe(&read(&format!("probe-{policy}-{round}.txt")));
+            let starved: Vec<usize> = report
+                .progress
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.is_empty() || p.contains(&0))
+                .map(|(i, _)| i)
+                .collect();
+            verdict(
+                &format!("spinners_progress_every_interval_{policy}_{round}"),
+                report.progress.len() == spinners.len() && starved.is_empty(),
+                format!(
+                    "{} spinners, starved in some interval: {starved:?}",
+                    report.progress.len()
+                ),
+            );
+            lateness.entry(policy).or_default().push(report.p99_us);
+            waits.entry(policy).or_default().push(report.wait_p99_us);
+        }
+    }
+    // The sleeper's time in a run queue: what the scheduler chose. Median
+    // ratios measured 55-135x over 6 boots, one of them with a 2x slower
+    // emulator (tb-size=8); the worst single round 12x.
+    let (text, pass) = compare_p99s("queue wait", &waits["mlfq"], &waits["vtime"], 10.0);
+    verdict("sleeper_waits_10x_less_than_under_vtime", pass, text);
+    // Lateness adds the timer's delay, which the emulator makes noisy (the
+    // host runs the guest's timers, and mlfq's p99 of 1-5 ms is mostly that
+    // delay): median ratios measured 5.3-14.2x over the same boots, single
+    // rounds down to 2.1x. One round, as this test used to judge, measured
+    // 3.5x in CI.
+    let (text, pass) = compare_p99s("lateness", &lateness["mlfq"], &lateness["vtime"], 3.0);
+    verdict("sleeper_late_3x_less_than_under_vtime", pass, text);
 
     let mut compared = 0;
     for (tid, row) in &last {
@@ -600,8 +680,11 @@ fn vm_mlfq_levels_boost_latency_and_accounting() {
         "tests/vm/guest/mlfq.sh",
         "vm-mlfq",
         &[("VM_CPUS", "1")],
-        &[],
-        MLFQ_GUEST_CHECKS,
+        &[&LATENCY_ROUNDS.to_string(), &LEVELS_SECS.to_string()],
+        &mlfq_guest_checks()
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
     );
     let verdicts = judge_mlfq(&out);
     println!("--- judged from the files in {} ---", out.display());
@@ -610,6 +693,21 @@ fn vm_mlfq_levels_boost_latency_and_accounting() {
     }
     let failed: Vec<&String> = verdicts.iter().filter(|l| l.starts_with("FAIL")).collect();
     assert!(failed.is_empty(), "MLFQ checks failed:\n{failed:#?}");
+}
+
+#[test]
+fn latency_verdict_compares_medians_and_names_the_worst_round() {
+    let (text, pass) = compare_p99s("lateness", &[1000, 9000, 2000], &[20000, 21000, 18000], 5.0);
+    assert!(pass);
+    assert_eq!(
+        text,
+        "lateness median p99 2000 us under mlfq, 20000 us under vtime: 10.0x, need 5x \
+         (worst round 2.3x; p99s mlfq [1000, 9000, 2000], vtime [20000, 21000, 18000])"
+    );
+    let (_, pass) = compare_p99s("x", &[4100, 4000, 9000], &[20000, 21000, 18000], 5.0);
+    assert!(!pass, "a median ratio of 4.9x is below 5x");
+    let (text, pass) = compare_p99s("queue wait", &[0, 0, 60], &[23000, 23000, 23000], 10.0);
+    assert!(pass, "a p99 of 0 us counts as 1 us: {text}");
 }
 
 #[test]
@@ -626,19 +724,21 @@ fn thread_tables_and_probe_output_parse() {
                 tid: 239,
                 level: 3,
                 runtime_ms: 4125.05,
+                runs: 671,
                 boosts: 12,
                 demotions: 39
             }
         )])]
     );
     let probe = parse_probe(
-        "thread sleeper tid=7\nthread spinner0 tid=5\nHOLD\nlatency_us p50=1 p99=23 max=40 samples=9 late_over_1ms=0.1\nprogress spinner0 3,0,4\n",
+        "thread sleeper tid=7\nthread spinner0 tid=5\nHOLD\nlatency_us p50=1 p99=23 max=40 samples=9 late_over_1ms=0.1\nqueue_wait_us p50=0 p99=17 max=30 wakeups=9\nprogress spinner0 3,0,4\n",
     );
     assert_eq!(
         probe,
         ProbeReport {
             tids: HashMap::from([("sleeper".into(), 7), ("spinner0".into(), 5)]),
             p99_us: 23,
+            wait_p99_us: 17,
             progress: vec![vec![3, 0, 4]],
         }
     );

@@ -151,6 +151,42 @@ struct Counter(AtomicU64);
 /// reserve 20 GiB of address space.
 const THREAD_STACK: usize = 256 * 1024;
 
+/// The sleeper's time waiting in a run queue, from the kernel's schedstat
+/// (its second field, run_delay, counts every nanosecond the thread was
+/// runnable but not running). Lateness is the timer's delay plus this wait;
+/// only the wait is the scheduler's choice.
+struct QueueWait {
+    file: std::fs::File,
+    last_ns: Option<u64>,
+}
+
+impl QueueWait {
+    /// None where the kernel has no schedstat (CONFIG_SCHED_INFO off).
+    fn open() -> Option<Self> {
+        let file = std::fs::File::open("/proc/thread-self/schedstat").ok()?;
+        Some(Self {
+            file,
+            last_ns: None,
+        })
+    }
+
+    /// The time spent queued since the previous call (None the first time).
+    fn since_last(&mut self) -> Option<u64> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; 96];
+        let len = self.file.read_at(&mut buf, 0).ok()?;
+        let now = run_delay_ns(std::str::from_utf8(&buf[..len]).ok()?)?;
+        self.last_ns
+            .replace(now)
+            .map(|last| now.saturating_sub(last))
+    }
+}
+
+/// The run_delay field of a schedstat line: "<on cpu> <run_delay> <slices>".
+fn run_delay_ns(schedstat: &str) -> Option<u64> {
+    schedstat.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Records the lateness of a wakeup at `woke` for `deadline`, plus one
 /// sample for every later deadline that also passed before `woke`. Returns
 /// the next deadline still in the future.
@@ -275,18 +311,21 @@ fn main() -> Result<()> {
             let first_run = now_ns();
             let mut deadline = first_run + period;
             let mut moves = CpuMoves::new();
+            let mut waits = Vec::new();
+            let mut queue_wait = QueueWait::open();
             while !stop.load(Ordering::Relaxed) {
                 let slept_on = current_cpu();
                 sleep_until_ns(deadline);
                 deadline = record_wakeup(&mut samples, deadline, now_ns(), period);
                 *moves.entry((slept_on, current_cpu())).or_default() += 1;
+                waits.extend(queue_wait.as_mut().and_then(QueueWait::since_last));
                 spin_for_ns(run_ns);
             }
 
             while !release.load(Ordering::Relaxed) {
                 thread::sleep(Duration::from_millis(50));
             }
-            (samples, first_run, moves)
+            (samples, waits, first_run, moves)
         })
     };
     drop(tid_tx);
@@ -327,9 +366,11 @@ fn main() -> Result<()> {
     for handle in handles {
         handle.join().ok().context("a spinner panicked")?;
     }
-    let (mut samples, first_run, moves) = sleeper.join().ok().context("the sleeper panicked")?;
+    let (mut samples, mut waits, first_run, moves) =
+        sleeper.join().ok().context("the sleeper panicked")?;
     let warmup = (opts.warmup_ms * 1000 / opts.period_us) as usize;
     samples.drain(..warmup.min(samples.len()));
+    waits.drain(..warmup.min(waits.len()));
 
     if let Some(path) = &opts.samples_out {
         let lines: String = samples
@@ -352,6 +393,14 @@ fn main() -> Result<()> {
         late,
         first_run.saturating_sub(start) / 1000
     );
+    let (p50, p99, max, _) = summarize(&waits, 1_000_000);
+    println!(
+        "queue_wait_us p50={} p99={} max={} wakeups={}",
+        p50 / 1000,
+        p99 / 1000,
+        max / 1000,
+        waits.len()
+    );
     println!("sleeper_cpus {}", format_moves(&moves));
     let totals: Vec<u64> = progress.iter().map(|p| p.iter().sum()).collect();
     for (idx, p) in progress.iter().enumerate() {
@@ -370,6 +419,13 @@ fn main() -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_delay_is_the_second_schedstat_field() {
+        assert_eq!(run_delay_ns("5342512 96210 57\n"), Some(96210));
+        assert_eq!(run_delay_ns("5342512\n"), None);
+        assert_eq!(run_delay_ns(""), None);
+    }
 
     #[test]
     fn on_time_wakeup_is_one_sample() {

@@ -1,21 +1,35 @@
 #!/usr/bin/env bash
 # Runs inside the VM, as root: the MLFQ evidence, in one boot.
-#   usage: mlfq.sh SCX_LLMOS_BINARY OUT_DIR
+#   usage: mlfq.sh SCX_LLMOS_BINARY OUT_DIR ROUNDS LEVELS_SECS
 # Boot it with one CPU: under TCG a lone vCPU is never descheduled by the
 # emulator, so the wakeup latencies measured are the scheduler's. (Pinning
 # and multi-CPU behaviour are proven in basic.sh, whose default policy is mlfq.)
-# For each of the vtime and mlfq policies: attach scx_llmos, run llmos-probe
-# (one 10 ms sleeper, 2 x NCPU spinners) while sampling the per-thread map
-# every 100 ms; under mlfq, snapshot the map beside /proc's schedstat once the
-# probe's threads are parked. tests/vm.rs judges the files; this script
-# reports "ok"/"FAIL" for what only the guest can see.
+#
+# 1. Latency rounds: vtime, mlfq, vtime, mlfq, ... switched live with `ctl`,
+#    each a fresh llmos-probe (one 10 ms sleeper, 2 x NCPU spinners) and
+#    nothing else: the shell waits for the probe without polling, and no
+#    sampler runs, since any work beside the probe that the kernel cannot
+#    preempt lands in the latencies of whichever policy it meets. tests/vm.rs
+#    compares the policies' median p99 over the rounds, so that one round hit
+#    by something outside the scheduler does not decide.
+# 2. Levels, under mlfq: a probe while `scx_llmos threads` samples its
+#    threads every 100 ms, and a snapshot of the map beside /proc's schedstat
+#    once the probe's threads are parked.
+# 3. Bursts, under mlfq: a probe whose sleeper works 2 ms of each 10 ms
+#    period, twice the top level's allotment, and sleeps 4x longer; the map
+#    once its threads are parked.
+# tests/vm.rs judges the files; this script reports "ok"/"FAIL" for what only
+# the guest can see.
 set -u
 BIN=$1
 OUT=$2
 PROBE=$(dirname "$BIN")/llmos-probe
 SYS=/sys/kernel/sched_ext
 NCPU=$(nproc)
-PROBE_SECS=12
+ROUNDS=$3
+ROUND_SECS=8
+LEVELS_SECS=$4
+BURST_SECS=5
 . "$(dirname "$0")/checks.sh"
 wait_for() { # SECONDS CONDITION...: polls every 50 ms
   local deadline=$(($(now_ms) + $1 * 1000))
@@ -33,57 +47,68 @@ dmesg -C
 # I/O to the host through virtiofs stalls the emulated CPU.
 RESULTS=$OUT
 OUT=$(mktemp -d -p /dev/shm)
-for policy in vtime mlfq; do
-  "$BIN" --policy $policy >"$OUT/sched-$policy.log" 2>&1 &
-  sched=$!
-  verdict "attach_$policy" "scx_llmos --policy $policy attached" wait_for 30 is_state enabled
+"$BIN" >"$OUT/sched.log" 2>&1 &
+sched=$!
+verdict attach "scx_llmos attached (default policy)" wait_for 30 is_state enabled
 
-  "$PROBE" --duration-s $PROBE_SECS --spinners $((2 * NCPU)) --hold-s 3 \
-    --samples-out "$OUT/latency-$policy.txt" >"$OUT/probe-$policy.txt" 2>&1 &
-  probe=$!
-  # Sampled under both policies, so both latency runs carry the same load.
-  "$BIN" threads --pid $probe --interval 0.1 --count $((PROBE_SECS * 10)) >"$OUT/threads-$policy.txt" 2>&1 &
-  sampler=$!
-  # One sleep, not a polling loop: every process started while measuring
-  # runs kernel code that cannot be preempted (Debian's kernels default to
-  # voluntary preemption) and shows up in the latencies.
-  sleep $PROBE_SECS
-  verdict "probe_ran_$policy" "llmos-probe reached its hold point" \
-    wait_for 60 grep -q '^HOLD' "$OUT/probe-$policy.txt"
-  if [[ $policy == mlfq ]]; then
-    # The probe's threads are parked: the map and schedstat stand still.
-    "$BIN" threads --pid $probe >"$OUT/threads-final.txt" 2>&1
-    for task in /proc/$probe/task/*; do
-      echo "${task##*/} $(cat "$task/schedstat")"
-    done >"$OUT/schedstat.txt"
-  fi
-  wait $sampler
-  wait $probe
-  if [[ $policy == mlfq ]]; then
-    # Inside a level the queue is ordered by weighted vtime: nice 0 (weight
-    # 1024) should get about 9x the CPU of nice 10 (weight 110).
-    nice -n 0 bash -c 'while :; do :; done' &
-    heavy=$!
-    nice -n 10 bash -c 'while :; do :; done' &
-    light=$!
-    sleep 5
-    heavy_ns=$(cut -d' ' -f1 /proc/$heavy/schedstat)
-    light_ns=$(cut -d' ' -f1 /proc/$light/schedstat)
-    kill $heavy $light
-    wait $heavy $light 2>/dev/null
-    verdict nice_weights_within_level \
-      "nice 0: $((heavy_ns / 1000000)) ms, nice 10: $((light_ns / 1000000)) ms of CPU in 5 s" \
-      test "$light_ns" -gt 0 -a "$heavy_ns" -ge $((3 * light_ns))
-  fi
-  verdict "stayed_attached_$policy" "state $(cat $SYS/state) after the probe" is_state enabled
-  kill -INT $sched
-  wait $sched
-  status=$?
-  wait_for 10 is_state disabled
-  gone=$?
-  verdict "detached_$policy" "exit $status after SIGINT, state $(cat $SYS/state)" \
-    test "$status" = 0 -a "$gone" = 0
+for round in $(seq $ROUNDS); do
+  for policy in vtime mlfq; do
+    "$BIN" ctl policy $policy >"$OUT/ctl.txt" 2>&1
+    verdict "switch_to_${policy}_$round" "$(cat "$OUT/ctl.txt")" grep -q "ok: policy $policy" "$OUT/ctl.txt"
+    "$PROBE" --duration-s $ROUND_SECS --spinners $((2 * NCPU)) \
+      --samples-out "$OUT/latency-$policy-$round.txt" >"$OUT/probe-$policy-$round.txt" 2>&1
+    verdict "probe_ran_${policy}_$round" "$(grep latency_us "$OUT/probe-$policy-$round.txt")" \
+      grep -q '^latency_us' "$OUT/probe-$policy-$round.txt"
+  done
 done
+
+"$PROBE" --duration-s $LEVELS_SECS --spinners $((2 * NCPU)) --hold-s 3 >"$OUT/probe-levels.txt" 2>&1 &
+probe=$!
+"$BIN" threads --pid $probe --interval 0.1 --count $((LEVELS_SECS * 10)) >"$OUT/threads-levels.txt" 2>&1 &
+sampler=$!
+sleep $LEVELS_SECS
+verdict probe_ran_levels "llmos-probe reached its hold point" \
+  wait_for 60 grep -q '^HOLD' "$OUT/probe-levels.txt"
+# The probe's threads are parked: the map and schedstat stand still.
+"$BIN" threads --pid $probe >"$OUT/threads-final.txt" 2>&1
+for task in /proc/$probe/task/*; do
+  echo "${task##*/} $(cat "$task/schedstat")"
+done >"$OUT/schedstat.txt"
+wait $sampler
+wait $probe
+
+"$PROBE" --duration-s $BURST_SECS --spinners $((2 * NCPU)) --run-us 2000 --hold-s 2 \
+  >"$OUT/probe-burst.txt" 2>&1 &
+probe=$!
+sleep $BURST_SECS
+verdict probe_ran_burst "llmos-probe reached its hold point" \
+  wait_for 60 grep -q '^HOLD' "$OUT/probe-burst.txt"
+"$BIN" threads --pid $probe >"$OUT/threads-burst.txt" 2>&1
+wait $probe
+
+# Inside a level the queue is ordered by weighted vtime: nice 0 (weight
+# 1024) should get about 9x the CPU of nice 10 (weight 110).
+nice -n 0 bash -c 'while :; do :; done' &
+heavy=$!
+nice -n 10 bash -c 'while :; do :; done' &
+light=$!
+sleep 5
+heavy_ns=$(cut -d' ' -f1 /proc/$heavy/schedstat)
+light_ns=$(cut -d' ' -f1 /proc/$light/schedstat)
+kill $heavy $light
+wait $heavy $light 2>/dev/null
+verdict nice_weights_within_level \
+  "nice 0: $((heavy_ns / 1000000)) ms, nice 10: $((light_ns / 1000000)) ms of CPU in 5 s" \
+  test "$light_ns" -gt 0 -a "$heavy_ns" -ge $((3 * light_ns))
+
+verdict stayed_attached "state $(cat $SYS/state) after the probes" is_state enabled
+kill -INT $sched
+wait $sched
+status=$?
+wait_for 10 is_state disabled
+gone=$?
+verdict detached "exit $status after SIGINT, state $(cat $SYS/state)" \
+  test "$status" = 0 -a "$gone" = 0
 
 cp "$OUT"/* "$RESULTS"/
 dmesg | grep sched_ext | sed 's/^/  dmesg: /'
