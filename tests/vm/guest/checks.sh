@@ -11,6 +11,21 @@ verdict() { # NAME DETAIL CONDITION...
   shift 2
   if "$@"; then ok "$name" "$detail"; else fail "$name" "$detail"; fi
 }
+# The kernel's complaints that fail a boot: sched_ext errors and its
+# watchdog ("runnable task stall"), RCU stalls, soft and hard lockups, hung
+# tasks. Not the clocksource watchdog: under TCG it marks the TSC unstable
+# when the host is slow (seen in a fresh-clone run on 6.17), which is the
+# emulator's clock, not the scheduler.
+kernel_complaints() {
+  dmesg | grep -iE 'stall|lockup|hung task|watchdog|sched_ext.*error|runnable task' |
+    grep -v 'clocksource:'
+}
+# The no_stall verdict, naming what the kernel said.
+check_no_stall() {
+  local found
+  found=$(kernel_complaints | head -3)
+  verdict no_stall "${found:-no sched_ext error, stall, lockup or watchdog in dmesg}" test -z "$found"
+}
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 # sched_ext's state: enabled, disabled, ...
 state() { cat /sys/kernel/sched_ext/state; }

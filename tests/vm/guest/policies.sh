@@ -225,6 +225,5 @@ verdict ctl_set_rejects "$("$BIN" ctl set slice_us=5 2>&1)" \
 kill -INT $SCHED
 wait $SCHED
 verdict detached "exit $?, state $(state)" test "$(state)" = disabled
-verdict no_stall "dmesg: $(dmesg | grep -iE 'stall|watchdog|runnable task' | head -2)" \
-  test -z "$(dmesg | grep -iE 'stall|watchdog|runnable task')"
+check_no_stall
 exit $((failures > 0))
