@@ -199,7 +199,7 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 	if (enq_flags & SCX_ENQ_LAST) {
 		slice = task_slice(policy, tctx);
 		idle = -1;
-		if (policy == LLMOS_POLICY_AFFINITY && tctx->group >= 0)
+		if (policy == LLMOS_POLICY_AFFINITY && tctx->group >= 0 && !is_migration_disabled(p))
 			idle = pick_idle_in_group(p, tctx->group, cpu);
 		if (idle >= 0) {
 			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | idle, slice, enq_flags);
@@ -493,6 +493,15 @@ void BPF_STRUCT_OPS(llmos_runnable, struct task_struct *p, u64 enq_flags)
 		return;
 	reclassify_after_exec(p, tctx);
 	catch_up_boost(tctx);
+	/*
+	 * The kernel also takes a queued task off its queue and puts it back
+	 * to change its nice, cpumask or cgroup. That is no wakeup: it must
+	 * not refill an mlfq allotment (a hog reniced often would never sink),
+	 * send a fifo or rr task to the back, or restart prio's aging. (A new
+	 * task started waiting in ops.enable().)
+	 */
+	if (!(enq_flags & SCX_ENQ_WAKEUP))
+		return;
 	tctx->runnable_at = now;
 	tctx->vtime = bounded_vtime(tctx->vtime);
 	if (is_mlfq())

@@ -374,6 +374,7 @@ fn mlfq_guest_checks() -> Vec<String> {
         "probe_ran_levels",
         "probe_ran_burst",
         "nice_weights_within_level",
+        "renice_is_no_wakeup",
         "stayed_attached",
         "detached",
         "no_stall",
