@@ -66,7 +66,12 @@ static bool affinity_should_move(struct task_struct *p, const struct task_ctx *t
 	bool found = false;
 	u32 i;
 
-	if (tctx->group < 0 || group_has_cpu(tctx->group, cpu))
+	/*
+	 * Preempted inside migrate_disable() (a seccomp filter, a BPF
+	 * program, kmap_local), it may not leave this CPU: the kernel aborts
+	 * a scheduler that sends it elsewhere.
+	 */
+	if (tctx->group < 0 || group_has_cpu(tctx->group, cpu) || is_migration_disabled(p))
 		return false;
 	idle = scx_bpf_get_idle_cpumask();
 	bpf_for(i, 0, nr_cpu_ids) {
