@@ -508,10 +508,10 @@ fn judge_mlfq(out: &Path) -> Vec<String> {
         std::fs::read_to_string(out.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
     };
     let mlfq = parse_probe(&read("probe-levels.txt"));
+    // The last table of a file of `scx_llmos threads` output.
+    let last_table = |name: &str| parse_thread_tables(&read(name)).pop().unwrap_or_default();
     let samples = parse_thread_tables(&read("threads-levels.txt"));
-    let last = parse_thread_tables(&read("threads-final.txt"))
-        .pop()
-        .unwrap_or_default();
+    let last = last_table("threads-final.txt");
     let schedstat = parse_schedstat(&read("schedstat.txt"));
     let sleeper = mlfq.tids["sleeper"];
     let spinners: Vec<u32> = mlfq
@@ -588,9 +588,7 @@ fn judge_mlfq(out: &Path) -> Vec<String> {
     // since, 2.3-13.2% over 5 boots: those that lose the CPU after the
     // allotment is used, to a preempting kworker or lifted spinners.
     let burst_sleeper = parse_probe(&read("probe-burst.txt")).tids["sleeper"];
-    let burst = parse_thread_tables(&read("threads-burst.txt"))
-        .pop()
-        .unwrap_or_default();
+    let burst = last_table("threads-burst.txt");
     let (runs, demotions) = burst
         .get(&burst_sleeper)
         .map_or((0, 0), |r| (r.runs, r.demotions));

@@ -63,13 +63,25 @@ for round in $(seq $ROUNDS); do
   done
 done
 
-"$PROBE" --duration-s $LEVELS_SECS --spinners $((2 * NCPU)) --hold-s 3 >"$OUT/probe-levels.txt" 2>&1 &
-probe=$!
+# Starts llmos-probe for SECONDS with 2 x NCPU spinners and ARGS, its output in
+# probe-NAME.txt; sets $probe. held NAME SECONDS then waits until its threads
+# are parked.
+start_probe() { # NAME SECONDS ARGS...
+  local name=$1 secs=$2
+  shift 2
+  "$PROBE" --duration-s "$secs" --spinners $((2 * NCPU)) --hold-s 3 "$@" >"$OUT/probe-$name.txt" 2>&1 &
+  probe=$!
+}
+held() { # NAME SECONDS: one sleep while measuring, then the hold point
+  sleep "$2"
+  verdict "probe_ran_$1" "llmos-probe reached its hold point" \
+    wait_for 60 grep -q '^HOLD' "$OUT/probe-$1.txt"
+}
+
+start_probe levels $LEVELS_SECS
 "$BIN" threads --pid $probe --interval 0.1 --count $((LEVELS_SECS * 10)) >"$OUT/threads-levels.txt" 2>&1 &
 sampler=$!
-sleep $LEVELS_SECS
-verdict probe_ran_levels "llmos-probe reached its hold point" \
-  wait_for 60 grep -q '^HOLD' "$OUT/probe-levels.txt"
+held levels $LEVELS_SECS
 # The probe's threads are parked: the map and schedstat stand still.
 "$BIN" threads --pid $probe >"$OUT/threads-final.txt" 2>&1
 for task in /proc/$probe/task/*; do
@@ -78,12 +90,8 @@ done >"$OUT/schedstat.txt"
 wait $sampler
 wait $probe
 
-"$PROBE" --duration-s $BURST_SECS --spinners $((2 * NCPU)) --run-us 2000 --hold-s 2 \
-  >"$OUT/probe-burst.txt" 2>&1 &
-probe=$!
-sleep $BURST_SECS
-verdict probe_ran_burst "llmos-probe reached its hold point" \
-  wait_for 60 grep -q '^HOLD' "$OUT/probe-burst.txt"
+start_probe burst $BURST_SECS --run-us 2000
+held burst $BURST_SECS
 "$BIN" threads --pid $probe >"$OUT/threads-burst.txt" 2>&1
 wait $probe
 
