@@ -89,8 +89,12 @@ pub fn parse(text: &str) -> Result<Config> {
         before.iter().filter(|&&b| b == b'\n').count() + 1
     };
     let raw: RawConfig = toml::from_str(text).map_err(|e| match e.span() {
-        Some(span) => anyhow!("line {}: {}", line(span.start), e.message().trim_end()),
-        None => anyhow!("{}", e.message().trim_end()),
+        Some(span) => anyhow!(
+            "line {}: {}",
+            line(span.start),
+            printable(e.message().trim_end())
+        ),
+        None => anyhow!("{}", printable(e.message().trim_end())),
     })?;
 
     let mlfq_slices_us = match raw.mlfq_slices_us {
@@ -168,12 +172,17 @@ impl Tunable {
 /// number of levels is for the caller, who knows it.
 pub fn parse_tunable(arg: &str) -> Result<Tunable> {
     let Some((key, value)) = arg.split_once('=') else {
-        bail!("expected KEY=VALUE, got '{arg}'");
+        bail!("expected KEY=VALUE, got '{}'", printable(arg));
     };
     let (key, value) = (key.trim(), value.trim());
     let number = |v: &str| {
-        v.parse::<u64>()
-            .map_err(|_| anyhow!("{key}: '{v}' is not an unsigned integer"))
+        v.parse::<u64>().map_err(|_| {
+            anyhow!(
+                "{}: '{}' is not an unsigned integer",
+                printable(key),
+                printable(v)
+            )
+        })
     };
     let ranged = |range| check(key, number(value)?, range);
     Ok(match key {
@@ -191,7 +200,8 @@ pub fn parse_tunable(arg: &str) -> Result<Tunable> {
         "policy" => bail!("policy cannot be set with `ctl set`; use `ctl policy`"),
         "mlfq_levels" => bail!("mlfq_levels cannot be changed live; it needs a restart"),
         _ => bail!(
-            "unknown tunable '{key}' (settable: {})",
+            "unknown tunable '{}' (settable: {})",
+            printable(key),
             SETTABLE.join(", ")
         ),
     })
@@ -204,7 +214,7 @@ pub fn parse_cpulist(s: &str) -> Result<Vec<u32>> {
             .parse()
             .ok()
             .filter(|_| v.bytes().all(|b| b.is_ascii_digit()))
-            .ok_or_else(|| anyhow!("'{piece}' is not a cpu id or range"))?;
+            .ok_or_else(|| anyhow!("'{}' is not a cpu id or range", printable(piece)))?;
         ensure!(
             cpu < MAX_CPUS,
             "cpu {cpu} is out of range (max {})",
@@ -219,7 +229,7 @@ pub fn parse_cpulist(s: &str) -> Result<Vec<u32>> {
             match piece.split_once('-') {
                 Some((lo, hi)) => {
                     let (lo, hi) = (id(piece, lo)?, id(piece, hi)?);
-                    ensure!(lo <= hi, "range '{piece}' is descending");
+                    ensure!(lo <= hi, "range '{}' is descending", printable(piece));
                     cpus.extend(lo..=hi);
                 }
                 None => cpus.push(id(piece, piece)?),
@@ -229,7 +239,18 @@ pub fn parse_cpulist(s: &str) -> Result<Vec<u32>> {
         cpus.dedup();
         Ok(cpus)
     };
-    parse().map_err(|e| anyhow!("bad cpu list '{s}': {e}"))
+    parse().map_err(|e| anyhow!("bad cpu list '{}': {e}", printable(s)))
+}
+
+/// @text with its control characters escaped (`\n`, `\u{1b}`), so that an
+/// error quoting what a user or a client sent stays one printable line.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| match c.is_control() {
+            true => c.escape_default().to_string(),
+            false => c.to_string(),
+        })
+        .collect()
 }
 
 fn check<T: PartialOrd + Debug>(key: &str, value: T, range: RangeInclusive<T>) -> Result<T> {
@@ -398,7 +419,8 @@ mod de {
         string(d, |s| {
             ensure!(
                 (1..=MAX_COMM_LEN).contains(&s.len()),
-                "comm '{s}' is {} bytes; expected 1..={MAX_COMM_LEN} (the kernel keeps {MAX_COMM_LEN})",
+                "comm '{}' is {} bytes; expected 1..={MAX_COMM_LEN} (the kernel keeps {MAX_COMM_LEN})",
+                printable(&s),
                 s.len()
             );
             Ok(s)
@@ -409,7 +431,8 @@ mod de {
         string(d, |s| {
             ensure!(
                 s.starts_with('/'),
-                "cgroup '{s}' is not an absolute path (it must start with '/')"
+                "cgroup '{}' is not an absolute path (it must start with '/')",
+                printable(&s)
             );
             Ok(s)
         })
@@ -828,5 +851,108 @@ cpus = "1023"
             e("1000-1024"),
             "bad cpu list '1000-1024': cpu 1024 is out of range (max 1023)"
         );
+    }
+}
+
+/// Generated hostile input: whatever a config file or a `ctl set` holds, the
+/// parser answers with a value or with one line naming the problem.
+#[cfg(test)]
+mod hostile_input {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn one_line(err: anyhow::Error) -> Result<(), TestCaseError> {
+        let text = err.to_string();
+        prop_assert!(!text.is_empty() && !text.contains(['\n', '\r']), "{text:?}");
+        Ok(())
+    }
+
+    /// Any text, often with control characters and path-like pieces.
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![any::<String>(), "[\\x00-\\x1f/a-z0-9 ]{0,16}"]
+    }
+
+    /// A TOML value of any type, with strings that hold any character.
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<u64>().prop_map(|n| n.to_string()),
+            any::<f64>().prop_map(|f| format!("{f:?}")),
+            any::<bool>().prop_map(|b| b.to_string()),
+            text().prop_map(|s| format!("{s:?}")),
+            prop::collection::vec(any::<u32>(), 0..10).prop_map(|v| format!("{v:?}")),
+            "[0-9a-z\\-, ]{0,12}".prop_map(|s| format!("{s:?}")),
+        ]
+    }
+
+    /// Lines a config file might hold: known and unknown keys (quoted keys
+    /// may hold any character), table headers, and garbage.
+    fn line() -> impl Strategy<Value = String> {
+        let keys = prop::sample::select(vec![
+            "policy",
+            "slice_us",
+            "mlfq_levels",
+            "mlfq_slices_us",
+            "boost_ms",
+            "prio_aging_ms",
+            "comm",
+            "cgroup",
+            "uid",
+            "pid",
+            "priority",
+            "cpus",
+        ]);
+        prop_oneof![
+            4 => (keys, value()).prop_map(|(k, v)| format!("{k} = {v}")),
+            1 => (text(), value()).prop_map(|(k, v)| format!("{k:?} = {v}")),
+            1 => prop::sample::select(vec!["[[priority]]", "[[group]]", "[priority]", "[x]"])
+                .prop_map(String::from),
+            1 => any::<String>(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn config_files(lines in prop::collection::vec(line(), 0..12)) {
+            if let Err(err) = parse(&lines.join("\n")) {
+                one_line(err)?;
+            }
+        }
+
+        #[test]
+        fn config_bytes(text in text()) {
+            if let Err(err) = parse(&text) {
+                one_line(err)?;
+            }
+        }
+
+        #[test]
+        fn tunables(key in "[a-z_]{0,16}|slice_us|boost_ms|mlfq_slices_us|prio_aging_ms",
+                    value in text()) {
+            if let Err(err) = parse_tunable(&format!("{key}={value}")) {
+                one_line(err)?;
+            }
+        }
+
+        #[test]
+        fn ranged_tunables_accept_exactly_their_range(n in any::<u64>()) {
+            let parsed = |key: &str| parse_tunable(&format!("{key}={n}")).ok();
+            prop_assert_eq!(parsed("slice_us"), SLICE_US.contains(&n).then_some(Tunable::SliceUs(n)));
+            prop_assert_eq!(parsed("boost_ms"), BOOST_MS.contains(&n).then_some(Tunable::BoostMs(n)));
+            prop_assert_eq!(
+                parsed("prio_aging_ms"),
+                PRIO_AGING_MS.contains(&n).then_some(Tunable::PrioAgingMs(n))
+            );
+        }
+
+        #[test]
+        fn cpulists(text in "[0-9\\-, \n]{0,20}|\\PC{0,20}") {
+            match parse_cpulist(&text) {
+                Ok(cpus) => prop_assert!(cpus.windows(2).all(|w| w[0] < w[1]) && cpus.iter().all(|&c| c < MAX_CPUS)),
+                Err(err) => one_line(err)?,
+            }
+        }
     }
 }

@@ -86,7 +86,8 @@ impl Policy {
         Policy::from_str(name, false).map_err(|_| {
             let names: Vec<&str> = Policy::value_variants().iter().map(|p| p.name()).collect();
             anyhow::anyhow!(
-                "unknown policy '{name}' (expected one of: {})",
+                "unknown policy '{}' (expected one of: {})",
+                config::printable(name),
                 names.join(", ")
             )
         })
@@ -211,6 +212,31 @@ struct ThreadsOpts {
     /// With --interval: stop after this many tables.
     #[arg(long, requires = "interval")]
     count: Option<u64>,
+}
+
+/// A request line of the control socket, as `Ctl::request` writes it.
+#[derive(Debug, PartialEq, Eq)]
+enum ControlRequest {
+    Policy(Policy),
+    Set(config::Tunable),
+    Status,
+}
+
+impl ControlRequest {
+    /// Parses a line from a client, who may send anything: the error is one
+    /// line that the client gets back.
+    fn parse(command: &str) -> Result<Self> {
+        let (verb, arg) = command.split_once(' ').unwrap_or((command, ""));
+        Ok(match verb {
+            "policy" => Self::Policy(Policy::parse(arg.trim())?),
+            "set" => Self::Set(config::parse_tunable(arg.trim())?),
+            "status" if arg.trim().is_empty() => Self::Status,
+            _ => bail!(
+                "unknown request '{}' (expected policy, set or status)",
+                config::printable(command)
+            ),
+        })
+    }
 }
 
 /// The tunables in force: the command line over the config file over the
@@ -427,12 +453,10 @@ impl<'a> Scheduler<'a> {
 
     /// Carries out one control request; returns what to tell the client.
     fn handle(&mut self, command: &str) -> Result<String> {
-        let (verb, arg) = command.split_once(' ').unwrap_or((command, ""));
-        match verb {
-            "policy" => self.switch_policy(Policy::parse(arg.trim())?),
-            "set" => self.set_tunable(config::parse_tunable(arg.trim())?),
-            "status" => Ok(self.settings.describe()),
-            _ => bail!("unknown request '{command}' (expected policy, set or status)"),
+        match ControlRequest::parse(command)? {
+            ControlRequest::Policy(policy) => self.switch_policy(policy),
+            ControlRequest::Set(tunable) => self.set_tunable(tunable),
+            ControlRequest::Status => Ok(self.settings.describe()),
         }
     }
 
@@ -736,6 +760,36 @@ mod tests {
         assert_eq!(request(&["ctl", "set", "boost_ms=500"]), "set boost_ms=500");
         assert_eq!(request(&["ctl", "status"]), "status");
         assert!(parse(&["ctl", "policy", "lottery"]).is_err());
+        for args in [
+            &["ctl", "policy", "fifo"][..],
+            &["ctl", "set", "boost_ms=500"],
+            &["ctl", "status"],
+        ] {
+            assert!(ControlRequest::parse(&request(args)).is_ok(), "{args:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Whatever a client sends, the reply is a request carried out or
+        /// one line saying why not.
+        #[test]
+        fn hostile_control_requests(
+            verb in "policy|set|status|[a-z]{0,8}|\\PC{0,8}",
+            arg in "[a-z_=0-9,]{0,24}|[\\x00-\\x1f a-z]{0,12}|\\PC{0,24}",
+        ) {
+            let line = format!("{verb} {arg}");
+            match ControlRequest::parse(&line) {
+                Ok(ControlRequest::Policy(policy)) => proptest::prop_assert_eq!(policy.name(), arg.trim()),
+                Ok(ControlRequest::Set(tunable)) => proptest::prop_assert!(arg.trim().starts_with(tunable.key())),
+                Ok(ControlRequest::Status) => proptest::prop_assert_eq!(verb.as_str(), "status"),
+                Err(err) => {
+                    let text = err.to_string();
+                    proptest::prop_assert!(!text.is_empty() && !text.contains(['\n', '\r']), "{text:?}");
+                }
+            }
+        }
     }
 
     #[test]
