@@ -20,6 +20,7 @@ static ONE_VM: Mutex<()> = Mutex::new(());
 /// What tests/vm/guest/basic.sh must report as passed on every kernel.
 const BASIC_CHECKS: &[&str] = &[
     "vm_has_sched_ext",
+    "cpu_keeps_flags",
     "unknown_policy",
     "slice_too_small",
     "slice_too_large",

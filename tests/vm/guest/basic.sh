@@ -47,6 +47,9 @@ expect_refusal() { # NAME EXPECTED_TEXT CMD...
 
 echo "guest: $(uname -r), $NCPU CPUs, sched_ext state $(state 2>/dev/null || echo missing)"
 verdict vm_has_sched_ext "state file present in $(uname -r)" test -f "$SYS/state"
+# An emulator that corrupts RFLAGS crashes the guest at random (run.sh).
+cpu_check=$("$(dirname "$BIN")/llmos-cpu-check")
+verdict cpu_keeps_flags "$cpu_check" test $? = 0
 dmesg -C
 
 # --- Bad input: refused before anything attaches -----------------------------
