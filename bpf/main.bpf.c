@@ -745,9 +745,19 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(llmos_init)
 		return -ENOENT;
 	}
 	last_boost_at = bpf_ktime_get_ns();
-	bpf_timer_init(timer, &tick_timer, CLOCK_MONOTONIC);
-	bpf_timer_set_callback(timer, tick);
-	return bpf_timer_start(timer, TICK_NS, 0);
+	/*
+	 * From 6.18 the timer is allocated with kmalloc_nolock(), which fails
+	 * on a CPU without cmpxchg16b: say so rather than let
+	 * bpf_timer_start() return a bare -EINVAL.
+	 */
+	err = bpf_timer_init(timer, &tick_timer, CLOCK_MONOTONIC);
+	if (!err)
+		err = bpf_timer_set_callback(timer, tick);
+	if (!err)
+		err = bpf_timer_start(timer, TICK_NS, 0);
+	if (err)
+		scx_bpf_error("cannot start the tick timer: %d", err);
+	return err;
 }
 
 void BPF_STRUCT_OPS(llmos_exit, struct scx_exit_info *ei)

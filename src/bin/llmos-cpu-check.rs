@@ -8,8 +8,9 @@
 //! kernel, SLUB's per-CPU fast path (`this_cpu_cmpxchg16b`) then leaves bits
 //! such as VM (17) set in RFLAGS, the next interrupt raises #GP twice, and
 //! the guest dies of a double fault in `kmem_cache_alloc` or `__kmalloc`.
-//! tests/vm/run.sh hides cx16 from such emulators; the VM tests run this
-//! first, so that a guest which would crash at random fails at once instead.
+//! tests/vm/setup.sh installs a newer QEMU; the portability test runs this
+//! first on every kernel, so that a guest which would crash at random fails
+//! at once instead.
 //!
 //! Prints one line and exits 0 when the flags are right or the CPU has no
 //! cmpxchg16b, 1 when they are wrong.

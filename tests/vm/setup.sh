@@ -15,6 +15,19 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# QEMU from bookworm-backports: bookworm's 7.2 gets the flags of an emulated
+# cmpxchg16b wrong (fixed in 8.0), and guest kernels crash of it at random
+# (src/bin/llmos-cpu-check.rs). Hiding cx16 is no way out: from 6.18 the
+# kernel's BPF timers need it.
+qemu_version() { dpkg-query -W -f='${Version}' qemu-system-x86 2>/dev/null | sed 's/^[0-9]*://'; }
+if dpkg --compare-versions "$(qemu_version)" lt 8.0; then
+  echo "setup: installing qemu-system-x86 from bookworm-backports (have $(qemu_version))"
+  echo "deb http://deb.debian.org/debian bookworm-backports main" >/etc/apt/sources.list.d/bookworm-backports.list
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    -t bookworm-backports qemu-system-x86 >/dev/null
+fi
+
 # virtme-ng boots the test kernel; pinned to the version the VM recipe was tested with.
 if ! /opt/vng/bin/vng --version >/dev/null 2>&1; then
   echo "setup: installing virtme-ng into /opt/vng"
