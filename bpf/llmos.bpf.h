@@ -103,6 +103,18 @@ static u32 cpu_idx(s32 cpu)
 	return (u32)cpu & (LLMOS_MAX_CPUS - 1);
 }
 
+/*
+ * Whether an RT or deadline task holds @cpu, from ops.cpu_release() to
+ * ops.cpu_acquire(): nothing is dispatched there meanwhile, so a task that
+ * may run elsewhere must not be queued there.
+ */
+static bool cpu_held[LLMOS_MAX_CPUS];
+
+static bool is_cpu_held(s32 cpu)
+{
+	return cpu_held[cpu_idx(cpu)];
+}
+
 static u32 llc_of(s32 cpu)
 {
 	return cpu_llc[cpu_idx(cpu)];

@@ -37,7 +37,7 @@ char _license[] SEC("license") = "GPL";
 /* Tasks waiting in another LLC's queue before a busy CPU takes one (see llmos_dispatch()). */
 #define BUSY_STEAL_MIN_QUEUED 2
 
-/* Period of the housekeeping tick: policy switches and mlfq boosts. */
+/* Period of the housekeeping tick: policy switches, mlfq boosts, RT-held CPUs. */
 #define TICK_NS 10000000ULL /* 10 ms */
 
 UEI_DEFINE(uei);
@@ -181,7 +181,7 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 	 * would otherwise wait out whole slices: a user switching away from a
 	 * policy that starves them must not be starved by it.
 	 */
-	if (p->tgid == loader_tgid) {
+	if (p->tgid == loader_tgid && !is_cpu_held(cpu)) {
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, level_slice(0), enq_flags | SCX_ENQ_PREEMPT);
 		return;
 	}
@@ -484,6 +484,27 @@ void BPF_STRUCT_OPS(llmos_dispatch, s32 cpu, struct task_struct *prev)
 	}
 }
 
+/*
+ * An RT or deadline task took this CPU. The tasks in its local queue would
+ * wait as long as it runs: hand them back to ops.enqueue(), which finds them
+ * an idle CPU or queues them where the other CPUs look (the tick does the
+ * same for the CPU's own queue). The stopper (migration/N) holds a CPU for
+ * microseconds to move a task: sending the local tasks away for it would
+ * only cost them their caches.
+ */
+void BPF_STRUCT_OPS(llmos_cpu_release, s32 cpu, struct scx_cpu_release_args *args)
+{
+	if (args->reason == SCX_CPU_PREEMPT_STOP)
+		return;
+	cpu_held[cpu_idx(cpu)] = true;
+	scx_bpf_reenqueue_local();
+}
+
+void BPF_STRUCT_OPS(llmos_cpu_acquire, s32 cpu, struct scx_cpu_acquire_args *args)
+{
+	cpu_held[cpu_idx(cpu)] = false;
+}
+
 void BPF_STRUCT_OPS(llmos_runnable, struct task_struct *p, u64 enq_flags)
 {
 	struct task_ctx *tctx = lookup_task_ctx(p);
@@ -650,6 +671,8 @@ static void carry_over(u64 dsq, u32 policy)
 		if (!tctx)
 			continue;
 		to = is_pcpu_task(p) ? cpu_dsq(cpu, policy) : llc_dsq(home_llc(p, cpu), policy);
+		if (to == dsq)
+			continue;
 		key = enter_queue(policy, p, tctx, scx_bpf_dsq_nr_queued(to), &slice);
 		scx_bpf_dsq_move_set_slice(BPF_FOR_EACH_ITER, slice);
 		scx_bpf_dsq_move_set_vtime(BPF_FOR_EACH_ITER, key);
@@ -684,10 +707,16 @@ static void settle(u32 policy)
 static int tick(void *map, int *key, struct bpf_timer *timer)
 {
 	u64 word = policy_switch, now = bpf_ktime_get_ns();
+	u32 cpu;
 
 	if (switch_seq(word) != settled_seq) {
 		settle(switch_policy(word));
 		settled_seq = switch_seq(word);
+	}
+	/* A CPU's own queue also holds tasks that may run elsewhere (affinity). */
+	bpf_for(cpu, 0, nr_cpu_ids) {
+		if (is_cpu_held(cpu))
+			carry_over(cpu_dsq(cpu, switch_policy(word)), switch_policy(word));
 	}
 	if (is_mlfq() && now - last_boost_at >= boost_interval_ns) {
 		mlfq_boost();
@@ -772,6 +801,8 @@ SCX_OPS_DEFINE(llmos_ops,
 	       .runnable	= (void *)llmos_runnable,
 	       .running		= (void *)llmos_running,
 	       .stopping	= (void *)llmos_stopping,
+	       .cpu_acquire	= (void *)llmos_cpu_acquire,
+	       .cpu_release	= (void *)llmos_cpu_release,
 	       .enable		= (void *)llmos_enable,
 	       .init_task	= (void *)llmos_init_task,
 	       .exit_task	= (void *)llmos_exit_task,
