@@ -129,7 +129,7 @@ static bool affinity_queue_on_cpu(struct task_struct *p, struct task_ctx *tctx, 
 		if (cpu >= 0)
 			target = cpu;
 	}
-	if (!bpf_cpumask_test_cpu(target, p->cpus_ptr) || is_cpu_held(target))
+	if (!bpf_cpumask_test_cpu(target, p->cpus_ptr))
 		return false;
 	dsq = cpu_dsq(target, LLMOS_POLICY_AFFINITY);
 	queued = scx_bpf_dsq_nr_queued(dsq);

@@ -66,6 +66,13 @@ enum llmos_policy {
 	LLMOS_NR_POLICIES,
 };
 
+/* An exit asked for with `scx_llmos ctl inject-fault`, for tests. */
+enum llmos_fault {
+	LLMOS_FAULT_NONE = 0,
+	LLMOS_FAULT_ERROR = 1,		/* scx_bpf_error(), as a bug would */
+	LLMOS_FAULT_RESTART = 2,	/* scx_bpf_exit() asking for a restart */
+};
+
 /* What a priority rule or affinity group matches on. */
 enum llmos_match {
 	LLMOS_MATCH_COMM = 0,	/* the thread's name, exactly */

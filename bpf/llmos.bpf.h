@@ -31,6 +31,8 @@ volatile u64 slice_ns = 20000000;	/* vtime, prio, affinity, rr: 20 ms, as SCX_SL
 volatile u64 level_slice_ns[LLMOS_MAX_LEVELS];
 volatile u64 boost_interval_ns = 1000000000;
 volatile u64 prio_aging_ns = 10000000;
+/* enum llmos_fault: an exit the tick takes on request (see tick()). */
+volatile u32 injected_fault;
 
 /*
  * A policy switch, written by the loader after active_policy: the switch's
@@ -104,15 +106,15 @@ static u32 cpu_idx(s32 cpu)
 }
 
 /*
- * Whether an RT or deadline task holds @cpu, from ops.cpu_release() to
- * ops.cpu_acquire(): nothing is dispatched there meanwhile, so a task that
- * may run elsewhere must not be queued there.
+ * Since when an RT or deadline task holds @cpu (bpf_ktime_get_ns(), 0 if
+ * none), from ops.cpu_release() to ops.cpu_acquire(): nothing is dispatched
+ * there meanwhile.
  */
-static bool cpu_held[LLMOS_MAX_CPUS];
+static u64 cpu_held_since[LLMOS_MAX_CPUS];
 
 static bool is_cpu_held(s32 cpu)
 {
-	return cpu_held[cpu_idx(cpu)];
+	return cpu_held_since[cpu_idx(cpu)];
 }
 
 static u32 llc_of(s32 cpu)

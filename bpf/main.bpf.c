@@ -37,6 +37,14 @@ char _license[] SEC("license") = "GPL";
 /* Tasks waiting in another LLC's queue before a busy CPU takes one (see llmos_dispatch()). */
 #define BUSY_STEAL_MIN_QUEUED 2
 
+/*
+ * How long an RT or deadline task may hold a CPU before the tasks queued on
+ * that CPU's own queue that may run elsewhere are carried off to their LLC's.
+ * Interrupt threads and audio threads hold it for microseconds; a task that
+ * moves for them loses its cache, and under affinity its place.
+ */
+#define RT_HOLD_NS 5000000ULL /* 5 ms */
+
 /* Period of the housekeeping tick: policy switches, mlfq boosts, RT-held CPUs. */
 #define TICK_NS 10000000ULL /* 10 ms */
 
@@ -487,22 +495,23 @@ void BPF_STRUCT_OPS(llmos_dispatch, s32 cpu, struct task_struct *prev)
 /*
  * An RT or deadline task took this CPU. The tasks in its local queue would
  * wait as long as it runs: hand them back to ops.enqueue(), which finds them
- * an idle CPU or queues them where the other CPUs look (the tick does the
- * same for the CPU's own queue). The stopper (migration/N) holds a CPU for
- * microseconds to move a task: sending the local tasks away for it would
- * only cost them their caches.
+ * an idle CPU or queues them where the policy wants them. The affinity
+ * policy wants them on this CPU's own queue, to keep their caches through
+ * the RT task's usual microseconds; the tick carries them off if it holds
+ * the CPU longer (see RT_HOLD_NS). The stopper (migration/N) holds a CPU
+ * only to move a task: nothing to hand back for it.
  */
 void BPF_STRUCT_OPS(llmos_cpu_release, s32 cpu, struct scx_cpu_release_args *args)
 {
 	if (args->reason == SCX_CPU_PREEMPT_STOP)
 		return;
-	cpu_held[cpu_idx(cpu)] = true;
+	cpu_held_since[cpu_idx(cpu)] = bpf_ktime_get_ns() | 1;
 	scx_bpf_reenqueue_local();
 }
 
 void BPF_STRUCT_OPS(llmos_cpu_acquire, s32 cpu, struct scx_cpu_acquire_args *args)
 {
-	cpu_held[cpu_idx(cpu)] = false;
+	cpu_held_since[cpu_idx(cpu)] = 0;
 }
 
 void BPF_STRUCT_OPS(llmos_runnable, struct task_struct *p, u64 enq_flags)
@@ -709,13 +718,29 @@ static int tick(void *map, int *key, struct bpf_timer *timer)
 	u64 word = policy_switch, now = bpf_ktime_get_ns();
 	u32 cpu;
 
+	/*
+	 * The exits a bug or the scheduler itself would take, on request, so
+	 * that tests can prove the kernel's fallback and the loader's restart.
+	 * The timer is not re-armed: the scheduler is on its way out.
+	 */
+	if (injected_fault == LLMOS_FAULT_ERROR) {
+		scx_bpf_error("fault injected by `scx_llmos ctl inject-fault error`");
+		return 0;
+	}
+	if (injected_fault == LLMOS_FAULT_RESTART) {
+		scx_bpf_exit(SCX_ECODE_ACT_RESTART,
+			     "restart asked for by `scx_llmos ctl inject-fault restart`");
+		return 0;
+	}
 	if (switch_seq(word) != settled_seq) {
 		settle(switch_policy(word));
 		settled_seq = switch_seq(word);
 	}
 	/* A CPU's own queue also holds tasks that may run elsewhere (affinity). */
 	bpf_for(cpu, 0, nr_cpu_ids) {
-		if (is_cpu_held(cpu))
+		u64 held_since = cpu_held_since[cpu_idx(cpu)];
+
+		if (held_since && now - held_since >= RT_HOLD_NS)
 			carry_over(cpu_dsq(cpu, switch_policy(word)), switch_policy(word));
 	}
 	if (is_mlfq() && now - last_boost_at >= boost_interval_ns) {

@@ -25,7 +25,7 @@ use anyhow::{bail, Context, Result};
 use bpf_skel::*;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use libbpf_rs::OpenObject;
-use log::info;
+use log::{info, warn};
 use scx_utils::{
     scx_ops_attach, scx_ops_load, scx_ops_open, uei_exited, uei_report, Topology, UserExitInfo,
 };
@@ -186,6 +186,30 @@ enum CtlCommand {
     },
     /// Show the active policy and tunables.
     Status,
+    /// For tests of the exit paths: make the BPF scheduler exit as a bug
+    /// would (error: the kernel returns every thread to its default
+    /// scheduler and scx_llmos exits non-zero with the reason and a dump), or
+    /// ask to be restarted (restart: scx_llmos loads it again).
+    InjectFault {
+        #[arg(value_enum)]
+        fault: Fault,
+    },
+}
+
+/// An exit `ctl inject-fault` asks the BPF scheduler to take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Fault {
+    Error,
+    Restart,
+}
+
+impl Fault {
+    fn bpf_id(self) -> u32 {
+        match self {
+            Fault::Error => bpf_intf::llmos_fault_LLMOS_FAULT_ERROR,
+            Fault::Restart => bpf_intf::llmos_fault_LLMOS_FAULT_RESTART,
+        }
+    }
 }
 
 impl CtlCommand {
@@ -195,6 +219,12 @@ impl CtlCommand {
             CtlCommand::Policy { policy } => format!("policy {}", policy.name()),
             CtlCommand::Set { assignment } => format!("set {assignment}"),
             CtlCommand::Status => "status".into(),
+            CtlCommand::InjectFault { fault } => {
+                format!(
+                    "inject-fault {}",
+                    fault.to_possible_value().unwrap().get_name()
+                )
+            }
         }
     }
 }
@@ -220,6 +250,7 @@ enum ControlRequest {
     Policy(Policy),
     Set(config::Tunable),
     Status,
+    InjectFault(Fault),
 }
 
 impl ControlRequest {
@@ -231,8 +262,16 @@ impl ControlRequest {
             "policy" => Self::Policy(Policy::parse(arg.trim())?),
             "set" => Self::Set(config::parse_tunable(arg.trim())?),
             "status" if arg.trim().is_empty() => Self::Status,
+            "inject-fault" => {
+                Self::InjectFault(Fault::from_str(arg.trim(), false).map_err(|_| {
+                    anyhow::anyhow!(
+                        "unknown fault '{}' (expected error or restart)",
+                        config::printable(arg.trim())
+                    )
+                })?)
+            }
             _ => bail!(
-                "unknown request '{}' (expected policy, set or status)",
+                "unknown request '{}' (expected policy, set, status or inject-fault)",
                 config::printable(command)
             ),
         })
@@ -457,6 +496,14 @@ impl<'a> Scheduler<'a> {
             ControlRequest::Policy(policy) => self.switch_policy(policy),
             ControlRequest::Set(tunable) => self.set_tunable(tunable),
             ControlRequest::Status => Ok(self.settings.describe()),
+            ControlRequest::InjectFault(fault) => {
+                let bss = self.skel.maps.bss_data.as_deref_mut().unwrap();
+                // SAFETY: bss is the BPF program's mmapped globals; the tick
+                // reads this word.
+                unsafe { std::ptr::write_volatile(&mut bss.injected_fault, fault.bpf_id()) };
+                warn!("injected fault: {fault:?}, as `ctl inject-fault` asked");
+                Ok(format!("fault injected: {fault:?}"))
+            }
         }
     }
 
@@ -759,11 +806,16 @@ mod tests {
         assert_eq!(request(&["ctl", "policy", "fifo"]), "policy fifo");
         assert_eq!(request(&["ctl", "set", "boost_ms=500"]), "set boost_ms=500");
         assert_eq!(request(&["ctl", "status"]), "status");
+        assert_eq!(
+            request(&["ctl", "inject-fault", "restart"]),
+            "inject-fault restart"
+        );
         assert!(parse(&["ctl", "policy", "lottery"]).is_err());
         for args in [
             &["ctl", "policy", "fifo"][..],
             &["ctl", "set", "boost_ms=500"],
             &["ctl", "status"],
+            &["ctl", "inject-fault", "error"],
         ] {
             assert!(ControlRequest::parse(&request(args)).is_ok(), "{args:?}");
         }
@@ -776,7 +828,7 @@ mod tests {
         /// one line saying why not.
         #[test]
         fn hostile_control_requests(
-            verb in "policy|set|status|[a-z]{0,8}|\\PC{0,8}",
+            verb in "policy|set|status|inject-fault|[a-z]{0,8}|\\PC{0,8}",
             arg in "[a-z_=0-9,]{0,24}|[\\x00-\\x1f a-z]{0,12}|\\PC{0,24}",
         ) {
             let line = format!("{verb} {arg}");
@@ -784,6 +836,7 @@ mod tests {
                 Ok(ControlRequest::Policy(policy)) => proptest::prop_assert_eq!(policy.name(), arg.trim()),
                 Ok(ControlRequest::Set(tunable)) => proptest::prop_assert!(arg.trim().starts_with(tunable.key())),
                 Ok(ControlRequest::Status) => proptest::prop_assert_eq!(verb.as_str(), "status"),
+                Ok(ControlRequest::InjectFault(_)) => proptest::prop_assert_eq!(verb.as_str(), "inject-fault"),
                 Err(err) => {
                     let text = err.to_string();
                     proptest::prop_assert!(!text.is_empty() && !text.contains(['\n', '\r']), "{text:?}");

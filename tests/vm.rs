@@ -47,6 +47,10 @@ const BASIC_CHECKS: &[&str] = &[
     "sigkill_falls_back",
     "no_stall",
     "clean_exits",
+    "sigstop_keeps_scheduling",
+    "restart_on_request",
+    "error_falls_back",
+    "faults_no_stall",
 ];
 
 /// The kernel images tests/vm/kernels.sh lists, oldest first; empty when the

@@ -2,7 +2,9 @@
 # Runs inside the VM, as root: the portability checks, one boot per kernel of
 # the matrix. Bad input is refused, scx_llmos attaches with the default
 # policy, survives the scx stress recipe while `ctl` switches it through
-# every policy, lists threads, and detaches on SIGINT, SIGTERM and SIGKILL.
+# every policy, lists threads, and detaches on SIGINT, SIGTERM and SIGKILL;
+# then keeps scheduling with the loader stopped, restarts when the BPF side
+# asks, and falls back cleanly on a BPF error.
 #   usage: basic.sh SCX_LLMOS_BINARY OUT_DIR
 # Prints one line per check, "ok NAME: detail" or "FAIL NAME: detail", and
 # "metric NAME VALUE" lines; exits non-zero if any check failed.
@@ -223,6 +225,66 @@ dmesg | grep 'sched_ext' | sed 's/^/  dmesg: /'
 check_no_stall
 verdict clean_exits "every disable was a user-space unregister" \
   bash -c '! dmesg | grep "sched_ext: BPF scheduler" | grep disabled | grep -qv "unregistered from user space"'
+
+# --- The loader stopped, and exits on request ---------------------------------
+# The kernel's verdict above covers the boot so far; these make the kernel log
+# the exits they ask for, and are judged on their own log.
+dmesg -C
+start_scheduler faults
+cpu_ms() { echo $(($(awk '{print $1}' "/proc/$1/schedstat") / 1000000)); }
+# Stopped for 10 s, the loader decides nothing: the BPF side keeps
+# scheduling, two hogs progress every second, and it answers once continued.
+bash -c 'while :; do :; done' &
+hog1=$!
+bash -c 'while :; do :; done' &
+hog2=$!
+sleep 0.5
+kill -STOP $SCHED_PID
+stalled=0 trace="" was1=$(cpu_ms $hog1) was2=$(cpu_ms $hog2) t0=$(now_ms)
+for _ in {1..10}; do
+  sleep 1
+  now1=$(cpu_ms $hog1) now2=$(cpu_ms $hog2) t=$(now_ms)
+  # Per second of wall time: forks are slow under emulation.
+  trace+="$(((now1 - was1) * 1000 / (t - t0))),$(((now2 - was2) * 1000 / (t - t0))) "
+  ((now1 > was1 && now2 > was2)) || stalled=$((stalled + 1))
+  was1=$now1 was2=$now2 t0=$t
+done
+stopped_state=$(state)
+kill -CONT $SCHED_PID
+reply=$(timeout 10 "$BIN" ctl status 2>&1 | head -n 1)
+kill $hog1 $hog2
+verdict sigstop_keeps_scheduling "loader stopped 10 s: state $stopped_state, the hogs' ms of CPU each second: ${trace}; after SIGCONT ctl status: $reply" \
+  test "$stopped_state" = enabled -a $stalled = 0 -a "$reply" = "ok: policy mlfq"
+
+# The BPF scheduler asks to be restarted: the loader loads it again, in the
+# same process, without a thread or descriptor more, and ctl still answers.
+sleep 0.5
+seq0=$(cat $SYS/enable_seq) fds0=$(ls /proc/$SCHED_PID/fd | wc -l) threads0=$(ls /proc/$SCHED_PID/task | wc -l)
+asked=$("$BIN" ctl inject-fault restart 2>&1)
+for _ in {1..300}; do
+  [[ $(cat $SYS/enable_seq) != "$seq0" && $(state) == enabled ]] && break
+  sleep 0.1
+done
+seq1=$(cat $SYS/enable_seq)
+sleep 0.5
+fds1=$(ls /proc/$SCHED_PID/fd | wc -l) threads1=$(ls /proc/$SCHED_PID/task | wc -l)
+reply=$("$BIN" ctl status 2>&1 | head -n 1)
+verdict restart_on_request "ctl: $asked; enable_seq $seq0 -> $seq1, state $(state); loader fds $fds0 -> $fds1, threads $threads0 -> $threads1; then ctl status: $reply; log: $(grep -m1 -o 'restarting.*' "$OUT/faults.log"); dmesg: $(dmesg | grep -m1 -o 'disabled (unregistered from BPF)')" \
+  test "$seq1" = $((seq0 + 1)) -a "$(state)" = enabled -a "$fds1" = "$fds0" -a "$threads1" = "$threads0" \
+  -a "$reply" = "ok: policy mlfq" -a -d /proc/$SCHED_PID
+
+# A BPF-side error, as a bug would raise: the kernel returns every thread to
+# its default scheduler, and the loader prints the reason and the dump and
+# exits non-zero.
+asked=$("$BIN" ctl inject-fault error 2>&1)
+wait $SCHED_PID
+status=$?
+ms=$(wait_state disabled 10) || ms=""
+verdict error_falls_back "ctl: $asked; exit $status, state disabled after ${ms:-never} ms; loader: $(grep -m1 -o 'error: EXIT.*' "$OUT/faults.log"), $(grep -c 'DEBUG DUMP' "$OUT/faults.log") dump; dmesg: $(dmesg | grep -m1 -o 'disabled (scx_bpf_error)')" \
+  test "$status" != 0 -a -n "$ms" -a -n "$(grep 'EXIT: scx_bpf_error.*fault injected' "$OUT/faults.log")" \
+  -a -n "$(grep 'DEBUG DUMP' "$OUT/faults.log")"
+found=$(kernel_complaints | grep -v -e 'disabled (scx_bpf_error)' -e 'fault injected' | head -3)
+verdict faults_no_stall "${found:-nothing in dmesg but the injected error}" test -z "$found"
 
 echo "guest: $failures failed"
 exit $((failures > 0))
