@@ -82,19 +82,19 @@ pub fn load(path: &Path) -> Result<Config> {
     parse(&text).map_err(|e| anyhow!("{}: {e}", path.display()))
 }
 
-/// Parses config text; errors are "line N: <reason>".
+/// Parses config text; errors are "line N: <reason>", on one line.
 pub fn parse(text: &str) -> Result<Config> {
+    parse_text(text).map_err(one_line)
+}
+
+fn parse_text(text: &str) -> Result<Config> {
     let line = |offset: usize| {
         let before = &text.as_bytes()[..offset.min(text.len())];
         before.iter().filter(|&&b| b == b'\n').count() + 1
     };
     let raw: RawConfig = toml::from_str(text).map_err(|e| match e.span() {
-        Some(span) => anyhow!(
-            "line {}: {}",
-            line(span.start),
-            printable(e.message().trim_end())
-        ),
-        None => anyhow!("{}", printable(e.message().trim_end())),
+        Some(span) => anyhow!("line {}: {}", line(span.start), e.message().trim_end()),
+        None => anyhow!("{}", e.message().trim_end()),
     })?;
 
     let mlfq_slices_us = match raw.mlfq_slices_us {
@@ -169,20 +169,19 @@ impl Tunable {
 
 /// Parses "KEY=VALUE" with the keys and ranges of the file; mlfq_slices_us
 /// takes "500,1000,2000,4000". Whether the slice count matches the running
-/// number of levels is for the caller, who knows it.
+/// number of levels is for the caller, who knows it. Errors are one line.
 pub fn parse_tunable(arg: &str) -> Result<Tunable> {
+    parse_assignment(arg).map_err(one_line)
+}
+
+fn parse_assignment(arg: &str) -> Result<Tunable> {
     let Some((key, value)) = arg.split_once('=') else {
-        bail!("expected KEY=VALUE, got '{}'", printable(arg));
+        bail!("expected KEY=VALUE, got '{arg}'");
     };
     let (key, value) = (key.trim(), value.trim());
     let number = |v: &str| {
-        v.parse::<u64>().map_err(|_| {
-            anyhow!(
-                "{}: '{}' is not an unsigned integer",
-                printable(key),
-                printable(v)
-            )
-        })
+        v.parse::<u64>()
+            .map_err(|_| anyhow!("{key}: '{v}' is not an unsigned integer"))
     };
     let ranged = |range| check(key, number(value)?, range);
     Ok(match key {
@@ -200,21 +199,21 @@ pub fn parse_tunable(arg: &str) -> Result<Tunable> {
         "policy" => bail!("policy cannot be set with `ctl set`; use `ctl policy`"),
         "mlfq_levels" => bail!("mlfq_levels cannot be changed live; it needs a restart"),
         _ => bail!(
-            "unknown tunable '{}' (settable: {})",
-            printable(key),
+            "unknown tunable '{key}' (settable: {})",
             SETTABLE.join(", ")
         ),
     })
 }
 
-/// Parses a Linux cpulist such as "0-3,8,10-11" into sorted, deduplicated ids.
+/// Parses a Linux cpulist such as "0-3,8,10-11" into sorted, deduplicated
+/// ids; errors are one line.
 pub fn parse_cpulist(s: &str) -> Result<Vec<u32>> {
     let id = |piece: &str, v: &str| -> Result<u32> {
         let cpu: u32 = v
             .parse()
             .ok()
             .filter(|_| v.bytes().all(|b| b.is_ascii_digit()))
-            .ok_or_else(|| anyhow!("'{}' is not a cpu id or range", printable(piece)))?;
+            .ok_or_else(|| anyhow!("'{piece}' is not a cpu id or range"))?;
         ensure!(
             cpu < MAX_CPUS,
             "cpu {cpu} is out of range (max {})",
@@ -229,7 +228,7 @@ pub fn parse_cpulist(s: &str) -> Result<Vec<u32>> {
             match piece.split_once('-') {
                 Some((lo, hi)) => {
                     let (lo, hi) = (id(piece, lo)?, id(piece, hi)?);
-                    ensure!(lo <= hi, "range '{}' is descending", printable(piece));
+                    ensure!(lo <= hi, "range '{piece}' is descending");
                     cpus.extend(lo..=hi);
                 }
                 None => cpus.push(id(piece, piece)?),
@@ -239,18 +238,20 @@ pub fn parse_cpulist(s: &str) -> Result<Vec<u32>> {
         cpus.dedup();
         Ok(cpus)
     };
-    parse().map_err(|e| anyhow!("bad cpu list '{}': {e}", printable(s)))
+    parse().map_err(|e| one_line(anyhow!("bad cpu list '{s}': {e}")))
 }
 
-/// @text with its control characters escaped (`\n`, `\u{1b}`), so that an
-/// error quoting what a user or a client sent stays one printable line.
-pub fn printable(text: &str) -> String {
-    text.chars()
+/// @err with its control characters escaped (`\n`, `\u{1b}`): an error that
+/// quotes what a user or a client sent stays one printable line.
+pub fn one_line(err: anyhow::Error) -> anyhow::Error {
+    let text: String = format!("{err:#}")
+        .chars()
         .map(|c| match c.is_control() {
             true => c.escape_default().to_string(),
             false => c.to_string(),
         })
-        .collect()
+        .collect();
+    anyhow!(text)
 }
 
 fn check<T: PartialOrd + Debug>(key: &str, value: T, range: RangeInclusive<T>) -> Result<T> {
@@ -419,8 +420,7 @@ mod de {
         string(d, |s| {
             ensure!(
                 (1..=MAX_COMM_LEN).contains(&s.len()),
-                "comm '{}' is {} bytes; expected 1..={MAX_COMM_LEN} (the kernel keeps {MAX_COMM_LEN})",
-                printable(&s),
+                "comm '{s}' is {} bytes; expected 1..={MAX_COMM_LEN} (the kernel keeps {MAX_COMM_LEN})",
                 s.len()
             );
             Ok(s)
@@ -431,8 +431,7 @@ mod de {
         string(d, |s| {
             ensure!(
                 s.starts_with('/'),
-                "cgroup '{}' is not an absolute path (it must start with '/')",
-                printable(&s)
+                "cgroup '{s}' is not an absolute path (it must start with '/')"
             );
             Ok(s)
         })

@@ -86,8 +86,7 @@ impl Policy {
         Policy::from_str(name, false).map_err(|_| {
             let names: Vec<&str> = Policy::value_variants().iter().map(|p| p.name()).collect();
             anyhow::anyhow!(
-                "unknown policy '{}' (expected one of: {})",
-                config::printable(name),
+                "unknown policy '{name}' (expected one of: {})",
                 names.join(", ")
             )
         })
@@ -257,6 +256,10 @@ impl ControlRequest {
     /// Parses a line from a client, who may send anything: the error is one
     /// line that the client gets back.
     fn parse(command: &str) -> Result<Self> {
+        Self::parse_line(command).map_err(config::one_line)
+    }
+
+    fn parse_line(command: &str) -> Result<Self> {
         let (verb, arg) = command.split_once(' ').unwrap_or((command, ""));
         Ok(match verb {
             "policy" => Self::Policy(Policy::parse(arg.trim())?),
@@ -264,16 +267,12 @@ impl ControlRequest {
             "status" if arg.trim().is_empty() => Self::Status,
             "inject-fault" => {
                 Self::InjectFault(Fault::from_str(arg.trim(), false).map_err(|_| {
-                    anyhow::anyhow!(
-                        "unknown fault '{}' (expected error or restart)",
-                        config::printable(arg.trim())
-                    )
+                    anyhow::anyhow!("unknown fault '{}' (expected error or restart)", arg.trim())
                 })?)
             }
-            _ => bail!(
-                "unknown request '{}' (expected policy, set, status or inject-fault)",
-                config::printable(command)
-            ),
+            _ => {
+                bail!("unknown request '{command}' (expected policy, set, status or inject-fault)")
+            }
         })
     }
 }
