@@ -231,7 +231,6 @@ verdict clean_exits "every disable was a user-space unregister" \
 # the exits they ask for, and are judged on their own log.
 dmesg -C
 start_scheduler faults
-cpu_ms() { echo $(($(awk '{print $1}' "/proc/$1/schedstat") / 1000000)); }
 # Stopped for 10 s, the loader decides nothing: the BPF side keeps
 # scheduling, two hogs progress every second, and it answers once continued.
 bash -c 'while :; do :; done' &
@@ -240,10 +239,10 @@ bash -c 'while :; do :; done' &
 hog2=$!
 sleep 0.5
 kill -STOP $SCHED_PID
-stalled=0 trace="" was1=$(cpu_ms $hog1) was2=$(cpu_ms $hog2) t0=$(now_ms)
+stalled=0 trace="" was1=$(($(cpu_ns $hog1) / 1000000)) was2=$(($(cpu_ns $hog2) / 1000000)) t0=$(now_ms)
 for _ in {1..10}; do
   sleep 1
-  now1=$(cpu_ms $hog1) now2=$(cpu_ms $hog2) t=$(now_ms)
+  now1=$(($(cpu_ns $hog1) / 1000000)) now2=$(($(cpu_ns $hog2) / 1000000)) t=$(now_ms)
   # Per second of wall time: forks are slow under emulation.
   trace+="$(((now1 - was1) * 1000 / (t - t0))),$(((now2 - was2) * 1000 / (t - t0))) "
   ((now1 > was1 && now2 > was2)) || stalled=$((stalled + 1))

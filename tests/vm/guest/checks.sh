@@ -27,6 +27,8 @@ check_no_stall() {
   verdict no_stall "${found:-no sched_ext error, stall, lockup or watchdog in dmesg}" test -z "$found"
 }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
+# The CPU time a task has had, in ns (schedstat).
+cpu_ns() { awk '{print $1}' "/proc/$1/schedstat"; }
 # sched_ext's state: enabled, disabled, ...
 state() { cat /sys/kernel/sched_ext/state; }
 # Waits up to $2 seconds for sched_ext state $1; prints the milliseconds taken.

@@ -34,7 +34,6 @@ spin() {
   "$@" "$SPIN/$name" -c 'while :; do :; done' &
   SPIN_PID=$!
 }
-cpu_ns() { awk '{print $1}' "/proc/$1/schedstat"; }
 
 echo "guest: $(uname -r), $NCPU CPUs"
 ((NCPU >= 2)) || fail vm_shape "needs at least 2 CPUs, has $NCPU"
