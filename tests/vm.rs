@@ -9,8 +9,9 @@
 //! test fails: it never passes by skipping.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
 /// One VM at a time: two emulated guests on two host cores would disturb
@@ -361,6 +362,41 @@ fn missing_checks_are_failures() {
         missing_or_failed(&["a", "b", "c"], output),
         vec!["FAIL b: broke".to_string(), "c: never reported".to_string()]
     );
+}
+
+/// The kernel log lines the guest scripts' no_stall checks fail a boot on
+/// (tests/vm/guest/checks.sh), from real logs: the scheduler's and the
+/// kernel's complaints count, the emulator's clock does not.
+#[test]
+fn kernel_complaints_skip_the_clocksource_watchdog() {
+    let log = "\
+[   27.388692] tsc: Marking TSC unstable due to clocksource watchdog
+[   27.390001] clocksource: timekeeping watchdog on CPU1: Marking clocksource 'tsc' as unstable because the skew is too large:
+[   40.000001] sched_ext: BPF scheduler \"scx_llmos\" disabled (runtime error)
+[   40.000002] sched_ext: scx_llmos: runnable task stall (kworker/0:1[12] failed to run for 30.1s)
+[   41.000000] watchdog: BUG: soft lockup - CPU#1 stuck for 26s! [hog:99]
+[   42.000000] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:
+[   43.000000] INFO: task kworker/1:2:77 blocked for more than 120 seconds. hung task
+[   44.000000] sched_ext: BPF scheduler \"scx_llmos\" enabled
+";
+    let checks = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vm/guest/checks.sh");
+    let mut child = Command::new("bash")
+        .args(["-c", ". \"$1\"; complaints_in", "bash"])
+        .arg(&checks)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("bash runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(log.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let found: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+    let expected: Vec<&str> = log.lines().skip(2).take(5).collect();
+    assert_eq!(found, expected);
 }
 
 /// MLFQ shape of the test run: the scheduler's default levels, the latency
