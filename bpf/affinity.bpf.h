@@ -16,9 +16,10 @@
 /* Tasks waiting on one CPU's queue beyond which it counts as overloaded. */
 #define CPU_QUEUE_MAX 2
 
+/* A group may name CPUs that are offline (or go offline later): they are skipped. */
 static bool may_use_group_cpu(const struct task_struct *p, s32 group, s32 cpu)
 {
-	return group_has_cpu(group, cpu) && bpf_cpumask_test_cpu(cpu, p->cpus_ptr);
+	return group_has_cpu(group, cpu) && is_online(cpu) && bpf_cpumask_test_cpu(cpu, p->cpus_ptr);
 }
 
 /* Claims an idle CPU of @group that @p may use, @prev first (warm cache); -1 if none. */
@@ -129,7 +130,7 @@ static bool affinity_queue_on_cpu(struct task_struct *p, struct task_ctx *tctx, 
 		if (cpu >= 0)
 			target = cpu;
 	}
-	if (!bpf_cpumask_test_cpu(target, p->cpus_ptr))
+	if (!is_online(target) || !bpf_cpumask_test_cpu(target, p->cpus_ptr))
 		return false;
 	dsq = cpu_dsq(target, LLMOS_POLICY_AFFINITY);
 	queued = scx_bpf_dsq_nr_queued(dsq);

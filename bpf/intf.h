@@ -66,11 +66,17 @@ enum llmos_policy {
 	LLMOS_NR_POLICIES,
 };
 
-/* An exit asked for with `scx_llmos ctl inject-fault`, for tests. */
+/* What `scx_llmos ctl inject-fault` asks the BPF side to do, for tests. */
 enum llmos_fault {
 	LLMOS_FAULT_NONE = 0,
 	LLMOS_FAULT_ERROR = 1,		/* scx_bpf_error(), as a bug would */
 	LLMOS_FAULT_RESTART = 2,	/* scx_bpf_exit() asking for a restart */
+	/*
+	 * The next task queued on an LLC's queue goes to another policy's
+	 * queue after its switch was settled, as a task does whose ops.enqueue()
+	 * read the policy just before a switch (see sweep_strays()).
+	 */
+	LLMOS_FAULT_STRAY = 3,
 };
 
 /* What a priority rule or affinity group matches on. */

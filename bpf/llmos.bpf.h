@@ -21,6 +21,11 @@ const volatile struct llmos_rule group_rules[LLMOS_MAX_GROUPS];
 const volatile u64 group_cpus[LLMOS_MAX_GROUPS][LLMOS_CPU_WORDS];
 /* The loader's process: its threads serve `scx_llmos ctl` (see llmos_enqueue()). */
 const volatile u32 loader_tgid;
+/*
+ * The CPUs the loader found online, and so whose LLC cpu_llc knows: a CPU
+ * outside it that comes online needs a restart (see llmos_cpu_online()).
+ */
+const volatile u64 cpus_in_topology[LLMOS_CPU_WORDS];
 
 /*
  * Written by the loader at any time (`scx_llmos ctl`), read on every
@@ -31,7 +36,7 @@ volatile u64 slice_ns = 20000000;	/* vtime, prio, affinity, rr: 20 ms, as SCX_SL
 volatile u64 level_slice_ns[LLMOS_MAX_LEVELS];
 volatile u64 boost_interval_ns = 1000000000;
 volatile u64 prio_aging_ns = 10000000;
-/* enum llmos_fault: an exit the tick takes on request (see tick()). */
+/* enum llmos_fault, asked for by the loader: tick() and llmos_enqueue() act on it. */
 volatile u32 injected_fault;
 
 /*
@@ -39,7 +44,7 @@ volatile u32 injected_fault;
  * sequence number above the new policy's id, in one 64-bit store, so that
  * the tick reads the two together on any architecture. The tick copies the
  * sequence number to settled_seq once every queued task is in that policy's
- * queues (see settle()); the loader reads settled_seq to know a switch is
+ * queues (see tick()); the loader reads settled_seq to know a switch is
  * complete.
  */
 volatile u64 policy_switch;
@@ -122,16 +127,74 @@ static u32 llc_of(s32 cpu)
 	return cpu_llc[cpu_idx(cpu)];
 }
 
+/* Bounds an LLC index for the verifier (LLMOS_MAX_LLCS is a power of two). */
+static u32 llc_idx(u32 llc)
+{
+	return llc & (LLMOS_MAX_LLCS - 1);
+}
+
+static bool in_topology(s32 cpu)
+{
+	u32 idx = cpu_idx(cpu);
+
+	return (cpus_in_topology[idx / 64] >> (idx % 64)) & 1;
+}
+
+/*
+ * CPU hotplug, from ops.cpu_offline() to ops.cpu_online(). The kernel does
+ * not ask an offline CPU's ops.dispatch() for work, so nothing may be queued
+ * where only offline CPUs would serve it: a CPU's own queues, or the shared
+ * queue of an LLC none of whose CPUs is online. (Hotplug callbacks run one
+ * at a time, under the kernel's hotplug lock.)
+ */
+static bool cpu_offline[LLMOS_MAX_CPUS];
+static u32 online_in_llc[LLMOS_MAX_LLCS];
+/* The same as a cpumask, to pick an online CPU without a loop (home_llc()). */
+private(LLMOS) struct bpf_cpumask __kptr *online_cpus;
+
+static bool is_online(s32 cpu)
+{
+	return !cpu_offline[cpu_idx(cpu)];
+}
+
+/* From ops.cpu_online() and ops.cpu_offline(). */
+static void mark_online(s32 cpu, bool online)
+{
+	u32 idx = cpu_idx(cpu), llc = llc_idx(llc_of(cpu));
+	struct bpf_cpumask *mask = online_cpus;
+
+	if (cpu_offline[idx] == !online)
+		return;
+	cpu_offline[idx] = !online;
+	if (online)
+		online_in_llc[llc]++;
+	else if (online_in_llc[llc])
+		online_in_llc[llc]--;
+	if (mask && online)
+		bpf_cpumask_set_cpu(cpu, mask);
+	else if (mask)
+		bpf_cpumask_clear_cpu(cpu, mask);
+}
+
 /*
  * The LLC whose shared queue a task belongs on: that of @cpu if the task may
- * run there, else of a CPU it may use, so that CPUs which can run it find it
- * on their home queue rather than only by stealing.
+ * run there, else of an online CPU it may use, so that CPUs which can run it
+ * find it on their home queue rather than only by stealing.
  */
 static u32 home_llc(const struct task_struct *p, s32 cpu)
 {
-	if (!bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
-		cpu = bpf_cpumask_any_distribute(p->cpus_ptr);
-	return llc_of(cpu);
+	struct bpf_cpumask *online = online_cpus;
+	u32 other;
+
+	if (bpf_cpumask_test_cpu(cpu, p->cpus_ptr) && is_online(cpu))
+		return llc_of(cpu);
+	/* Only a task queued from an offline or forbidden CPU gets here. */
+	if (online) {
+		other = bpf_cpumask_any_and_distribute(p->cpus_ptr, cast_mask(online));
+		if (other < nr_cpu_ids)
+			return llc_of(other);
+	}
+	return llc_of(bpf_cpumask_any_distribute(p->cpus_ptr));
 }
 
 /* @policy's queue on @cpu (see intf.h). */

@@ -187,19 +187,22 @@ enum CtlCommand {
     Status,
     /// For tests of the exit paths: make the BPF scheduler exit as a bug
     /// would (error: the kernel returns every thread to its default
-    /// scheduler and scx_llmos exits non-zero with the reason and a dump), or
-    /// ask to be restarted (restart: scx_llmos loads it again).
+    /// scheduler and scx_llmos exits non-zero with the reason and a dump),
+    /// ask to be restarted (restart: scx_llmos loads it again), or queue
+    /// the next task in another policy's queue, as a task queued during a
+    /// switch may be (stray: the scheduler finds it within a second).
     InjectFault {
         #[arg(value_enum)]
         fault: Fault,
     },
 }
 
-/// An exit `ctl inject-fault` asks the BPF scheduler to take.
+/// What `ctl inject-fault` asks the BPF scheduler to do, for tests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Fault {
     Error,
     Restart,
+    Stray,
 }
 
 impl Fault {
@@ -207,6 +210,7 @@ impl Fault {
         match self {
             Fault::Error => bpf_intf::llmos_fault_LLMOS_FAULT_ERROR,
             Fault::Restart => bpf_intf::llmos_fault_LLMOS_FAULT_RESTART,
+            Fault::Stray => bpf_intf::llmos_fault_LLMOS_FAULT_STRAY,
         }
     }
 }
@@ -267,7 +271,10 @@ impl ControlRequest {
             "status" if arg.trim().is_empty() => Self::Status,
             "inject-fault" => {
                 Self::InjectFault(Fault::from_str(arg.trim(), false).map_err(|_| {
-                    anyhow::anyhow!("unknown fault '{}' (expected error or restart)", arg.trim())
+                    anyhow::anyhow!(
+                        "unknown fault '{}' (expected error, restart or stray)",
+                        arg.trim()
+                    )
                 })?)
             }
             _ => {
@@ -403,7 +410,14 @@ impl<'a> Scheduler<'a> {
                 bpf_intf::llmos_consts_LLMOS_MAX_LLCS
             );
         }
-        let tables = rules::Tables::build(file, cpu_llc.len())?;
+        // A group may name a CPU that is offline now: the BPF side skips it
+        // until it comes online.
+        let possible_cpus =
+            libbpf_rs::num_possible_cpus().context("failed to count the possible CPUs")?;
+        let tables = rules::Tables::build(
+            file,
+            possible_cpus.min(bpf_intf::llmos_consts_LLMOS_MAX_CPUS as usize),
+        )?;
 
         let mut skel_builder = BpfSkelBuilder::default();
         skel_builder.obj_builder.debug(opts.verbose > 0);
@@ -424,6 +438,9 @@ impl<'a> Scheduler<'a> {
         let rodata = skel.maps.rodata_data.as_mut().unwrap();
         rodata.nr_llcs = nr_llcs;
         rodata.cpu_llc[..cpu_llc.len()].copy_from_slice(&cpu_llc);
+        for &cpu in cpu_llcs.keys() {
+            rodata.cpus_in_topology[cpu / 64] |= 1 << (cpu % 64);
+        }
         rodata.nr_levels = settings.mlfq_levels;
         rodata.loader_tgid = std::process::id();
         tables.write_to(rodata);
@@ -498,7 +515,7 @@ impl<'a> Scheduler<'a> {
             ControlRequest::InjectFault(fault) => {
                 let bss = self.skel.maps.bss_data.as_deref_mut().unwrap();
                 // SAFETY: bss is the BPF program's mmapped globals; the tick
-                // reads this word.
+                // and ops.enqueue() read this word.
                 unsafe { std::ptr::write_volatile(&mut bss.injected_fault, fault.bpf_id()) };
                 warn!("injected fault: {fault:?}, as `ctl inject-fault` asked");
                 Ok(format!("fault injected: {fault:?}"))
@@ -815,6 +832,7 @@ mod tests {
             &["ctl", "set", "boost_ms=500"],
             &["ctl", "status"],
             &["ctl", "inject-fault", "error"],
+            &["ctl", "inject-fault", "stray"],
         ] {
             assert!(ControlRequest::parse(&request(args)).is_ok(), "{args:?}");
         }

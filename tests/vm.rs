@@ -40,6 +40,7 @@ const BASIC_CHECKS: &[&str] = &[
     "pinned_cpu1_stays",
     "ctl_every_policy",
     "threads_lists_rows",
+    "hotplug_no_restart",
     "stats_reported",
     "mlfq_counters",
     "sigint_detaches",
@@ -336,6 +337,59 @@ fn vm_topology_two_numa_nodes() {
         ],
         &args,
         &expected,
+    );
+}
+
+/// What a machine does to a running scheduler, in one boot of the 2-LLC
+/// shape (tests/vm/guest/hotplug.sh): a start with a CPU offline, which
+/// restarts once when it comes online; ten cycles of CPUs 3, 2 and 1 going
+/// offline and back and a "suspend" to CPU 0, under stress, without a
+/// restart; then a task stranded in another policy's queue after a switch,
+/// found with no further switch. Single-threaded TCG, as every 2-LLC boot.
+#[test]
+fn vm_hotplug_and_strays() {
+    run_guest_checks(
+        "tests/vm/guest/hotplug.sh",
+        "vm-hotplug",
+        &[("VM_CPUS", "4"), TWO_LLCS],
+        &[],
+        &[
+            "attach_with_cpu_offline",
+            "cpu_online_restarts_once",
+            "hotplug_no_restart",
+            "hotplug_ctl_answers",
+            "hotplug_loader_steady",
+            "hotplug_group_runs_off_its_cpus",
+            "hotplug_every_thread_progresses",
+            "stray_found",
+            "stray_every_thread_progresses",
+            "detached",
+            "no_stall",
+        ],
+    );
+}
+
+/// Everything at once for two minutes (tests/vm/guest/soak.sh, whose
+/// 10-minute runs are in bench/SOAK.md): the stress recipe, a fork/exit
+/// storm, a policy switch every 100 ms, hotplug and a `threads` read every
+/// second, on the 2-LLC shape.
+#[test]
+fn vm_soak() {
+    run_guest_checks(
+        "tests/vm/guest/soak.sh",
+        "vm-soak",
+        &[("VM_CPUS", "4"), TWO_LLCS],
+        &["120"],
+        &[
+            "soak_attached",
+            "soak_switches",
+            "soak_hotplug",
+            "soak_threads_reads",
+            "soak_every_hog_progresses",
+            "soak_loader_flat",
+            "detached",
+            "no_stall",
+        ],
     );
 }
 

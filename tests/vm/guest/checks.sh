@@ -43,3 +43,26 @@ wait_state() {
   done
   echo $(($(now_ms) - start))
 }
+# Until $OUT/stop exists, checks about once a second that each task PID... has
+# had CPU time since the last look; then writes "SECONDS LOOKS MISSES" to
+# $OUT/progress.txt. Builtins only: it runs as the calling shell does (a
+# real-time one, in hotplug.sh and soak.sh), and forks would take CPUs from
+# the tasks it watches.
+watch_progress() {
+  local pids=("$@") last=() i f start=$SECONDS looks=0 misses=0 nap
+  exec {nap}<> <(:)
+  for i in "${!pids[@]}"; do
+    read -ra f <"/proc/${pids[i]}/schedstat"
+    last[i]=${f[0]}
+  done
+  until [[ -e $OUT/stop ]]; do
+    read -rt 1 -u $nap
+    looks=$((looks + 1))
+    for i in "${!pids[@]}"; do
+      read -ra f <"/proc/${pids[i]}/schedstat"
+      ((f[0] > last[i])) || misses=$((misses + 1))
+      last[i]=${f[0]}
+    done
+  done
+  echo "$((SECONDS - start)) $looks $misses" >"$OUT/progress.txt"
+}

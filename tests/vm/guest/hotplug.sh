@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# Runs inside a VM of 4 vCPUs in two LLCs (0-1 and 2-3), as root: what a
+# machine does to a running scheduler that the other boots do not.
+#   usage: hotplug.sh SCX_LLMOS_BINARY OUT_DIR
+# - Started while CPU 3 is offline (a group names it), scx_llmos attaches, and
+#   restarts once, seamlessly, when CPU 3 comes online.
+# - Hotplug: under the stress recipe and a CPU hog per CPU, CPUs 3, 2 and 1
+#   go offline and come back, ten times (mlfq for the first half, then
+#   affinity with a group on CPUs 2-3, which go offline with the rest), then
+#   a "suspend": every CPU but 0 offline for 5 s. The scheduler stays
+#   attached without a restart, ctl answers after every step, the loader
+#   keeps as many threads and descriptors, and every hog gets CPU time
+#   between any two looks, about a second apart.
+# - A stray: a switch, then one task queued in another policy's queue as if
+#   its ops.enqueue() had raced the switch (ctl inject-fault stray), then no
+#   switch for 40 s while tasks keep waking. Nothing serves that queue until
+#   the scheduler finds the task; the kernel's watchdog fires at 30 s.
+# Prints "ok/FAIL NAME: detail" lines; exits non-zero if a check failed.
+set -u
+BIN=$(realpath "$1")
+OUT=$2
+PROBE=$(dirname "$BIN")/llmos-probe
+SYS=/sys/kernel/sched_ext
+NCPU=$(nproc)
+CYCLES=10
+. "$(dirname "$0")/checks.sh"
+
+echo "guest: $(uname -r), $NCPU CPUs"
+((NCPU == 4)) || fail vm_shape "needs 4 CPUs, has $NCPU"
+dmesg -C
+# This shell drives hotplug as a real-time thread, outside sched_ext: what is
+# tested is the scheduler through hotplug, not how long the driver waits for
+# a CPU among the hogs. What it starts runs as SCHED_OTHER ("${ext[@]}").
+chrt -f -p 1 $$
+ext=(chrt -o 0)
+# No transparent huge pages: khugepaged (nice 19) copies 2 MB with
+# rcu_read_lock() held (pte_offset_map), which a machine does in about
+# 100 us, but TCG's emulated copy_mc string copy took so long, at nice 19
+# beside the stress recipe, that RCU stalled for 21 s in two boots (on a
+# CPU going offline), and an RCU stall ejects any sched_ext scheduler.
+echo never >/sys/kernel/mm/transparent_hugepage/enabled
+
+# A CPU hog named $1 (exec names a thread after the file it runs), so that
+# a config group can match it. Sets SPIN_PID.
+spin() {
+  mkdir -p /dev/shm/spin
+  ln -sf "$(command -v bash)" "/dev/shm/spin/$1"
+  "${ext[@]}" "/dev/shm/spin/$1" -c 'while :; do :; done' &
+  SPIN_PID=$!
+}
+loader_fds() { ls "/proc/$SCHED/fd" | wc -l; }
+loader_threads() { awk '/^Threads:/ {print $2}' "/proc/$SCHED/status"; }
+# Sets CARRIED to the tasks the scheduler moved between queues so far.
+carried() { CARRIED=$(grep -o 'carried=[0-9]*' "$OUT/sched.log" | awk -F= '{ s += $2 } END { print s + 0 }'); }
+
+cat >"$OUT/llmos.toml" <<'EOF'
+[[group]]
+comm = "grp-spin"
+cpus = "2-3"
+EOF
+# --- Started with CPU 3 offline, which the group names ------------------------
+# It attaches; CPU 3 coming online, whose LLC it has not read, restarts it
+# once, in the same process, without a thread or descriptor more.
+echo 0 >/sys/devices/system/cpu/cpu3/online
+"${ext[@]}" "$BIN" --config "$OUT/llmos.toml" --stats 1 >"$OUT/sched.log" 2>&1 &
+SCHED=$!
+wait_state enabled 30 >/dev/null
+verdict attach_with_cpu_offline "state $(state): $(grep -m1 -o 'attached.*LLCs' "$OUT/sched.log")" \
+  test "$(state)" = enabled
+seq0=$(cat $SYS/enable_seq)
+sleep 1
+FDS=$(loader_fds) THREADS=$(loader_threads)
+echo 1 >/sys/devices/system/cpu/cpu3/online
+for _ in {1..300}; do
+  [[ $(cat $SYS/enable_seq) != "$seq0" && $(state) == enabled ]] && break
+  sleep 0.1
+done
+SEQ=$(cat $SYS/enable_seq)
+sleep 1
+verdict cpu_online_restarts_once "enable_seq $seq0 -> $SEQ, state $(state); descriptors $FDS -> $(loader_fds), threads $THREADS -> $(loader_threads); $(grep -m1 -o 'EXIT: .*' "$OUT/sched.log")" \
+  test "$SEQ" = $((seq0 + 1)) -a "$(state)" = enabled -a -n "$FDS" -a "$(loader_fds)" = "$FDS" -a "$(loader_threads)" = "$THREADS"
+
+# --- Hotplug ------------------------------------------------------------------
+# stress-ng runs until it is stopped: a hotplug step takes 0.5-3 s under TCG.
+"${ext[@]}" stress-ng -c "$NCPU" -f "$NCPU" --affinity 1 --affinity-delay 1 --affinity-pin \
+  --temp-path "$OUT" --timeout 1h >"$OUT/stress.log" 2>&1 &
+stress=$!
+hogs=()
+for ((i = 0; i < NCPU; i++)); do
+  spin hp-spin
+  hogs+=("$SPIN_PID")
+done
+watch_progress "${hogs[@]}" &
+watcher=$!
+sleep 1
+steps=0 ctl_failed=0 lost="" grp=()
+set_online() { # CPU 0|1
+  echo "$2" >"/sys/devices/system/cpu/cpu$1/online" || fail "cpu$1_online_$2" "the kernel refused"
+  steps=$((steps + 1))
+  "$BIN" ctl status >/dev/null 2>&1 || ctl_failed=$((ctl_failed + 1))
+  [[ -n $lost || ($(state) == enabled && $(cat $SYS/enable_seq) == "$SEQ") ]] ||
+    lost="step $steps (cpu$1 -> $2): state $(state), enable_seq $(cat $SYS/enable_seq)"
+}
+t0=$SECONDS
+for ((cycle = 1; cycle <= CYCLES; cycle++)); do
+  if ((cycle == CYCLES / 2 + 1)); then
+    "$BIN" ctl policy affinity >/dev/null || fail switch_to_affinity "ctl failed"
+    spin grp-spin
+    grp+=("$SPIN_PID")
+    spin grp-spin
+    grp+=("$SPIN_PID")
+  fi
+  for cpu in 3 2 1; do set_online $cpu 0; done
+  for cpu in 1 2 3; do set_online $cpu 1; done
+done
+cycles_secs=$((SECONDS - t0))
+# "Suspend": CPU 0 alone for 5 s, the affinity group's CPUs gone with the rest.
+for cpu in 3 2 1; do set_online $cpu 0; done
+grp0=$(($(cpu_ns "${grp[0]}") + $(cpu_ns "${grp[1]}")))
+sleep 5
+grp_ms=$((($(cpu_ns "${grp[0]}") + $(cpu_ns "${grp[1]}") - grp0) / 1000000))
+for cpu in 1 2 3; do set_online $cpu 1; done
+hotplug_secs=$((SECONDS - t0))
+sleep 1
+touch "$OUT/stop"
+wait $watcher
+read -r watched looks misses <"$OUT/progress.txt"
+stress_alive=no
+kill -0 $stress 2>/dev/null && stress_alive=yes
+kill "${grp[@]}" "${hogs[@]}" $stress 2>/dev/null
+wait "${grp[@]}" "${hogs[@]}" $stress 2>/dev/null
+echo "  $CYCLES cycles in $cycles_secs s, with the suspend $hotplug_secs s"
+verdict hotplug_no_restart "$steps hotplug steps: ${lost:-state enabled and enable_seq $SEQ after each}" \
+  test -z "$lost" -a $steps = $((CYCLES * 6 + 6))
+verdict hotplug_ctl_answers "ctl status after each of $steps steps: $ctl_failed failed" test $ctl_failed = 0
+verdict hotplug_loader_steady "loader descriptors $FDS -> $(loader_fds), threads $THREADS -> $(loader_threads)" \
+  test -n "$FDS" -a "$(loader_fds)" = "$FDS" -a "$(loader_threads)" = "$THREADS"
+verdict hotplug_group_runs_off_its_cpus "2 grp-spin (group CPUs 2-3) got $grp_ms ms of CPU 0 in the 5 s suspend (need > 0)" \
+  test "$grp_ms" -gt 0
+verdict hotplug_every_thread_progresses "$NCPU hogs watched for $watched s, $looks looks (need one per 2 s): $misses times one had no CPU time since the last; stress-ng still running: $stress_alive" \
+  test "$watched" -ge "$hotplug_secs" -a $((looks * 2)) -ge "$watched" -a "$misses" = 0 -a $stress_alive = yes
+
+# --- A stray after a switch -----------------------------------------------------
+"$BIN" ctl policy vtime >/dev/null || fail switch_to_vtime "ctl failed"
+STRAY_SECS=40
+"${ext[@]}" "$PROBE" --duration-s $((STRAY_SECS + 2)) --warmup-ms 0 --spinners "$NCPU" >"$OUT/probe-stray.txt" 2>&1 &
+probe=$!
+sleep 2
+carried
+before=$CARRIED
+asked=$("$BIN" ctl inject-fault stray 2>&1)
+sleep $STRAY_SECS
+carried
+wait $probe
+probe_status=$?
+verdict stray_found "$asked; tasks carried between queues since: $((CARRIED - before)); state $(state), enable_seq $SEQ -> $(cat $SYS/enable_seq) after $STRAY_SECS s without a switch" \
+  test $((CARRIED - before)) -gt 0 -a "$(state)" = enabled -a "$(cat $SYS/enable_seq)" = "$SEQ"
+stalled=$(awk '$1 == "progress" { n = split($3, a, ","); for (i = 1; i <= n; i++) if (a[i] == 0) z++ } END { print z + 0 }' "$OUT/probe-stray.txt")
+verdict stray_every_thread_progresses "probe exit $probe_status, $stalled spinner-seconds without progress; $(grep latency_us "$OUT/probe-stray.txt")" \
+  test $probe_status = 0 -a $stalled = 0
+
+kill -INT $SCHED
+wait $SCHED
+verdict detached "exit $?, state $(state)" test "$(state)" = disabled
+dmesg | grep -i -e sched_ext -e 'CPU.*offline' | tail -5 | sed 's/^/  dmesg: /'
+check_no_stall
+exit $((failures > 0))
