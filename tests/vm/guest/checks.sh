@@ -66,3 +66,19 @@ watch_progress() {
   done
   echo "$((SECONDS - start)) $looks $misses" >"$OUT/progress.txt"
 }
+# The driver of hotplug.sh and soak.sh: this shell becomes a real-time
+# thread, outside sched_ext, so that what is tested is the scheduler, not how
+# long the driver waits for a CPU among the hogs; what it starts runs as
+# SCHED_OTHER through "${ext[@]}". No transparent huge pages: khugepaged
+# (nice 19) copies 2 MB with rcu_read_lock() held (pte_offset_map), which a
+# machine does in about 100 us, but TCG's emulated copy_mc string copy took
+# so long beside the stress recipe that RCU stalled for 21 s in two boots of
+# hotplug.sh, and an RCU stall ejects any sched_ext scheduler.
+become_rt_driver() {
+  chrt -f -p 1 $$
+  ext=(chrt -o 0)
+  echo never >/sys/kernel/mm/transparent_hugepage/enabled
+}
+# Descriptors and threads of process $1.
+fds_of() { ls "/proc/$1/fd" | wc -l; }
+threads_of() { awk '/^Threads:/ {print $2}' "/proc/$1/status"; }

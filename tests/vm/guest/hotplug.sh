@@ -28,17 +28,7 @@ CYCLES=10
 echo "guest: $(uname -r), $NCPU CPUs"
 ((NCPU == 4)) || fail vm_shape "needs 4 CPUs, has $NCPU"
 dmesg -C
-# This shell drives hotplug as a real-time thread, outside sched_ext: what is
-# tested is the scheduler through hotplug, not how long the driver waits for
-# a CPU among the hogs. What it starts runs as SCHED_OTHER ("${ext[@]}").
-chrt -f -p 1 $$
-ext=(chrt -o 0)
-# No transparent huge pages: khugepaged (nice 19) copies 2 MB with
-# rcu_read_lock() held (pte_offset_map), which a machine does in about
-# 100 us, but TCG's emulated copy_mc string copy took so long, at nice 19
-# beside the stress recipe, that RCU stalled for 21 s in two boots (on a
-# CPU going offline), and an RCU stall ejects any sched_ext scheduler.
-echo never >/sys/kernel/mm/transparent_hugepage/enabled
+become_rt_driver
 
 # A CPU hog named $1 (exec names a thread after the file it runs), so that
 # a config group can match it. Sets SPIN_PID.
@@ -48,8 +38,6 @@ spin() {
   "${ext[@]}" "/dev/shm/spin/$1" -c 'while :; do :; done' &
   SPIN_PID=$!
 }
-loader_fds() { ls "/proc/$SCHED/fd" | wc -l; }
-loader_threads() { awk '/^Threads:/ {print $2}' "/proc/$SCHED/status"; }
 # Sets CARRIED to the tasks the scheduler moved between queues so far.
 carried() { CARRIED=$(grep -o 'carried=[0-9]*' "$OUT/sched.log" | awk -F= '{ s += $2 } END { print s + 0 }'); }
 
@@ -69,7 +57,7 @@ verdict attach_with_cpu_offline "state $(state): $(grep -m1 -o 'attached.*LLCs' 
   test "$(state)" = enabled
 seq0=$(cat $SYS/enable_seq)
 sleep 1
-FDS=$(loader_fds) THREADS=$(loader_threads)
+FDS=$(fds_of $SCHED) THREADS=$(threads_of $SCHED)
 echo 1 >/sys/devices/system/cpu/cpu3/online
 for _ in {1..300}; do
   [[ $(cat $SYS/enable_seq) != "$seq0" && $(state) == enabled ]] && break
@@ -77,8 +65,8 @@ for _ in {1..300}; do
 done
 SEQ=$(cat $SYS/enable_seq)
 sleep 1
-verdict cpu_online_restarts_once "enable_seq $seq0 -> $SEQ, state $(state); descriptors $FDS -> $(loader_fds), threads $THREADS -> $(loader_threads); $(grep -m1 -o 'EXIT: .*' "$OUT/sched.log")" \
-  test "$SEQ" = $((seq0 + 1)) -a "$(state)" = enabled -a -n "$FDS" -a "$(loader_fds)" = "$FDS" -a "$(loader_threads)" = "$THREADS"
+verdict cpu_online_restarts_once "enable_seq $seq0 -> $SEQ, state $(state); descriptors $FDS -> $(fds_of $SCHED), threads $THREADS -> $(threads_of $SCHED); $(grep -m1 -o 'EXIT: .*' "$OUT/sched.log")" \
+  test "$SEQ" = $((seq0 + 1)) -a "$(state)" = enabled -a -n "$FDS" -a "$(fds_of $SCHED)" = "$FDS" -a "$(threads_of $SCHED)" = "$THREADS"
 
 # --- Hotplug ------------------------------------------------------------------
 # stress-ng runs until it is stopped: a hotplug step takes 0.5-3 s under TCG.
@@ -133,8 +121,8 @@ echo "  $CYCLES cycles in $cycles_secs s, with the suspend $hotplug_secs s"
 verdict hotplug_no_restart "$steps hotplug steps: ${lost:-state enabled and enable_seq $SEQ after each}" \
   test -z "$lost" -a $steps = $((CYCLES * 6 + 6))
 verdict hotplug_ctl_answers "ctl status after each of $steps steps: $ctl_failed failed" test $ctl_failed = 0
-verdict hotplug_loader_steady "loader descriptors $FDS -> $(loader_fds), threads $THREADS -> $(loader_threads)" \
-  test -n "$FDS" -a "$(loader_fds)" = "$FDS" -a "$(loader_threads)" = "$THREADS"
+verdict hotplug_loader_steady "loader descriptors $FDS -> $(fds_of $SCHED), threads $THREADS -> $(threads_of $SCHED)" \
+  test -n "$FDS" -a "$(fds_of $SCHED)" = "$FDS" -a "$(threads_of $SCHED)" = "$THREADS"
 verdict hotplug_group_runs_off_its_cpus "2 grp-spin (group CPUs 2-3) got $grp_ms ms of CPU 0 in the 5 s suspend (need > 0)" \
   test "$grp_ms" -gt 0
 verdict hotplug_every_thread_progresses "$NCPU hogs watched for $watched s, $looks looks (need one per 2 s): $misses times one had no CPU time since the last; stress-ng still running: $stress_alive" \

@@ -19,22 +19,15 @@ SOAK_SECS=${3:-600}
 echo "guest: $(uname -r), $NCPU CPUs, $SOAK_SECS s"
 ((NCPU == 4)) || fail vm_shape "needs 4 CPUs, has $NCPU"
 dmesg -C
-# The driver and its helpers run as real-time threads, outside sched_ext
-# (see hotplug.sh); what they start runs as SCHED_OTHER.
-chrt -f -p 1 $$
-ext=(chrt -o 0)
-# See hotplug.sh: khugepaged under TCG holds RCU past the stall timeout.
-echo never >/sys/kernel/mm/transparent_hugepage/enabled
+become_rt_driver
 loader_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$SCHED/status"; }
-loader_fds() { ls "/proc/$SCHED/fd" | wc -l; }
-loader_threads() { awk '/^Threads:/ {print $2}' "/proc/$SCHED/status"; }
 
 "${ext[@]}" "$BIN" --stats 1 >"$OUT/sched.log" 2>&1 &
 SCHED=$!
 wait_state enabled 30 >/dev/null || fail attach "state $(state)"
 SEQ=$(cat $SYS/enable_seq)
 sleep 2
-KB=$(loader_kb) FDS=$(loader_fds) THREADS=$(loader_threads)
+KB=$(loader_kb) FDS=$(fds_of $SCHED) THREADS=$(threads_of $SCHED)
 
 "${ext[@]}" stress-ng -c "$NCPU" -f "$NCPU" --affinity 1 --affinity-delay 1 --affinity-pin \
   --temp-path "$OUT" --timeout 1h >"$OUT/stress.log" 2>&1 &
@@ -76,7 +69,7 @@ while ((SECONDS - t0 < SOAK_SECS)); do
   "$BIN" threads >/dev/null 2>&1 || read_failed=$((read_failed + 1))
   reads=$((reads + 1))
   if ((reads % 10 == 0)); then
-    kb=$(loader_kb) fds=$(loader_fds)
+    kb=$(loader_kb) fds=$(fds_of $SCHED)
     ((kb > max_kb)) && max_kb=$kb
     ((fds > max_fds)) && max_fds=$fds
   fi
@@ -94,7 +87,7 @@ stress_alive=no
 kill -0 $stress 2>/dev/null && stress_alive=yes
 kill "${hogs[@]}" "${storm[@]}" $stress 2>/dev/null
 wait "${hogs[@]}" "${storm[@]}" $stress 2>/dev/null
-end_kb=$(loader_kb) end_fds=$(loader_fds) end_threads=$(loader_threads)
+end_kb=$(loader_kb) end_fds=$(fds_of $SCHED) end_threads=$(threads_of $SCHED)
 
 verdict soak_attached "$SOAK_SECS s: ${lost:-state enabled and enable_seq $SEQ throughout}" test -z "$lost"
 # Each hotplug step holds the kernel's CPU hotplug lock for about a second
