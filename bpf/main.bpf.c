@@ -198,11 +198,25 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 	 * The loader's threads answer `scx_llmos ctl`. They run for
 	 * microseconds, and under fifo behind CPU hogs each of their wakeups
 	 * would otherwise wait out whole slices: a user switching away from a
-	 * policy that starves them must not be starved by it.
+	 * policy that starves them must not be starved by it. Where an RT or
+	 * deadline task holds their CPU, another CPU will do: on the shared
+	 * queue each wakeup would wait out fifo's 100 ms turns.
 	 */
-	if (p->tgid == loader_tgid && !is_cpu_held(cpu)) {
-		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, level_slice(0), enq_flags | SCX_ENQ_PREEMPT);
-		return;
+	if (p->tgid == loader_tgid) {
+		s32 target = cpu;
+
+		if (is_cpu_held(cpu) && !is_migration_disabled(p))
+			target = scx_bpf_pick_any_cpu(p->cpus_ptr, 0);
+		if (target == cpu && !is_cpu_held(cpu)) {
+			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, level_slice(0), enq_flags | SCX_ENQ_PREEMPT);
+			return;
+		}
+		if (target >= 0 && target != cpu && is_online(target) && !is_cpu_held(target)) {
+			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | target, level_slice(0),
+					   enq_flags | SCX_ENQ_PREEMPT);
+			scx_bpf_kick_cpu(target, SCX_KICK_PREEMPT);
+			return;
+		}
 	}
 
 	tctx = lookup_task_ctx(p);
