@@ -111,9 +111,7 @@ static u32 task_prio(const struct task_struct *p, const struct task_ctx *tctx)
 
 static bool group_has_cpu(s32 group, s32 cpu)
 {
-	u32 idx = cpu_idx(cpu);
-
-	return (group_cpus[group & (LLMOS_MAX_GROUPS - 1)][idx / 64] >> (idx % 64)) & 1;
+	return cpu_in_bitmap(group_cpus[group & (LLMOS_MAX_GROUPS - 1)], cpu);
 }
 
 #endif /* __LLMOS_CLASSIFY_BPF_H */

@@ -133,11 +133,17 @@ static u32 llc_idx(u32 llc)
 	return llc & (LLMOS_MAX_LLCS - 1);
 }
 
-static bool in_topology(s32 cpu)
+/* Whether @cpu is set in the CPU bitmap @words (LLMOS_CPU_WORDS long). */
+static bool cpu_in_bitmap(const volatile u64 *words, s32 cpu)
 {
 	u32 idx = cpu_idx(cpu);
 
-	return (cpus_in_topology[idx / 64] >> (idx % 64)) & 1;
+	return (words[idx / 64] >> (idx % 64)) & 1;
+}
+
+static bool in_topology(s32 cpu)
+{
+	return cpu_in_bitmap(cpus_in_topology, cpu);
 }
 
 /*
