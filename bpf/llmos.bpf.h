@@ -158,9 +158,25 @@ static u32 online_in_llc[LLMOS_MAX_LLCS];
 /* The same as a cpumask, to pick an online CPU without a loop (home_llc()). */
 private(LLMOS) struct bpf_cpumask __kptr *online_cpus;
 
+/*
+ * A CPU going offline leaves the kernel's active mask, and the kernel pushes
+ * every task it runs there to another CPU, an RCU grace period before
+ * ops.cpu_offline(). Meanwhile it is still picked as idle and still pulls
+ * tasks from queues, and each task it takes is pushed off before it runs:
+ * sent straight back (its group's CPU queue, the idle CPU, a steal), it never
+ * runs at all. If it was preempted inside an RCU read section, the grace
+ * period waits for it, ops.cpu_offline() never comes, and the RCU stall
+ * ends with the watchdog. ops.enqueue() recognises a push (see
+ * note_push()) and marks the CPU draining: it counts as offline for
+ * placement and steals nothing until ops.cpu_offline(), or DRAIN_NS.
+ */
+static u64 draining_since[LLMOS_MAX_CPUS];
+
 static bool is_online(s32 cpu)
 {
-	return !cpu_offline[cpu_idx(cpu)];
+	u32 idx = cpu_idx(cpu);
+
+	return !cpu_offline[idx] && !draining_since[idx];
 }
 
 /* From ops.cpu_online() and ops.cpu_offline(). */
@@ -169,6 +185,7 @@ static void mark_online(s32 cpu, bool online)
 	u32 idx = cpu_idx(cpu), llc = llc_idx(llc_of(cpu));
 	struct bpf_cpumask *mask = online_cpus;
 
+	draining_since[idx] = 0;
 	if (cpu_offline[idx] == !online)
 		return;
 	cpu_offline[idx] = !online;

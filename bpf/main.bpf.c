@@ -56,6 +56,16 @@ char _license[] SEC("license") = "GPL";
  */
 #define SWEEP_NS 1000000000ULL /* 1 s */
 
+/*
+ * How long a CPU that pushed a task off counts as draining without an
+ * ops.cpu_offline() (see draining_since): a hotplug rolled back. If the
+ * CPU is still going down, its next push marks it again.
+ */
+#define DRAIN_NS 1000000000ULL /* 1 s */
+
+/* p->on_rq while the kernel moves a queued task between CPUs (kernel/sched/sched.h). */
+#define TASK_ON_RQ_MIGRATING 2
+
 UEI_DEFINE(uei);
 
 /* When mlfq last boosted every task to the top. */
@@ -170,6 +180,28 @@ s32 BPF_STRUCT_OPS(llmos_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 	return cpu;
 }
 
+/*
+ * Marks the CPU @p last ran on as draining if the kernel has just pushed @p
+ * off it to @cpu (see draining_since): @p is being moved while queued (not
+ * woken), from a CPU it may still use, so not for a cpumask change. (The
+ * kernel moves tasks between CPUs for sched_ext only through the local
+ * queues, without ops.enqueue().)
+ */
+static void note_push(const struct task_struct *p, const struct task_ctx *tctx, s32 cpu)
+{
+	s32 from = tctx->counters.last_cpu;
+
+	if (p->on_rq != TASK_ON_RQ_MIGRATING || from < 0 || from == cpu ||
+	    !bpf_cpumask_test_cpu(from, p->cpus_ptr))
+		return;
+	stat_inc(LLMOS_STAT_PUSHED);
+	if (draining_since[cpu_idx(from)])
+		return;
+	draining_since[cpu_idx(from)] = bpf_ktime_get_ns() | 1;
+	/* Tasks queued on it wait for the sweep. */
+	next_sweep_at = 0;
+}
+
 void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 {
 	u32 policy = active_policy, llc;
@@ -224,6 +256,7 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 		scx_bpf_error("%s[%d] has no task context", p->comm, p->pid);
 		return;
 	}
+	note_push(p, tctx, cpu);
 
 	/*
 	 * dispatch() let the CPU's last task go without a refill only so that
@@ -283,6 +316,14 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 			idle = affinity_pick_idle(p, tctx, cpu);
 		else
 			idle = pick_idle_near(p, cpu);
+		/*
+		 * A CPU going offline is idle between pushes (see draining_since):
+		 * the task would only be pushed back. The kick makes it idle again.
+		 */
+		if (idle >= 0 && !is_online(idle)) {
+			scx_bpf_kick_cpu(idle, SCX_KICK_IDLE);
+			idle = -1;
+		}
 		if (idle >= 0) {
 			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | idle, task_slice(policy, tctx),
 					   enq_flags);
@@ -483,6 +524,9 @@ void BPF_STRUCT_OPS(llmos_dispatch, s32 cpu, struct task_struct *prev)
 	case QUEUES_NOT_DUE:
 		break;
 	case QUEUES_EMPTY:
+		/* What it would take from other CPUs would be pushed back (see draining_since). */
+		if (!is_online(cpu))
+			break;
 		/*
 		 * A busy CPU whose own queues are empty would keep its task while
 		 * another LLC has more waiting than it can serve: its tasks would
@@ -820,9 +864,12 @@ static int tick(void *map, int *key, struct bpf_timer *timer)
 	/* A CPU's own queue also holds tasks that may run elsewhere (affinity). */
 	bpf_for(cpu, 0, nr_cpu_ids) {
 		u64 held_since = cpu_held_since[cpu_idx(cpu)];
+		u64 draining = draining_since[cpu_idx(cpu)];
 
 		if (held_since && now - held_since >= RT_HOLD_NS)
 			carry_over(cpu_dsq(cpu, switch_policy(word)), switch_policy(word));
+		if (draining && now - draining >= DRAIN_NS)
+			draining_since[cpu_idx(cpu)] = 0;
 	}
 	if (is_mlfq() && now - last_boost_at >= boost_interval_ns) {
 		mlfq_boost();

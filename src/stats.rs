@@ -13,7 +13,7 @@ const FIRST_LEVEL: usize = bpf_intf::llmos_stat_LLMOS_STAT_LEVEL_RUN as usize;
 /// bpf/intf.h; the per-level run counters follow them.
 pub const EVENT_NAMES: [&str; FIRST_LEVEL] = [
     "idle", "kthread", "pinned", "shared", "steal", "refill", "preempt", "boost", "cpuq", "switch",
-    "carried", "xllc",
+    "carried", "xllc", "pushed",
 ];
 
 pub type Counters = [u64; NR_STATS];
@@ -85,6 +85,10 @@ mod tests {
             "xllc"
         );
         assert_eq!(
+            EVENT_NAMES[bpf_intf::llmos_stat_LLMOS_STAT_PUSHED as usize],
+            "pushed"
+        );
+        assert_eq!(
             NR_STATS,
             FIRST_LEVEL + bpf_intf::llmos_consts_LLMOS_MAX_LEVELS as usize
         );
@@ -93,7 +97,7 @@ mod tests {
     #[test]
     fn delta_line_counts_since_previous() {
         let prev: Counters = [
-            1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 0, 0, 0, 0, 0, 0, 0,
+            1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 0, 0, 0, 0, 0, 0, 0,
         ];
         let mut now = prev;
         now[0] += 10;
@@ -104,7 +108,7 @@ mod tests {
         now[FIRST_LEVEL + 1] += 5;
         assert_eq!(
             format_delta(&prev, &now, 2),
-            "events: idle=10 kthread=0 pinned=0 shared=100 steal=0 refill=0 preempt=0 boost=1 cpuq=0 switch=0 carried=0 xllc=3 | runs: l0=50 l1=5"
+            "events: idle=10 kthread=0 pinned=0 shared=100 steal=0 refill=0 preempt=0 boost=1 cpuq=0 switch=0 carried=0 xllc=3 pushed=0 | runs: l0=50 l1=5"
         );
     }
 

@@ -342,8 +342,8 @@ fn vm_topology_two_numa_nodes() {
 /// What a machine does to a running scheduler, in one boot of the 2-LLC
 /// shape (tests/vm/guest/hotplug.sh): a start with a CPU offline, which
 /// restarts once when it comes online; ten cycles of CPUs 3, 2 and 1 going
-/// offline and back and a "suspend" to CPU 0, under stress, without a
-/// restart; then a task stranded in another policy's queue after a switch,
+/// offline and back, five of CPU 3 alone with RCU readers in its affinity
+/// group, and a "suspend" to CPU 0, under stress, without a restart; then a task stranded in another policy's queue after a switch,
 /// found with no further switch. Single-threaded TCG, as every 2-LLC boot.
 #[test]
 fn vm_hotplug_and_strays() {
@@ -356,6 +356,7 @@ fn vm_hotplug_and_strays() {
             "attach_with_cpu_offline",
             "cpu_online_restarts_once",
             "hotplug_no_restart",
+            "hotplug_pushes_seen",
             "hotplug_ctl_answers",
             "hotplug_loader_steady",
             "hotplug_group_runs_off_its_cpus",

@@ -132,7 +132,6 @@ pin0=$!
 taskset -c "$last_cpu" bash -c 'while :; do :; done' &
 pin1=$!
 sleep 0.5
-migrations() { awk '/^se.nr_migrations/ {print $3}' "/proc/$1/sched"; }
 mig0_before=$(migrations $pin0)
 mig1_before=$(migrations $pin1)
 

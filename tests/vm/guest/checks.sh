@@ -84,3 +84,7 @@ become_rt_driver() {
 # Descriptors and threads of process $1.
 fds_of() { ls "/proc/$1/fd" | wc -l; }
 threads_of() { awk '/^Threads:/ {print $2}' "/proc/$1/status"; }
+# Times the kernel moved task PID to another CPU.
+migrations() { awk '/^se.nr_migrations/ {print $3}' "/proc/$1/sched"; }
+# The scheduler's event counter NAME summed over a --stats log (one line a second).
+events_in() { grep -o "$2=[0-9]*" "$1" | awk -F= '{ s += $2 } END { print s + 0 }'; }

@@ -6,8 +6,12 @@
 #   restarts once, seamlessly, when CPU 3 comes online.
 # - Hotplug: under the stress recipe and a CPU hog per CPU, CPUs 3, 2 and 1
 #   go offline and come back, ten times (mlfq for the first half, then
-#   affinity with a group on CPUs 2-3, which go offline with the rest), then
-#   a "suspend": every CPU but 0 offline for 5 s. The scheduler stays
+#   affinity with a group on CPUs 2-3, which go offline with the rest), CPU 3
+#   alone five times more, then a "suspend": every CPU but 0 offline for 5 s.
+#   The group's threads are RCU readers (see rcu_reader()): one sent back to
+#   a CPU going offline that has pushed it off stalls RCU, the hotplug and
+#   then the scheduler (it did at the first step under affinity, 1 of 1
+#   boots, before the scheduler saw pushes). The scheduler stays
 #   attached without a restart, ctl answers after every step, the loader
 #   keeps as many threads and descriptors, and every hog gets CPU time
 #   between any two looks, about a second apart.
@@ -22,7 +26,7 @@ OUT=$2
 PROBE=$(dirname "$BIN")/llmos-probe
 SYS=/sys/kernel/sched_ext
 NCPU=$(nproc)
-CYCLES=10
+CYCLES=10 CPU3_CYCLES=5
 . "$(dirname "$0")/checks.sh"
 
 echo "guest: $(uname -r), $NCPU CPUs"
@@ -38,8 +42,19 @@ spin() {
   "${ext[@]}" "/dev/shm/spin/$1" -c 'while :; do :; done' &
   SPIN_PID=$!
 }
-# Sets CARRIED to the tasks the scheduler moved between queues so far.
-carried() { CARRIED=$(grep -o 'carried=[0-9]*' "$OUT/sched.log" | awk -F= '{ s += $2 } END { print s + 0 }'); }
+# A thread named $1 that keeps entering the kernel for a long RCU read
+# section: getpriority(PRIO_USER) walks every thread of the machine under
+# rcu_read_lock(). Preempted there, it holds up every RCU grace period until
+# it runs again, and a CPU going offline waits for one (sched_cpu_deactivate())
+# before ops.cpu_offline(). Sets SPIN_PID.
+rcu_reader() {
+  mkdir -p /dev/shm/spin
+  ln -sf "$(command -v python3)" "/dev/shm/spin/$1"
+  "${ext[@]}" "/dev/shm/spin/$1" -c 'import os
+while True: os.getpriority(os.PRIO_USER, 0)' &
+  SPIN_PID=$!
+}
+grp_migrations() { echo $(($(migrations "${grp[0]}") + $(migrations "${grp[1]}"))); }
 
 cat >"$OUT/llmos.toml" <<'EOF'
 [[group]]
@@ -93,13 +108,20 @@ t0=$SECONDS
 for ((cycle = 1; cycle <= CYCLES; cycle++)); do
   if ((cycle == CYCLES / 2 + 1)); then
     "$BIN" ctl policy affinity >/dev/null || fail switch_to_affinity "ctl failed"
-    spin grp-spin
+    rcu_reader grp-spin
     grp+=("$SPIN_PID")
-    spin grp-spin
+    rcu_reader grp-spin
     grp+=("$SPIN_PID")
+    sleep 1
+    grp_steps0=$steps grp_mig0=$(grp_migrations) pushed0=$(events_in "$OUT/sched.log" pushed)
   fi
   for cpu in 3 2 1; do set_online $cpu 0; done
   for cpu in 1 2 3; do set_online $cpu 1; done
+done
+# CPU 3 alone, as the group's readers are preempted on CPU 2.
+for ((i = 0; i < CPU3_CYCLES; i++)); do
+  set_online 3 0
+  set_online 3 1
 done
 cycles_secs=$((SECONDS - t0))
 # "Suspend": CPU 0 alone for 5 s, the affinity group's CPUs gone with the rest.
@@ -110,6 +132,8 @@ grp_ms=$((($(cpu_ns "${grp[0]}") + $(cpu_ns "${grp[1]}") - grp0) / 1000000))
 for cpu in 1 2 3; do set_online $cpu 1; done
 hotplug_secs=$((SECONDS - t0))
 sleep 1
+grp_steps=$((steps - grp_steps0)) grp_mig=$(($(grp_migrations) - grp_mig0))
+pushed=$(($(events_in "$OUT/sched.log" pushed) - pushed0))
 touch "$OUT/stop"
 wait $watcher
 read -r watched looks misses <"$OUT/progress.txt"
@@ -119,7 +143,9 @@ kill "${grp[@]}" "${hogs[@]}" $stress 2>/dev/null
 wait "${grp[@]}" "${hogs[@]}" $stress 2>/dev/null
 echo "  $CYCLES cycles in $cycles_secs s, with the suspend $hotplug_secs s"
 verdict hotplug_no_restart "$steps hotplug steps: ${lost:-state enabled and enable_seq $SEQ after each}" \
-  test -z "$lost" -a $steps = $((CYCLES * 6 + 6))
+  test -z "$lost" -a $steps = $((CYCLES * 6 + CPU3_CYCLES * 2 + 6))
+verdict hotplug_pushes_seen "the kernel pushed $pushed tasks off CPUs going offline in the $grp_steps steps under affinity (its 2 RCU readers moved $grp_mig times)" \
+  test "$pushed" -gt 0
 verdict hotplug_ctl_answers "ctl status after each of $steps steps: $ctl_failed failed" test $ctl_failed = 0
 verdict hotplug_loader_steady "loader descriptors $FDS -> $(fds_of $SCHED), threads $THREADS -> $(threads_of $SCHED)" \
   test -n "$FDS" -a "$(fds_of $SCHED)" = "$FDS" -a "$(threads_of $SCHED)" = "$THREADS"
@@ -134,15 +160,14 @@ STRAY_SECS=40
 "${ext[@]}" "$PROBE" --duration-s $((STRAY_SECS + 2)) --warmup-ms 0 --spinners "$NCPU" >"$OUT/probe-stray.txt" 2>&1 &
 probe=$!
 sleep 2
-carried
-before=$CARRIED
+before=$(events_in "$OUT/sched.log" carried)
 asked=$("$BIN" ctl inject-fault stray 2>&1)
 sleep $STRAY_SECS
-carried
+carried=$(($(events_in "$OUT/sched.log" carried) - before))
 wait $probe
 probe_status=$?
-verdict stray_found "$asked; tasks carried between queues since: $((CARRIED - before)); state $(state), enable_seq $SEQ -> $(cat $SYS/enable_seq) after $STRAY_SECS s without a switch" \
-  test $((CARRIED - before)) -gt 0 -a "$(state)" = enabled -a "$(cat $SYS/enable_seq)" = "$SEQ"
+verdict stray_found "$asked; tasks carried between queues since: $carried; state $(state), enable_seq $SEQ -> $(cat $SYS/enable_seq) after $STRAY_SECS s without a switch" \
+  test $carried -gt 0 -a "$(state)" = enabled -a "$(cat $SYS/enable_seq)" = "$SEQ"
 stalled=$(awk '$1 == "progress" { n = split($3, a, ","); for (i = 1; i <= n; i++) if (a[i] == 0) z++ } END { print z + 0 }' "$OUT/probe-stray.txt")
 verdict stray_every_thread_progresses "probe exit $probe_status, $stalled spinner-seconds without progress; $(grep latency_us "$OUT/probe-stray.txt")" \
   test $probe_status = 0 -a $stalled = 0

@@ -256,7 +256,7 @@ stress_status=$?
 verdict switch_stress_completed "stress-ng exit $stress_status" test $stress_status = 0
 sleep 1.5
 settled=$(grep -o 'switch=[0-9]*' "$OUT/sched.log" | awk -F= '{ s += $2 } END { print s + 0 }')
-carried=$(grep -o 'carried=[0-9]*' "$OUT/sched.log" | awk -F= '{ s += $2 } END { print s + 0 }')
+carried=$(events_in "$OUT/sched.log" carried)
 verdict switch_settled_in_bpf "BPF settled $settled switches (ctl made $switches + 2), carrying $carried queued tasks over" \
   test $settled -eq $((switches + 2))
 
