@@ -181,6 +181,16 @@ s32 BPF_STRUCT_OPS(llmos_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 }
 
 /*
+ * p->on_rq is an int in some kernels and a u8 in others: a plain read fails
+ * to load where it is signed (libbpf resizes no signed load); this one is
+ * relocated in size and sign.
+ */
+static u32 task_on_rq(const struct task_struct *task)
+{
+	return BPF_CORE_READ_BITFIELD(task, on_rq);
+}
+
+/*
  * Marks the CPU @p last ran on as draining if the kernel has just pushed @p
  * off it to @cpu (see draining_since): @p is being moved while queued (not
  * woken), from a CPU it may still use, so not for a cpumask change. (The
@@ -191,7 +201,7 @@ static void note_push(const struct task_struct *p, const struct task_ctx *tctx, 
 {
 	s32 from = tctx->counters.last_cpu;
 
-	if (p->on_rq != TASK_ON_RQ_MIGRATING || from < 0 || from == cpu ||
+	if (task_on_rq(p) != TASK_ON_RQ_MIGRATING || from < 0 || from == cpu ||
 	    !bpf_cpumask_test_cpu(from, p->cpus_ptr))
 		return;
 	stat_inc(LLMOS_STAT_PUSHED);
