@@ -430,7 +430,7 @@ fn kernel_complaints_skip_the_clocksource_watchdog() {
 [   40.000002] sched_ext: scx_llmos: runnable task stall (kworker/0:1[12] failed to run for 30.1s)
 [   41.000000] watchdog: BUG: soft lockup - CPU#1 stuck for 26s! [hog:99]
 [   42.000000] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:
-[   43.000000] INFO: task kworker/1:2:77 blocked for more than 120 seconds. hung task
+[   43.000000] INFO: task kworker/1:2:77 blocked for more than 120 seconds.
 [   44.000000] sched_ext: BPF scheduler \"scx_llmos\" enabled
 ";
     let checks = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vm/guest/checks.sh");

@@ -18,7 +18,7 @@ verdict() { # NAME DETAIL CONDITION...
 # fresh-clone run on 6.17, "tsc: Marking TSC unstable due to clocksource
 # watchdog" in CI on 6.16), which is the emulator's clock, not the scheduler.
 complaints_in() { # reads kernel log lines on stdin
-  grep -iE 'stall|lockup|hung task|watchdog|sched_ext.*error|runnable task' |
+  grep -iE 'stall|lockup|blocked for more than|watchdog|sched_ext.*error|runnable task' |
     grep -iv 'clocksource'
 }
 kernel_complaints() { dmesg | complaints_in; }
