@@ -97,9 +97,29 @@ watch_progress "${hogs[@]}" &
 watcher=$!
 sleep 1
 steps=0 ctl_failed=0 lost="" grp=()
+# A step the kernel has not finished in 60 s is hung (one takes 0.5-3 s):
+# the blocked tasks' stacks go to the console log and the boot ends here,
+# rather than at the VM's timeout with nothing said.
 set_online() { # CPU 0|1
-  echo "$2" >"/sys/devices/system/cpu/cpu$1/online" || fail "cpu$1_online_$2" "the kernel refused"
+  echo "$2" >"/sys/devices/system/cpu/cpu$1/online" &
+  local writer=$! tenths=0 started=$(now_ms)
+  while kill -0 $writer 2>/dev/null; do
+    if ((++tenths == 600)); then
+      echo 7 >/proc/sys/kernel/printk
+      echo w >/proc/sysrq-trigger
+      echo D >/proc/sysrq-trigger
+      sleep 2
+      dmesg >"$OUT/dmesg-hung.txt"
+      mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
+      cat /sys/kernel/debug/sched/debug >"$OUT/sched-debug-hung.txt"
+      fail "cpu$1_online_$2" "step $((steps + 1)) not done after 60 s: state $(state), $(dmesg | complaints_in | head -1); blocked tasks and the scheduler's dump in dmesg-hung.txt, runqueues in sched-debug-hung.txt"
+      exit 1
+    fi
+    sleep 0.1
+  done
+  wait $writer || fail "cpu$1_online_$2" "the kernel refused"
   steps=$((steps + 1))
+  echo "step $steps cpu$1 -> $2: $(($(now_ms) - started)) ms" >>"$OUT/steps.txt"
   "$BIN" ctl status >/dev/null 2>&1 || ctl_failed=$((ctl_failed + 1))
   [[ -n $lost || ($(state) == enabled && $(cat $SYS/enable_seq) == "$SEQ") ]] ||
     lost="step $steps (cpu$1 -> $2): state $(state), enable_seq $(cat $SYS/enable_seq)"
@@ -142,7 +162,8 @@ kill -0 $stress 2>/dev/null && stress_alive=yes
 kill "${grp[@]}" "${hogs[@]}" $stress 2>/dev/null
 wait "${grp[@]}" "${hogs[@]}" $stress 2>/dev/null
 echo "  $CYCLES cycles in $cycles_secs s, with the suspend $hotplug_secs s"
-verdict hotplug_no_restart "$steps hotplug steps: ${lost:-state enabled and enable_seq $SEQ after each}" \
+slowest=$(sort -t: -k2 -n "$OUT/steps.txt" | tail -1)
+verdict hotplug_no_restart "$steps hotplug steps (slowest: $slowest): ${lost:-state enabled and enable_seq $SEQ after each}" \
   test -z "$lost" -a $steps = $((CYCLES * 6 + CPU3_CYCLES * 2 + 6))
 verdict hotplug_pushes_seen "the kernel pushed $pushed tasks off CPUs going offline in the $grp_steps steps under affinity (its 2 RCU readers moved $grp_mig times)" \
   test "$pushed" -gt 0
