@@ -837,6 +837,7 @@ static void sweep_strays(u32 policy)
 static int tick(void *map, int *key, struct bpf_timer *timer)
 {
 	u64 word = policy_switch, now = bpf_ktime_get_ns();
+	const struct cpumask *online;
 	bool switched;
 	u32 cpu;
 
@@ -871,16 +872,29 @@ static int tick(void *map, int *key, struct bpf_timer *timer)
 			stat_inc(LLMOS_STAT_SWITCH);
 		}
 	}
-	/* A CPU's own queue also holds tasks that may run elsewhere (affinity). */
+	online = scx_bpf_get_online_cpumask();
 	bpf_for(cpu, 0, nr_cpu_ids) {
 		u64 held_since = cpu_held_since[cpu_idx(cpu)];
 		u64 draining = draining_since[cpu_idx(cpu)];
 
+		/* A CPU's own queue also holds tasks that may run elsewhere (affinity). */
 		if (held_since && now - held_since >= RT_HOLD_NS)
 			carry_over(cpu_dsq(cpu, switch_policy(word)), switch_policy(word));
 		if (draining && now - draining >= DRAIN_NS)
 			draining_since[cpu_idx(cpu)] = 0;
+		/*
+		 * After ops.cpu_offline() the kernel's hotplug thread waits on
+		 * that CPU for its runqueue to empty, and only a schedule there
+		 * wakes it (balance_push() in the idle task). Tasks of that CPU
+		 * still in shared queues leave it when another CPU takes them,
+		 * which reschedules nothing there: an idle CPU would keep the
+		 * thread waiting for ever (the hotplug hung on 6.16). Kick it
+		 * until the kernel has it offline.
+		 */
+		if (cpu_offline[cpu_idx(cpu)] && bpf_cpumask_test_cpu(cpu, online))
+			scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
 	}
+	scx_bpf_put_cpumask(online);
 	if (is_mlfq() && now - last_boost_at >= boost_interval_ns) {
 		mlfq_boost();
 		last_boost_at = now;
