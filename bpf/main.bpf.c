@@ -292,6 +292,21 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 	 * where it competes by rank and key with the LLC queue.
 	 */
 	if (is_pcpu_task(p)) {
+		/*
+		 * Its one CPU is another: its cpumask changed, and the kernel
+		 * could not move it there, that CPU having left the active
+		 * mask meanwhile. Only this runqueue holds it, and the kernel
+		 * moves it on once it runs here (at its next wakeup, or pushed
+		 * off if this CPU goes down too). In this CPU's own queue it
+		 * would wait for a dispatch that a CPU going down no longer
+		 * makes, and if it holds an RCU read section, the hotplug waits
+		 * for it: 15 such tasks waited 38 s in a 6.16 hotplug test.
+		 */
+		if (!bpf_cpumask_test_cpu(cpu, p->cpus_ptr)) {
+			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, task_slice(policy, tctx), enq_flags);
+			stat_inc(LLMOS_STAT_PINNED_DISPATCH);
+			return;
+		}
 		dsq = cpu_dsq(cpu, policy);
 		key = enter_queue(policy, p, tctx, scx_bpf_dsq_nr_queued(dsq), &slice);
 		stat_inc(LLMOS_STAT_PINNED_DISPATCH);
