@@ -102,17 +102,21 @@ steps=0 ctl_failed=0 lost="" grp=()
 # rather than at the VM's timeout with nothing said.
 set_online() { # CPU 0|1
   echo "$2" >"/sys/devices/system/cpu/cpu$1/online" &
-  local writer=$! tenths=0 started=$(now_ms)
+  local writer=$! deadline=$((SECONDS + 60)) started=$(now_ms)
   while kill -0 $writer 2>/dev/null; do
-    if ((++tenths == 600)); then
+    if ((SECONDS >= deadline)); then
       echo 7 >/proc/sys/kernel/printk
       echo w >/proc/sysrq-trigger
+      # sysrq-D's sched_ext dump goes to a trace event, not the kernel log.
+      mountpoint -q /sys/kernel/tracing || mount -t tracefs none /sys/kernel/tracing
+      echo 1 >/sys/kernel/tracing/events/sched_ext/sched_ext_dump/enable
       echo D >/proc/sysrq-trigger
       sleep 2
       dmesg >"$OUT/dmesg-hung.txt"
+      cat /sys/kernel/tracing/trace >"$OUT/scx-dump-hung.txt"
       mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
       cat /sys/kernel/debug/sched/debug >"$OUT/sched-debug-hung.txt"
-      fail "cpu$1_online_$2" "step $((steps + 1)) not done after 60 s: state $(state), $(dmesg | complaints_in | head -1); blocked tasks and the scheduler's dump in dmesg-hung.txt, runqueues in sched-debug-hung.txt"
+      fail "cpu$1_online_$2" "step $((steps + 1)) not done after 60 s: state $(state), $(dmesg | complaints_in | head -1); blocked tasks in dmesg-hung.txt, the scheduler's dump in scx-dump-hung.txt, runqueues in sched-debug-hung.txt"
       exit 1
     fi
     sleep 0.1
