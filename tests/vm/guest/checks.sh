@@ -43,30 +43,65 @@ wait_state() {
   done
   echo $(($(now_ms) - start))
 }
+# Sleeps $1 seconds without a fork. The real-time driver of hotplug.sh and
+# soak.sh (become_rt_driver()) polls with it: with one CPU online under TCG,
+# a fork of `sleep` every 100 ms at real-time priority took that CPU from
+# the hogs it watches. A 7.2 hotplug.sh with the host's 2 cores kept busy
+# by 2 other spinners: 26 looks without progress, each with the hog on
+# CPU 0 and CPUs 0 or 0-1 online; with nap(), 0 of 328 looks. (A CI run
+# had 57, where nothing recorded which.)
+nap() {
+  [[ -n ${NAP_FD-} ]] || exec {NAP_FD}<> <(:)
+  read -rt "$1" -u "$NAP_FD"
+}
 # Until $OUT/stop exists, checks about once a second that each task PID... has
 # had CPU time since the last look; then writes "SECONDS LOOKS MISSES" to
-# $OUT/progress.txt. Under TCG with hotplug a look took 1.1-1.9 s on average
-# (hotplug.sh: 109 in 125 s, 173 in ~200 s; soak.sh: 78 in 149 s, 345 in
-# 617 s): the callers need one per 4 s. Builtins only: it runs as the calling shell does (a
-# real-time one, in hotplug.sh and soak.sh), and forks would take CPUs from
-# the tasks it watches.
+# $OUT/progress.txt. Each miss is a line of $OUT/misses.txt: the clock
+# ($EPOCHREALTIME, as in hotplug.sh's steps.txt), the PID, its state and
+# last CPU (/proc/PID/stat), and the CPUs online. Under TCG with hotplug a
+# look took 1.1-1.9 s on average (hotplug.sh: 109 in 125 s, 173 in ~200 s;
+# soak.sh: 78 in 149 s, 345 in 617 s): the callers need one per 4 s.
+# Builtins only: it runs as the calling shell does (a real-time one, in
+# hotplug.sh and soak.sh), and forks would take CPUs from the tasks it
+# watches.
 watch_progress() {
-  local pids=("$@") last=() i f start=$SECONDS looks=0 misses=0 nap
-  exec {nap}<> <(:)
+  local pids=("$@") last=() i f st online start=$SECONDS looks=0 misses=0
   for i in "${!pids[@]}"; do
     read -ra f <"/proc/${pids[i]}/schedstat"
     last[i]=${f[0]}
   done
   until [[ -e $OUT/stop ]]; do
-    read -rt 1 -u $nap
+    nap 1
     looks=$((looks + 1))
     for i in "${!pids[@]}"; do
       read -ra f <"/proc/${pids[i]}/schedstat"
-      ((f[0] > last[i])) || misses=$((misses + 1))
+      if ((f[0] <= last[i])); then
+        misses=$((misses + 1))
+        read -r st </proc/${pids[i]}/stat
+        read -r online </sys/devices/system/cpu/online
+        st=(${st##*) })
+        echo "$EPOCHREALTIME pid ${pids[i]} state ${st[0]} cpu ${st[36]} online $online" >>"$OUT/misses.txt"
+      fi
       last[i]=${f[0]}
     done
   done
   echo "$((SECONDS - start)) $looks $misses" >"$OUT/progress.txt"
+}
+# Where watch_progress() saw misses, per task: how many, each one's state,
+# CPU and CPUs online, and with $1 (hotplug.sh's steps.txt) the steps under
+# way. Empty without a miss.
+misses_summary() {
+  [[ -s $OUT/misses.txt ]] || return 0
+  awk -v steps="${1-}" '
+    FILENAME == steps { split($0, a, "done at "); done[++n] = a[2]; next }
+    { s = 1; while (s <= n && done[s] < $1) s++
+      k = $3; c[k]++; if (!(k in first)) first[k] = s; last[k] = s
+      seen[k] = seen[k] " " $5 "@" $7 "/" $9 }
+    END { for (k in c) {
+      printf "; pid %s: %d", k, c[k]
+      if (n) printf " in steps %d-%d", first[k], last[k]
+      printf " (state@cpu/online:%s)", substr(seen[k], 1, 120) } }
+  ' ${1+"$1"} "$OUT/misses.txt"
 }
 # The driver of hotplug.sh and soak.sh: this shell becomes a real-time
 # thread, outside sched_ext, so that what is tested is the scheduler, not how

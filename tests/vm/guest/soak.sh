@@ -55,26 +55,29 @@ switcher=$!
     for step in 3:0 2:0 1:0 1:1 2:1 3:1; do
       echo "${step#*:}" >"/sys/devices/system/cpu/cpu${step%:*}/online" || refused=$((refused + 1))
       steps=$((steps + 1))
-      sleep 2
+      nap 2
     done
   done
   echo "$steps $refused" >"$OUT/hotplug.txt"
 ) &
 hotplugger=$!
-# `threads` every second, and the loader's size every 10 s.
+# `threads` every second, as a user's would run, and the loader's size every
+# 10 s; the polls do not fork (see nap()).
 reads=0 read_failed=0 max_kb=$KB max_fds=$FDS lost=""
 t0=$SECONDS
 while ((SECONDS - t0 < SOAK_SECS)); do
-  sleep 1
-  "$BIN" threads >/dev/null 2>&1 || read_failed=$((read_failed + 1))
+  nap 1
+  "${ext[@]}" "$BIN" threads >/dev/null 2>&1 || read_failed=$((read_failed + 1))
   reads=$((reads + 1))
   if ((reads % 10 == 0)); then
     kb=$(loader_kb) fds=$(fds_of $SCHED)
     ((kb > max_kb)) && max_kb=$kb
     ((fds > max_fds)) && max_fds=$fds
   fi
-  [[ -n $lost || ($(state) == enabled && $(cat $SYS/enable_seq) == "$SEQ") ]] ||
-    lost="at $((SECONDS - t0)) s: state $(state), enable_seq $(cat $SYS/enable_seq)"
+  read -r st <$SYS/state
+  read -r seq <$SYS/enable_seq
+  [[ -n $lost || ($st == enabled && $seq == "$SEQ") ]] ||
+    lost="at $((SECONDS - t0)) s: state $st, enable_seq $seq"
 done
 wait $switcher
 read -r switches switch_failed _ <"$OUT/switches.txt"
@@ -99,7 +102,7 @@ verdict soak_switches "$switches switches ok, $switch_failed failed" \
   test "$switches" -ge $((SOAK_SECS / 2)) -a "$switch_failed" = 0
 verdict soak_hotplug "$steps hotplug steps, $refused refused" test "$steps" -ge 6 -a "$refused" = 0
 verdict soak_threads_reads "$reads reads of threads, $read_failed failed" test "$reads" -ge 5 -a "$read_failed" = 0
-verdict soak_every_hog_progresses "$NCPU hogs watched for $watched s, $looks looks (need one per 4 s): $misses times one had no CPU time since the last; stress-ng still running: $stress_alive" \
+verdict soak_every_hog_progresses "$NCPU hogs watched for $watched s, $looks looks (need one per 4 s): $misses times one had no CPU time since the last$(misses_summary); stress-ng still running: $stress_alive" \
   test "$watched" -ge "$SOAK_SECS" -a $((looks * 4)) -ge "$watched" -a "$misses" = 0 -a $stress_alive = yes
 # RSS: the loader allocates per request and per threads read; 1 MB of growth
 # over the run would be a leak of about 100 bytes per request. A descriptor
