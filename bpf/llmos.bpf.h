@@ -154,23 +154,47 @@ static bool in_topology(s32 cpu)
  * at a time, under the kernel's hotplug lock.)
  */
 static bool cpu_offline[LLMOS_MAX_CPUS];
-static u32 online_in_llc[LLMOS_MAX_LLCS];
-/* The same as a cpumask, to pick an online CPU without a loop (home_llc()). */
+/*
+ * The CPUs is_online() says yes to, to pick one without a loop (home_llc()).
+ * The tick brings it up to date with draining_since.
+ */
 private(LLMOS) struct bpf_cpumask __kptr *online_cpus;
 
 /*
- * A CPU going offline leaves the kernel's active mask, and the kernel pushes
- * every task it runs there to another CPU, an RCU grace period before
- * ops.cpu_offline(). Meanwhile it is still picked as idle and still pulls
- * tasks from queues, and each task it takes is pushed off before it runs:
- * sent straight back (its group's CPU queue, the idle CPU, a steal), it never
- * runs at all. If it was preempted inside an RCU read section, the grace
- * period waits for it, ops.cpu_offline() never comes, and the RCU stall
- * ends with the watchdog. ops.enqueue() recognises a push (see
- * note_push()) and marks the CPU draining: it counts as offline for
- * placement and steals nothing until ops.cpu_offline(), or DRAIN_NS.
+ * A CPU going offline leaves the kernel's active mask an RCU grace period
+ * before ops.cpu_offline(), and from then on it serves no queue: the kernel
+ * moves no task to it from another CPU (is_cpu_allowed()), pushes off any
+ * task it starts, and on 6.16 no longer asks its ops.dispatch() for work.
+ * Tasks left there wait, and if one was preempted inside an RCU read
+ * section, the grace period waits for it, ops.cpu_offline() never comes,
+ * and the RCU stall ejects the scheduler (6.16: 5 tasks in the queue of an
+ * LLC whose other CPU was offline, 32 s; 7.2 with the host's cores busy: two
+ * RCU readers on CPU 2 queued on CPU 3's own queue by the affinity policy,
+ * 21 s). Such a CPU is draining: it counts as offline for placement,
+ * steals nothing, and its queues are swept to CPUs that serve them. The tick
+ * reads the active mask (cpu_active()); ops.enqueue() also recognises a push
+ * at once (note_push()), and where the mask cannot be read a CPU drains for
+ * DRAIN_NS after its last push.
  */
 static u64 draining_since[LLMOS_MAX_CPUS];
+
+/*
+ * The kernel's cpu_active_mask. Its BTF has no global variables, so it is
+ * untyped, found in kallsyms; a kernel without CONFIG_KALLSYMS_ALL leaves it
+ * unresolved (weak), and only pushes tell a CPU is going down.
+ */
+extern const void __cpu_active_mask __ksym __weak;
+
+/* 1 if @cpu is in the kernel's active mask, 0 if not, -1 if that is unknown. */
+static int cpu_active(s32 cpu)
+{
+	const void *mask = &__cpu_active_mask;
+	u64 word;
+
+	if (!mask || bpf_probe_read_kernel(&word, sizeof(word), mask + cpu / 64 * sizeof(word)))
+		return -1;
+	return (word >> (cpu % 64)) & 1;
+}
 
 static bool is_online(s32 cpu)
 {
@@ -179,24 +203,32 @@ static bool is_online(s32 cpu)
 	return !cpu_offline[idx] && !draining_since[idx];
 }
 
-/* From ops.cpu_online() and ops.cpu_offline(). */
-static void mark_online(s32 cpu, bool online)
+/*
+ * Sets @cpu's bit in online_cpus to is_online(@cpu). The tick timer, unlike
+ * an ops callback, holds no RCU read lock, without which kernels before 6.18
+ * do not trust the mask (see carry_over()).
+ */
+static void sync_online_cpus(s32 cpu)
 {
-	u32 idx = cpu_idx(cpu), llc = llc_idx(llc_of(cpu));
-	struct bpf_cpumask *mask = online_cpus;
+	struct bpf_cpumask *mask;
 
-	draining_since[idx] = 0;
-	if (cpu_offline[idx] == !online)
-		return;
-	cpu_offline[idx] = !online;
-	if (online)
-		online_in_llc[llc]++;
-	else if (online_in_llc[llc])
-		online_in_llc[llc]--;
-	if (mask && online)
+	bpf_rcu_read_lock();
+	mask = online_cpus;
+	if (mask && is_online(cpu))
 		bpf_cpumask_set_cpu(cpu, mask);
 	else if (mask)
 		bpf_cpumask_clear_cpu(cpu, mask);
+	bpf_rcu_read_unlock();
+}
+
+/* From ops.cpu_online() and ops.cpu_offline(). */
+static void mark_online(s32 cpu, bool online)
+{
+	u32 idx = cpu_idx(cpu);
+
+	draining_since[idx] = 0;
+	cpu_offline[idx] = !online;
+	sync_online_cpus(cpu);
 }
 
 /*

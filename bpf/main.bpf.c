@@ -57,9 +57,10 @@ char _license[] SEC("license") = "GPL";
 #define SWEEP_NS 1000000000ULL /* 1 s */
 
 /*
- * How long a CPU that pushed a task off counts as draining without an
- * ops.cpu_offline() (see draining_since): a hotplug rolled back. If the
- * CPU is still going down, its next push marks it again.
+ * Where the active mask cannot be read (see cpu_active()), how long a CPU
+ * that pushed a task off counts as draining without an ops.cpu_offline():
+ * a hotplug rolled back. If the CPU is still going down, its next push
+ * marks it again.
  */
 #define DRAIN_NS 1000000000ULL /* 1 s */
 
@@ -73,6 +74,9 @@ static u64 last_boost_at;
 
 /* When the tick next runs sweep_strays(); 0: at once. */
 static u64 next_sweep_at;
+
+/* Whether an LLC has a CPU that serves its queue (is_online()), for sweep_strays(). */
+static bool llc_served[LLMOS_MAX_LLCS];
 
 struct tick_timer {
 	struct bpf_timer timer;
@@ -829,7 +833,7 @@ __noinline int carry_over(u64 dsq, u32 policy)
 /*
  * Moves every task queued where no CPU serves it, under @policy, to the
  * queue @policy gives it: tasks in another policy's queues, and in the
- * queues of an offline CPU or of an LLC whose CPUs are all offline. A switch
+ * queues of a CPU that is offline or draining, or of an LLC with no other. A switch
  * leaves such strays when an ops.enqueue() that read the old policy inserts
  * after the switch's sweep passed its queue; a CPU going offline leaves its own.
  */
@@ -837,13 +841,19 @@ static void sweep_strays(u32 policy)
 {
 	u32 other, i;
 
+	bpf_for(i, 0, nr_llcs)
+		llc_served[llc_idx(i)] = false;
+	bpf_for(i, 0, nr_cpu_ids) {
+		if (is_online(i))
+			llc_served[llc_idx(llc_of(i))] = true;
+	}
 	bpf_for(other, 0, LLMOS_NR_POLICIES) {
 		bpf_for(i, 0, nr_cpu_ids) {
 			if (other != policy || !is_online(i))
 				carry_over(cpu_dsq(i, other), policy);
 		}
 		bpf_for(i, 0, nr_llcs) {
-			if (other != policy || !online_in_llc[llc_idx(i)])
+			if (other != policy || !llc_served[llc_idx(i)])
 				carry_over(llc_dsq(i, other), policy);
 		}
 	}
@@ -870,6 +880,43 @@ static int tick(void *map, int *key, struct bpf_timer *timer)
 			     "restart asked for by `scx_llmos ctl inject-fault restart`");
 		return 0;
 	}
+	online = scx_bpf_get_online_cpumask();
+	bpf_for(cpu, 0, nr_cpu_ids) {
+		u64 held_since = cpu_held_since[cpu_idx(cpu)];
+		u64 draining = draining_since[cpu_idx(cpu)];
+
+		/* A CPU's own queue also holds tasks that may run elsewhere (affinity). */
+		if (held_since && now - held_since >= RT_HOLD_NS)
+			carry_over(cpu_dsq(cpu, switch_policy(word)), switch_policy(word));
+		/* Draining while out of the active mask (see draining_since). */
+		switch (cpu_offline[cpu_idx(cpu)] ? 1 : cpu_active(cpu)) {
+		case 0:
+			if (!draining) {
+				draining_since[cpu_idx(cpu)] = now | 1;
+				next_sweep_at = 0;
+			}
+			break;
+		case 1:
+			draining_since[cpu_idx(cpu)] = 0;
+			break;
+		default:
+			if (draining && now - draining >= DRAIN_NS)
+				draining_since[cpu_idx(cpu)] = 0;
+		}
+		sync_online_cpus(cpu);
+		/*
+		 * After ops.cpu_offline() the kernel's hotplug thread waits on
+		 * that CPU for its runqueue to empty, and only a schedule there
+		 * wakes it (balance_push() in the idle task). Tasks of that CPU
+		 * still in shared queues leave it when another CPU takes them,
+		 * which reschedules nothing there: an idle CPU would keep the
+		 * thread waiting for ever (the hotplug hung on 6.16). Kick it
+		 * until the kernel has it offline.
+		 */
+		if (cpu_offline[cpu_idx(cpu)] && bpf_cpumask_test_cpu(cpu, online))
+			scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+	}
+	scx_bpf_put_cpumask(online);
 	/*
 	 * A switch is complete once every task queued under another policy is
 	 * in the new one's queues; a switch to mlfq starts every task on the
@@ -887,29 +934,6 @@ static int tick(void *map, int *key, struct bpf_timer *timer)
 			stat_inc(LLMOS_STAT_SWITCH);
 		}
 	}
-	online = scx_bpf_get_online_cpumask();
-	bpf_for(cpu, 0, nr_cpu_ids) {
-		u64 held_since = cpu_held_since[cpu_idx(cpu)];
-		u64 draining = draining_since[cpu_idx(cpu)];
-
-		/* A CPU's own queue also holds tasks that may run elsewhere (affinity). */
-		if (held_since && now - held_since >= RT_HOLD_NS)
-			carry_over(cpu_dsq(cpu, switch_policy(word)), switch_policy(word));
-		if (draining && now - draining >= DRAIN_NS)
-			draining_since[cpu_idx(cpu)] = 0;
-		/*
-		 * After ops.cpu_offline() the kernel's hotplug thread waits on
-		 * that CPU for its runqueue to empty, and only a schedule there
-		 * wakes it (balance_push() in the idle task). Tasks of that CPU
-		 * still in shared queues leave it when another CPU takes them,
-		 * which reschedules nothing there: an idle CPU would keep the
-		 * thread waiting for ever (the hotplug hung on 6.16). Kick it
-		 * until the kernel has it offline.
-		 */
-		if (cpu_offline[cpu_idx(cpu)] && bpf_cpumask_test_cpu(cpu, online))
-			scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
-	}
-	scx_bpf_put_cpumask(online);
 	if (is_mlfq() && now - last_boost_at >= boost_interval_ns) {
 		mlfq_boost();
 		last_boost_at = now;
@@ -965,10 +989,8 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(llmos_init)
 		return -ENOMEM;
 	bpf_for(cpu, 0, nr_cpu_ids) {
 		cpu_offline[cpu_idx(cpu)] = !in_topology(cpu);
-		if (in_topology(cpu)) {
-			online_in_llc[llc_idx(llc_of(cpu))]++;
+		if (in_topology(cpu))
 			bpf_cpumask_set_cpu(cpu, online);
-		}
 	}
 	online = bpf_kptr_xchg(&online_cpus, online);
 	if (online)
