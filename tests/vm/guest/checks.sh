@@ -55,8 +55,9 @@ nap() {
   read -rt "$1" -u "$NAP_FD"
 }
 # Until $OUT/stop exists, checks about once a second that each task PID... has
-# had CPU time since the last look; then writes "SECONDS LOOKS MISSES" to
-# $OUT/progress.txt. Each miss is a line of $OUT/misses.txt: the clock
+# had CPU time since the last look; then writes "SECONDS LOOKS MISSES
+# LONGEST" to $OUT/progress.txt, LONGEST being the most looks in a row that
+# one task missed. Each miss is a line of $OUT/misses.txt: the clock
 # ($EPOCHREALTIME, as in hotplug.sh's steps.txt), the PID, its state and
 # last CPU (/proc/PID/stat), and the CPUs online. Under TCG with hotplug a
 # look took 1.1-1.9 s on average (hotplug.sh: 109 in 125 s, 173 in ~200 s;
@@ -65,17 +66,19 @@ nap() {
 # hotplug.sh and soak.sh), and forks would take CPUs from the tasks it
 # watches.
 watch_progress() {
-  local pids=("$@") last=() i f st online start=$SECONDS looks=0 misses=0
+  local pids=("$@") last=() run=() i f st online start=$SECONDS looks=0 misses=0 longest=0
   for i in "${!pids[@]}"; do
     read -ra f <"/proc/${pids[i]}/schedstat"
-    last[i]=${f[0]}
+    last[i]=${f[0]} run[i]=0
   done
   until [[ -e $OUT/stop ]]; do
     nap 1
     looks=$((looks + 1))
     for i in "${!pids[@]}"; do
       read -ra f <"/proc/${pids[i]}/schedstat"
-      if ((f[0] <= last[i])); then
+      run[i]=$((f[0] > last[i] ? 0 : run[i] + 1))
+      ((run[i] > longest)) && longest=${run[i]}
+      if ((run[i])); then
         misses=$((misses + 1))
         read -r st </proc/${pids[i]}/stat
         read -r online </sys/devices/system/cpu/online
@@ -85,7 +88,7 @@ watch_progress() {
       last[i]=${f[0]}
     done
   done
-  echo "$((SECONDS - start)) $looks $misses" >"$OUT/progress.txt"
+  echo "$((SECONDS - start)) $looks $misses $longest" >"$OUT/progress.txt"
 }
 # Where watch_progress() saw misses, per task: how many, each one's state,
 # CPU and CPUs online, and with $1 (hotplug.sh's steps.txt) the steps under

@@ -164,7 +164,7 @@ grp_steps=$((steps - grp_steps0)) grp_mig=$(($(grp_migrations) - grp_mig0))
 pushed=$(($(events_in "$OUT/sched.log" pushed) - pushed0))
 touch "$OUT/stop"
 wait $watcher
-read -r watched looks misses <"$OUT/progress.txt"
+read -r watched looks misses longest <"$OUT/progress.txt"
 stress_alive=no
 kill -0 $stress 2>/dev/null && stress_alive=yes
 kill "${grp[@]}" "${hogs[@]}" $stress 2>/dev/null
@@ -180,8 +180,13 @@ verdict hotplug_loader_steady "loader descriptors $FDS -> $(fds_of $SCHED), thre
   test -n "$FDS" -a "$(fds_of $SCHED)" = "$FDS" -a "$(threads_of $SCHED)" = "$THREADS"
 verdict hotplug_group_runs_off_its_cpus "2 grp-spin (group CPUs 2-3) got $grp_ms ms of CPU 0 in the 5 s suspend (need > 0)" \
   test "$grp_ms" -gt 0
-verdict hotplug_every_thread_progresses "$NCPU hogs watched for $watched s, $looks looks (need one per 4 s): $misses times one had no CPU time since the last$(misses_summary "$OUT/steps.txt"); stress-ng still running: $stress_alive" \
-  test "$watched" -ge "$hotplug_secs" -a $((looks * 4)) -ge "$watched" -a "$misses" = 0 -a $stress_alive = yes
+# While CPU 0 alone serves the 18 tasks during a step, a hog may miss one
+# look, about a second: 0 or 1 such looks per boot (7.2: 0 of 321, 332, 338,
+# 407 and 332 with the host's cores busy, 1 of 354 and 307; 6.16: 1 of 329),
+# never two in a row. Two in a row is a task left where no CPU serves it: a
+# stranded one missed 60 of 126 looks on 6.16 until the watchdog fired.
+verdict hotplug_every_thread_progresses "$NCPU hogs watched for $watched s, $looks looks (need one per 4 s): $misses times one had no CPU time since the last, at most $longest in a row (need < 2)$(misses_summary "$OUT/steps.txt"); stress-ng still running: $stress_alive" \
+  test "$watched" -ge "$hotplug_secs" -a $((looks * 4)) -ge "$watched" -a "$longest" -lt 2 -a $stress_alive = yes
 
 # --- A stray after a switch -----------------------------------------------------
 "$BIN" ctl policy vtime >/dev/null || fail switch_to_vtime "ctl failed"
