@@ -187,21 +187,30 @@ fn metric(output: &str, name: &str) -> Option<String> {
     })
 }
 
+/// A boot of each kernel of @kernels, or of the running kernel (None) when
+/// there is no matrix.
+fn boots(kernels: &[PathBuf]) -> Vec<Option<&Path>> {
+    if kernels.is_empty() {
+        vec![None]
+    } else {
+        kernels.iter().map(|k| Some(k.as_path())).collect()
+    }
+}
+
+fn boot_name(kernel: Option<&Path>) -> String {
+    kernel.map_or_else(|| "running kernel".to_string(), release)
+}
+
 /// The portability test: tests/vm/guest/basic.sh in one boot of each kernel
 /// of the matrix. Every kernel runs even when an earlier one fails, so one
 /// report names every kernel that does not pass.
 #[test]
 fn vm_portability_on_every_kernel() {
     let kernels = kernels();
-    let runs: Vec<Option<&Path>> = if kernels.is_empty() {
-        vec![None]
-    } else {
-        kernels.iter().map(|k| Some(k.as_path())).collect()
-    };
     let mut summary = Vec::new();
     let mut failed = Vec::new();
-    for kernel in runs {
-        let name = kernel.map_or_else(|| "running kernel".to_string(), release);
+    for kernel in boots(&kernels) {
+        let name = boot_name(kernel);
         let out = out_dir(&format!("vm-basic-{name}"));
         let mut vm_env = vec![("VM_CPUS", "2")];
         if let Some(kernel) = kernel {
@@ -339,35 +348,56 @@ fn vm_topology_two_numa_nodes() {
     );
 }
 
-/// What a machine does to a running scheduler, in one boot of the 2-LLC
-/// shape (tests/vm/guest/hotplug.sh): a start with a CPU offline, which
+/// What a machine does to a running scheduler, in a boot of the 2-LLC shape
+/// (tests/vm/guest/hotplug.sh) on each of the oldest and the newest kernel
+/// of the matrix, whose hotplug paths differ (6.16 asks a CPU that has left
+/// the active mask for no dispatch): a start with a CPU offline, which
 /// restarts once when it comes online; ten cycles of CPUs 3, 2 and 1 going
 /// offline and back, five of CPU 3 alone with RCU readers in its affinity
-/// group, and a "suspend" to CPU 0, under stress, without a restart; then a task stranded in another policy's queue after a switch,
-/// found with no further switch. Single-threaded TCG, as every 2-LLC boot.
+/// group, and a "suspend" to CPU 0, under stress, without a restart; then a
+/// task stranded in another policy's queue after a switch, found with no
+/// further switch. Single-threaded TCG, as every 2-LLC boot.
 #[test]
 fn vm_hotplug_and_strays() {
-    run_guest_checks(
-        "tests/vm/guest/hotplug.sh",
-        "vm-hotplug",
-        &[("VM_CPUS", "4"), TWO_LLCS],
-        &[],
-        &[
-            "attach_with_cpu_offline",
-            "cpu_online_restarts_once",
-            "hotplug_no_restart",
-            "hotplug_pushes_seen",
-            "hotplug_ctl_answers",
-            "hotplug_loader_steady",
-            "hotplug_group_runs_off_its_cpus",
-            "hotplug_every_thread_progresses",
-            "stray_found",
-            "stray_every_thread_progresses",
-            "detached",
-            "no_stall",
-        ],
+    let kernels = kernels();
+    let ends: Vec<PathBuf> = match (kernels.first(), kernels.last()) {
+        (Some(oldest), Some(newest)) if oldest != newest => vec![oldest.clone(), newest.clone()],
+        _ => kernels,
+    };
+    let mut failed = Vec::new();
+    for kernel in boots(&ends) {
+        let name = boot_name(kernel);
+        let mut vm_env = vec![("VM_CPUS", "4"), TWO_LLCS];
+        if let Some(kernel) = kernel {
+            vm_env.push(("SCX_LLMOS_KERNEL", kernel.to_str().unwrap()));
+        }
+        let out = out_dir(&format!("vm-hotplug-{name}"));
+        let (success, output) = run_in_vm("tests/vm/guest/hotplug.sh", &out, &vm_env, &[]);
+        let problems = guest_problems(success, &output, HOTPLUG_CHECKS);
+        failed.extend(problems.into_iter().map(|p| format!("{name}: {p}")));
+    }
+    assert!(
+        failed.is_empty(),
+        "VM checks failed:\n{}",
+        failed.join("\n")
     );
 }
+
+/// What tests/vm/guest/hotplug.sh must report as passed.
+const HOTPLUG_CHECKS: &[&str] = &[
+    "attach_with_cpu_offline",
+    "cpu_online_restarts_once",
+    "hotplug_no_restart",
+    "hotplug_pushes_seen",
+    "hotplug_ctl_answers",
+    "hotplug_loader_steady",
+    "hotplug_group_runs_off_its_cpus",
+    "hotplug_every_thread_progresses",
+    "stray_found",
+    "stray_every_thread_progresses",
+    "detached",
+    "no_stall",
+];
 
 /// Everything at once for two minutes (tests/vm/guest/soak.sh, whose
 /// 10-minute runs are in bench/SOAK.md): the stress recipe, a fork/exit
