@@ -603,13 +603,24 @@ void BPF_STRUCT_OPS(llmos_dispatch, s32 cpu, struct task_struct *prev)
  * the RT task's usual microseconds; the tick carries them off if it holds
  * the CPU longer (see RT_HOLD_NS). The stopper (migration/N) holds a CPU
  * only to move a task: nothing to hand back for it.
+ *
+ * Nor for a per-CPU kthread, which runs for as short a time (the tick
+ * carries our own queue off if it holds the CPU longer). One of them is the
+ * hotplug thread taking its CPU down, and from 7.1 a re-enqueue is deferred
+ * to the runqueue's next balance, which that CPU may never reach: the
+ * kernel frees the scheduler with the request still on the runqueue's list
+ * (WARN in scx_sched_free_rcu_work()), and the next attach corrupts the
+ * list and the kernel dies (7.2, 2 CPUs, CPU 1 offline and back 3 times
+ * under 2 hogs, detach, attach: 2 of 2 boots; without this re-enqueue, 0
+ * of 2).
  */
 void BPF_STRUCT_OPS(llmos_cpu_release, s32 cpu, struct scx_cpu_release_args *args)
 {
 	if (args->reason == SCX_CPU_PREEMPT_STOP)
 		return;
 	cpu_held_since[cpu_idx(cpu)] = bpf_ktime_get_ns() | 1;
-	scx_bpf_reenqueue_local();
+	if (!is_pcpu_kthread(args->task))
+		scx_bpf_reenqueue_local();
 }
 
 void BPF_STRUCT_OPS(llmos_cpu_acquire, s32 cpu, struct scx_cpu_acquire_args *args)

@@ -461,6 +461,8 @@ fn kernel_complaints_skip_the_clocksource_watchdog() {
 [   41.000000] watchdog: BUG: soft lockup - CPU#1 stuck for 26s! [hog:99]
 [   42.000000] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:
 [   43.000000] INFO: task kworker/1:2:77 blocked for more than 120 seconds.
+[   43.500000] WARNING: kernel/sched/ext/ext.c:5211 at scx_sched_free_rcu_work+0x3c3/0x480, CPU#0: kworker/u8:1/29
+[   43.600000] list_del corruption, ff93d983bfd00838->next is NULL
 [   44.000000] sched_ext: BPF scheduler \"scx_llmos\" enabled
 ";
     let checks = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vm/guest/checks.sh");
@@ -479,7 +481,7 @@ fn kernel_complaints_skip_the_clocksource_watchdog() {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     let found: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
-    let expected: Vec<&str> = log.lines().skip(2).take(5).collect();
+    let expected: Vec<&str> = log.lines().skip(2).take(7).collect();
     assert_eq!(found, expected);
 }
 

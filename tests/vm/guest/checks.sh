@@ -13,12 +13,12 @@ verdict() { # NAME DETAIL CONDITION...
 }
 # The kernel's complaints that fail a boot: sched_ext errors and its
 # watchdog ("runnable task stall"), RCU stalls, soft and hard lockups, hung
-# tasks. Not the clocksource watchdog: under TCG it marks the TSC unstable
+# tasks, a WARN in sched_ext's code and list corruption. Not the clocksource watchdog: under TCG it marks the TSC unstable
 # when the host is slow ("clocksource: timekeeping watchdog on CPU1: ..." in a
 # fresh-clone run on 6.17, "tsc: Marking TSC unstable due to clocksource
 # watchdog" in CI on 6.16), which is the emulator's clock, not the scheduler.
 complaints_in() { # reads kernel log lines on stdin
-  grep -iE 'stall|lockup|blocked for more than|watchdog|sched_ext.*error|runnable task' |
+  grep -iE 'stall|lockup|blocked for more than|watchdog|sched_ext.*error|runnable task|WARNING:.*sched/ext|list_(add|del) corruption' |
     grep -iv 'clocksource'
 }
 kernel_complaints() { dmesg | complaints_in; }
