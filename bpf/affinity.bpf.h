@@ -138,7 +138,7 @@ static bool affinity_queue_on_cpu(struct task_struct *p, struct task_ctx *tctx, 
 		return false;
 	key = enter_queue(LLMOS_POLICY_AFFINITY, p, tctx, queued, &slice);
 	scx_bpf_dsq_insert_vtime(p, dsq, slice, key, enq_flags);
-	scx_bpf_kick_cpu(target, SCX_KICK_IDLE);
+	kick_cpu(target, SCX_KICK_IDLE);
 	stat_inc(LLMOS_STAT_CPU_QUEUE);
 	return true;
 }

@@ -196,6 +196,30 @@ static int cpu_active(s32 cpu)
 	return (word >> (cpu % 64)) & 1;
 }
 
+/*
+ * scx_bpf_kick_cpu() queues an irq_work on the calling CPU, whose interrupt
+ * runs it. A CPU going offline takes no more interrupts once the kernel has
+ * dropped it from the online mask (x86 soft-disables its local APIC) and has
+ * run its last irq_works (smpcfd_dying_cpu()), yet it still runs our
+ * callbacks: its stopper's completion wakes the hotplug thread from there.
+ * A kick queued then never runs and stays on that CPU's irq_work list, and
+ * when the CPU comes back no irq_work queued behind it raises an interrupt:
+ * the next detach spins for ever in bpf_scx_unreg(), waiting for its disable
+ * work (7.2, 2 CPUs, CPU 1 offline and back 3 times under 2 hogs, then
+ * detach and attach: the guest hung at a detach in 2 of 2 boots, CPU 1's
+ * list holding its kick, then the disable work). Such a CPU runs nothing of
+ * ours again; the kernel reschedules an idle CPU it enqueues a task on.
+ */
+static void kick_cpu(s32 cpu, u64 flags)
+{
+	const struct cpumask *online = scx_bpf_get_online_cpumask();
+	bool here_online = bpf_cpumask_test_cpu(bpf_get_smp_processor_id(), online);
+
+	scx_bpf_put_cpumask(online);
+	if (here_online)
+		scx_bpf_kick_cpu(cpu, flags);
+}
+
 static bool is_online(s32 cpu)
 {
 	u32 idx = cpu_idx(cpu);

@@ -136,7 +136,7 @@ static void preempt_for(struct task_struct *p, u32 llc, u32 rank, u64 key)
 		}
 	}
 	if (victim >= 0) {
-		scx_bpf_kick_cpu(victim, SCX_KICK_PREEMPT);
+		kick_cpu(victim, SCX_KICK_PREEMPT);
 		stat_inc(LLMOS_STAT_PREEMPT);
 	}
 }
@@ -260,7 +260,7 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 		if (target >= 0 && target != cpu && is_online(target) && !is_cpu_held(target)) {
 			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | target, level_slice(0),
 					   enq_flags | SCX_ENQ_PREEMPT);
-			scx_bpf_kick_cpu(target, SCX_KICK_PREEMPT);
+			kick_cpu(target, SCX_KICK_PREEMPT);
 			return;
 		}
 	}
@@ -283,7 +283,7 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 			idle = pick_idle_in_group(p, tctx->group, cpu);
 		if (idle >= 0) {
 			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | idle, slice, enq_flags);
-			scx_bpf_kick_cpu(idle, SCX_KICK_IDLE);
+			kick_cpu(idle, SCX_KICK_IDLE);
 			stat_inc(LLMOS_STAT_IDLE_DISPATCH);
 		} else {
 			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice, enq_flags);
@@ -350,13 +350,13 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 		 * the task would only be pushed back. The kick makes it idle again.
 		 */
 		if (idle >= 0 && !is_online(idle)) {
-			scx_bpf_kick_cpu(idle, SCX_KICK_IDLE);
+			kick_cpu(idle, SCX_KICK_IDLE);
 			idle = -1;
 		}
 		if (idle >= 0) {
 			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | idle, task_slice(policy, tctx),
 					   enq_flags);
-			scx_bpf_kick_cpu(idle, SCX_KICK_IDLE);
+			kick_cpu(idle, SCX_KICK_IDLE);
 			stat_inc(LLMOS_STAT_IDLE_DISPATCH);
 			return;
 		}
@@ -925,7 +925,7 @@ static int tick(void *map, int *key, struct bpf_timer *timer)
 		 * until the kernel has it offline.
 		 */
 		if (cpu_offline[cpu_idx(cpu)] && bpf_cpumask_test_cpu(cpu, online))
-			scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+			kick_cpu(cpu, SCX_KICK_IDLE);
 	}
 	scx_bpf_put_cpumask(online);
 	/*

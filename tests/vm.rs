@@ -40,6 +40,7 @@ const BASIC_CHECKS: &[&str] = &[
     "pinned_cpu1_stays",
     "ctl_every_policy",
     "threads_lists_rows",
+    "hotplug_no_restart",
     "stats_reported",
     "mlfq_counters",
     "sigint_detaches",

@@ -3,6 +3,7 @@
 # since the script started (where a slow run spent its time); tests/vm.rs
 # reads those lines.
 failures=0
+SYS=/sys/kernel/sched_ext
 
 ok() { echo "ok $1: $2 [at ${SECONDS} s]"; }
 fail() { echo "FAIL $1: $2 [at ${SECONDS} s]"; failures=$((failures + 1)); }
@@ -32,7 +33,7 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
 # The CPU time a task has had, in ns (schedstat).
 cpu_ns() { awk '{print $1}' "/proc/$1/schedstat"; }
 # sched_ext's state: enabled, disabled, ...
-state() { cat /sys/kernel/sched_ext/state; }
+state() { cat $SYS/state; }
 # Waits up to $2 seconds for sched_ext state $1; prints the milliseconds taken.
 wait_state() {
   local want=$1 deadline=$(($(now_ms) + $2 * 1000)) start
@@ -42,6 +43,15 @@ wait_state() {
     sleep 0.05
   done
   echo $(($(now_ms) - start))
+}
+# Sets $lost to "WHERE: state S, enable_seq N" the first time sched_ext is
+# found not enabled with enable_seq $SEQ (a detach or a restart since the
+# start); later calls keep the first. Builtins only, as nap().
+note_if_lost() { # WHERE
+  local st seq
+  read -r st <$SYS/state
+  read -r seq <$SYS/enable_seq
+  [[ -n $lost || ($st == enabled && $seq == "$SEQ") ]] || lost="$1: state $st, enable_seq $seq"
 }
 # Sleeps $1 seconds without a fork. The real-time driver of hotplug.sh and
 # soak.sh (become_rt_driver()) polls with it: with one CPU online under TCG,

@@ -24,7 +24,6 @@ set -u
 BIN=$(realpath "$1")
 OUT=$2
 PROBE=$(dirname "$BIN")/llmos-probe
-SYS=/sys/kernel/sched_ext
 NCPU=$(nproc)
 CYCLES=10 CPU3_CYCLES=5
 . "$(dirname "$0")/checks.sh"
@@ -104,7 +103,7 @@ steps=0 ctl_failed=0 lost="" grp=()
 # do, as a user's would.
 set_online() { # CPU 0|1
   echo "$2" >"/sys/devices/system/cpu/cpu$1/online" &
-  local writer=$! deadline=$((SECONDS + 60)) started=${EPOCHREALTIME/./} st seq
+  local writer=$! deadline=$((SECONDS + 60)) started=${EPOCHREALTIME/./}
   while kill -0 $writer 2>/dev/null; do
     if ((SECONDS >= deadline)); then
       echo 7 >/proc/sys/kernel/printk
@@ -127,10 +126,7 @@ set_online() { # CPU 0|1
   steps=$((steps + 1))
   echo "step $steps cpu$1 -> $2: $(((${EPOCHREALTIME/./} - started) / 1000)) ms, done at $EPOCHREALTIME" >>"$OUT/steps.txt"
   "${ext[@]}" "$BIN" ctl status >/dev/null 2>&1 || ctl_failed=$((ctl_failed + 1))
-  read -r st <$SYS/state
-  read -r seq <$SYS/enable_seq
-  [[ -n $lost || ($st == enabled && $seq == "$SEQ") ]] ||
-    lost="step $steps (cpu$1 -> $2): state $st, enable_seq $seq"
+  note_if_lost "step $steps (cpu$1 -> $2)"
 }
 t0=$SECONDS
 for ((cycle = 1; cycle <= CYCLES; cycle++)); do

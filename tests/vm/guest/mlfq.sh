@@ -25,7 +25,6 @@ set -u
 BIN=$1
 OUT=$2
 PROBE=$(dirname "$BIN")/llmos-probe
-SYS=/sys/kernel/sched_ext
 NCPU=$(nproc)
 ROUNDS=$3
 ROUND_SECS=8

@@ -8,7 +8,6 @@ set -u
 BIN=$(realpath "$1")
 OUT=$2
 PROBE=$(dirname "$BIN")/llmos-probe
-SYS=/sys/kernel/sched_ext
 NCPU=$(nproc)
 SWITCH_SECS=${SWITCH_SECS:-60}
 SPIN=/dev/shm/spin

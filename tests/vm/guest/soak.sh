@@ -11,7 +11,6 @@
 set -u
 BIN=$(realpath "$1")
 OUT=$2
-SYS=/sys/kernel/sched_ext
 NCPU=$(nproc)
 SOAK_SECS=${3:-600}
 . "$(dirname "$0")/checks.sh"
@@ -74,10 +73,7 @@ while ((SECONDS - t0 < SOAK_SECS)); do
     ((kb > max_kb)) && max_kb=$kb
     ((fds > max_fds)) && max_fds=$fds
   fi
-  read -r st <$SYS/state
-  read -r seq <$SYS/enable_seq
-  [[ -n $lost || ($st == enabled && $seq == "$SEQ") ]] ||
-    lost="at $((SECONDS - t0)) s: state $st, enable_seq $seq"
+  note_if_lost "at $((SECONDS - t0)) s"
 done
 wait $switcher
 read -r switches switch_failed _ <"$OUT/switches.txt"
