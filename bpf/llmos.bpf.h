@@ -351,7 +351,15 @@ static bool is_pcpu_kthread(const struct task_struct *p)
 	return (p->flags & PF_KTHREAD) && p->nr_cpus_allowed == 1;
 }
 
-/* Tasks that cannot leave their CPU: they belong on that CPU's own DSQs. */
+/*
+ * Tasks that cannot leave their CPU: they belong on that CPU's own DSQs.
+ * Before 6.15 that includes a task preempted with migration disabled (inside
+ * a BPF program such as a seccomp filter), which the kernel enqueues before
+ * it narrows its cpumask (put_prev_task_scx() comes first), and a scheduler
+ * that sends it to another CPU's local queue is ejected. From 6.15 the
+ * kernel queues such a task on its CPU itself, without ops.enqueue(), unless
+ * SCX_OPS_ENQ_MIGRATION_DISABLED is set.
+ */
 static bool is_pcpu_task(const struct task_struct *p)
 {
 	return p->nr_cpus_allowed == 1 || is_migration_disabled(p);

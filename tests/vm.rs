@@ -252,6 +252,8 @@ const POLICY_CHECKS: &[&str] = &[
     "rt_hog_others_progress_affinity",
     "rt_hog_others_progress_mlfq",
     "rt_hog_stays_attached",
+    "migration_disabled_affinity",
+    "migration_disabled_mlfq",
     "switch_cycle",
     "switch_stays_enabled",
     "switch_every_thread_progresses",
