@@ -57,6 +57,13 @@ struct Opts {
     /// (after printing HOLD), so that others can inspect them.
     #[arg(long, default_value_t = 0)]
     hold_s: u64,
+
+    /// Sleep in the process's main thread, the one that exec'd and created
+    /// the spinners, which spin from their creation on (no start gate), as a
+    /// program would; by default the sleeper is a thread of its own that
+    /// starts with the spinners at a gate. Incompatible with --hold-s.
+    #[arg(long, conflicts_with = "hold_s")]
+    main_thread_sleeper: bool,
 }
 
 const NSEC_PER_SEC: u64 = 1_000_000_000;
@@ -253,6 +260,73 @@ fn spin_for_ns(ns: u64) {
     }
 }
 
+/// How many periods the sleeper finished its work in after the period had
+/// ended (lateness + work > period), as a frame of a game or a video would
+/// be dropped. Every missed deadline is a sample of its own (see
+/// record_wakeup()).
+fn frames_missed(samples: &[u64], period: u64, run_ns: u64) -> usize {
+    samples
+        .iter()
+        .filter(|&&late| late + run_ns > period)
+        .count()
+}
+
+/// What the sleeper saw: lateness and queue-wait samples, when it first ran,
+/// and which CPUs it slept and woke on.
+type SleeperRun = (Vec<u64>, Vec<u64>, u64, CpuMoves);
+
+/// The sleeper's loop, until `stop`: wake on each deadline, record how late,
+/// work `run_ns`.
+fn sleep_loop(period: u64, run_ns: u64, stop: &AtomicBool) -> SleeperRun {
+    // SAFETY: prctl with PR_SET_TIMERSLACK takes a plain integer.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
+    let mut samples = Vec::new();
+    // Deadlines count from the sleeper's first turn; how long that took
+    // after the start is reported on its own (start_us), so a slow start
+    // shows without swamping the steady state.
+    let first_run = now_ns();
+    let mut deadline = first_run + period;
+    let mut moves = CpuMoves::new();
+    let mut waits = Vec::new();
+    let mut queue_wait = QueueWait::open();
+    while !stop.load(Ordering::Relaxed) {
+        let slept_on = current_cpu();
+        sleep_until_ns(deadline);
+        deadline = record_wakeup(&mut samples, deadline, now_ns(), period);
+        *moves.entry((slept_on, current_cpu())).or_default() += 1;
+        waits.extend(queue_wait.as_mut().and_then(QueueWait::since_last));
+        spin_for_ns(run_ns);
+    }
+    (samples, waits, first_run, moves)
+}
+
+/// Spinner progress per interval over `duration_s` from `start`, sampled on
+/// absolute deadlines; then sets `stop`. Returns the progress and the
+/// seconds it took.
+fn watch_spinners(
+    counters: &[Arc<Counter>],
+    start: u64,
+    interval_ms: u64,
+    duration_s: u64,
+    stop: &AtomicBool,
+) -> (Vec<Vec<u64>>, f64) {
+    let interval = interval_ms * 1_000_000;
+    let intervals = (duration_s * NSEC_PER_SEC).div_ceil(interval);
+    let mut last: Vec<u64> = vec![0; counters.len()];
+    let mut progress: Vec<Vec<u64>> = vec![Vec::new(); counters.len()];
+    for i in 1..=intervals {
+        sleep_until_ns(start + i * interval);
+        for (idx, counter) in counters.iter().enumerate() {
+            let now = counter.0.load(Ordering::Relaxed);
+            progress[idx].push(now - last[idx]);
+            last[idx] = now;
+        }
+    }
+    let elapsed_s = (now_ns() - start) as f64 / NSEC_PER_SEC as f64;
+    stop.store(true, Ordering::Relaxed);
+    (progress, elapsed_s)
+}
+
 fn main() -> Result<()> {
     let opts = Opts::parse();
     let nr_spinners = opts
@@ -264,8 +338,12 @@ fn main() -> Result<()> {
     let (tid_tx, tid_rx) = mpsc::channel();
     // Every thread waits (asleep) until all exist: with thousands of
     // spinners, creating threads while the first ones already spin would
-    // take the creator minutes of contended CPU.
+    // take the creator minutes of contended CPU. A main-thread sleeper's
+    // spinners spin from their creation on, as a program's threads would.
     let go = Arc::new(Gate::default());
+    if opts.main_thread_sleeper {
+        go.open();
+    }
 
     let counters: Vec<Arc<Counter>> = (0..nr_spinners).map(|_| Arc::default()).collect();
     let mut handles = Vec::new();
@@ -295,79 +373,70 @@ fn main() -> Result<()> {
         handles.push(spinner);
     }
 
-    let sleeper = {
-        let (stop, release, tid_tx, go) =
-            (stop.clone(), release.clone(), tid_tx.clone(), go.clone());
-        let run_ns = opts.run_us * 1000;
-        thread::spawn(move || {
-            // SAFETY: prctl with PR_SET_TIMERSLACK takes a plain integer.
-            unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
-            tid_tx.send(("sleeper".to_string(), gettid())).unwrap();
-            go.wait();
-            let mut samples = Vec::new();
-            // Deadlines count from the sleeper's first turn; how long that
-            // took after the gate opened is reported on its own (start_us),
-            // so a slow start shows without swamping the steady state.
-            let first_run = now_ns();
-            let mut deadline = first_run + period;
-            let mut moves = CpuMoves::new();
-            let mut waits = Vec::new();
-            let mut queue_wait = QueueWait::open();
-            while !stop.load(Ordering::Relaxed) {
-                let slept_on = current_cpu();
-                sleep_until_ns(deadline);
-                deadline = record_wakeup(&mut samples, deadline, now_ns(), period);
-                *moves.entry((slept_on, current_cpu())).or_default() += 1;
-                waits.extend(queue_wait.as_mut().and_then(QueueWait::since_last));
-                spin_for_ns(run_ns);
-            }
-
-            while !release.load(Ordering::Relaxed) {
-                thread::sleep(Duration::from_millis(50));
-            }
-            (samples, waits, first_run, moves)
-        })
-    };
-    drop(tid_tx);
-    let mut tids: Vec<(String, i32)> = tid_rx.iter().take(nr_spinners + 1).collect();
-    tids.sort();
-    for (name, tid) in &tids {
-        println!("thread {name} tid={tid}");
-    }
-    // Every thread has reported its tid, so every thread is at the gate.
-    let start = now_ns();
-    go.open();
-
-    // Spinner progress per interval, sampled on absolute deadlines.
-    let interval = opts.interval_ms * 1_000_000;
-    let intervals = (opts.duration_s * NSEC_PER_SEC).div_ceil(interval);
-    let mut last: Vec<u64> = vec![0; nr_spinners];
-    let mut progress: Vec<Vec<u64>> = vec![Vec::new(); nr_spinners];
-    for i in 1..=intervals {
-        sleep_until_ns(start + i * interval);
-        for (idx, counter) in counters.iter().enumerate() {
-            let now = counter.0.load(Ordering::Relaxed);
-            progress[idx].push(now - last[idx]);
-            last[idx] = now;
+    let run_ns = opts.run_us * 1000;
+    let (mut samples, mut waits, first_run, moves, start, progress, elapsed_s) = if opts
+        .main_thread_sleeper
+    {
+        drop(tid_tx);
+        let tids: Vec<(String, i32)> = tid_rx.iter().take(nr_spinners).collect();
+        println!("thread sleeper tid={} (the main thread)", gettid());
+        for (name, tid) in &tids {
+            println!("thread {name} tid={tid}");
         }
-    }
-    let elapsed_s = (now_ns() - start) as f64 / NSEC_PER_SEC as f64;
-    stop.store(true, Ordering::Relaxed);
-
-    // Let the sleeper finish its last period before collecting.
-    thread::sleep(Duration::from_nanos(2 * period));
-    if opts.hold_s > 0 {
-        println!("HOLD");
-        use std::io::Write;
-        std::io::stdout().flush()?;
-        thread::sleep(Duration::from_secs(opts.hold_s));
-    }
-    release.store(true, Ordering::Relaxed);
-    for handle in handles {
-        handle.join().ok().context("a spinner panicked")?;
-    }
-    let (mut samples, mut waits, first_run, moves) =
-        sleeper.join().ok().context("the sleeper panicked")?;
+        let start = now_ns();
+        let watcher = {
+            let (counters, stop) = (counters.clone(), stop.clone());
+            let (interval_ms, duration_s) = (opts.interval_ms, opts.duration_s);
+            thread::spawn(move || watch_spinners(&counters, start, interval_ms, duration_s, &stop))
+        };
+        let (samples, waits, first_run, moves) = sleep_loop(period, run_ns, &stop);
+        let (progress, elapsed_s) = watcher.join().ok().context("the watcher panicked")?;
+        release.store(true, Ordering::Relaxed);
+        for handle in handles {
+            handle.join().ok().context("a spinner panicked")?;
+        }
+        (samples, waits, first_run, moves, start, progress, elapsed_s)
+    } else {
+        let sleeper = {
+            let (stop, release, tid_tx, go) =
+                (stop.clone(), release.clone(), tid_tx.clone(), go.clone());
+            thread::spawn(move || {
+                tid_tx.send(("sleeper".to_string(), gettid())).unwrap();
+                go.wait();
+                let run = sleep_loop(period, run_ns, &stop);
+                while !release.load(Ordering::Relaxed) {
+                    thread::sleep(Duration::from_millis(50));
+                }
+                run
+            })
+        };
+        drop(tid_tx);
+        let mut tids: Vec<(String, i32)> = tid_rx.iter().take(nr_spinners + 1).collect();
+        tids.sort();
+        for (name, tid) in &tids {
+            println!("thread {name} tid={tid}");
+        }
+        // Every thread has reported its tid, so every thread is at the gate.
+        let start = now_ns();
+        go.open();
+        let (progress, elapsed_s) =
+            watch_spinners(&counters, start, opts.interval_ms, opts.duration_s, &stop);
+        // Let the sleeper finish its last period before collecting.
+        thread::sleep(Duration::from_nanos(2 * period));
+        if opts.hold_s > 0 {
+            println!("HOLD");
+            use std::io::Write;
+            std::io::stdout().flush()?;
+            thread::sleep(Duration::from_secs(opts.hold_s));
+        }
+        release.store(true, Ordering::Relaxed);
+        for handle in handles {
+            handle.join().ok().context("a spinner panicked")?;
+        }
+        let (samples, waits, first_run, moves) =
+            sleeper.join().ok().context("the sleeper panicked")?;
+        (samples, waits, first_run, moves, start, progress, elapsed_s)
+    };
     let warmup = (opts.warmup_ms * 1000 / opts.period_us) as usize;
     samples.drain(..warmup.min(samples.len()));
     waits.drain(..warmup.min(waits.len()));
@@ -383,6 +452,11 @@ fn main() -> Result<()> {
             .collect();
         std::fs::write(path, lines).with_context(|| format!("cannot write {}", path.display()))?;
     }
+    println!(
+        "frames_missed {} of {} (the work ended after the period)",
+        frames_missed(&samples, period, run_ns),
+        samples.len()
+    );
     let (p50, p99, max, late) = summarize(&samples, 1_000_000);
     println!(
         "latency_us p50={} p99={} max={} samples={} late_over_1ms={:.4} start_us={}",
@@ -470,6 +544,14 @@ mod tests {
         let moves = CpuMoves::from([((2, 3), 8), ((2, 2), 390), ((0, 2), 1)]);
         assert_eq!(format_moves(&moves), "0>2:1 2>2:390 2>3:8");
         assert_eq!(format_moves(&CpuMoves::new()), "");
+    }
+
+    #[test]
+    fn a_frame_is_missed_when_the_work_ends_after_the_period() {
+        // Period 100, work 30: lateness up to 70 still ends in time.
+        assert_eq!(frames_missed(&[0, 70, 71, 500], 100, 30), 2);
+        assert_eq!(frames_missed(&[], 100, 30), 0);
+        assert_eq!(frames_missed(&[100], 100, 0), 0);
     }
 
     #[test]
