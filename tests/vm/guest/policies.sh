@@ -13,14 +13,6 @@ SWITCH_SECS=${SWITCH_SECS:-60}
 SPIN=/dev/shm/spin
 . "$(dirname "$0")/checks.sh"
 
-wait_enabled() {
-  local deadline=$(($(now_ms) + 30000))
-  until [[ $(state) == enabled ]]; do
-    (($(now_ms) < deadline)) || return 1
-    sleep 0.05
-  done
-}
-
 # A CPU hog whose thread name (comm) is $1, so config rules can match it:
 # exec names a thread after the file it runs, here a link to bash. Further
 # arguments go before it (taskset, nice). Sets SPIN_PID.
@@ -70,7 +62,7 @@ cpus = "1"
 EOF
 "$BIN" --config "$OUT/llmos.toml" --stats 1 >"$OUT/sched.log" 2>&1 &
 SCHED=$!
-wait_enabled
+wait_state enabled 30 >/dev/null
 verdict attach_prio "state $(state)" test "$(state)" = enabled
 SEQ=$(cat $SYS/enable_seq)
 
@@ -241,7 +233,8 @@ verdict rt_hog_stays_attached "state $(state), enable_seq $SEQ -> $(cat $SYS/ena
 # are in, and under mlfq.
 mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
 PREEMPT=/sys/kernel/debug/sched/preempt
-preempt_was=$(grep -o '([a-z]*)' $PREEMPT | tr -d '()')
+preempt_mode() { grep -o '([a-z]*)' $PREEMPT | tr -d '()'; }
+preempt_was=$(preempt_mode)
 echo full >$PREEMPT
 skipped_migration_disabled() {
   awk '$1 == "SCX_EV_ENQ_SKIP_MIGRATION_DISABLED" { print $2 }' $SYS/root/events
@@ -262,7 +255,7 @@ while True: time.sleep(0.002)' &
   skipped=$(($(skipped_migration_disabled) - skipped0))
   kill "${pids[@]}"
   wait "${pids[@]}" 2>/dev/null
-  verdict migration_disabled_$1 "preemption $(grep -o '([a-z]*)' $PREEMPT): $skipped preempted with migration disabled, kept on their CPU by the kernel; state $(state), enable_seq $SEQ -> $(cat $SYS/enable_seq) $(dmesg | grep -m1 'migration disabled')" \
+  verdict migration_disabled_$1 "preemption $(preempt_mode): $skipped preempted with migration disabled, kept on their CPU by the kernel; state $(state), enable_seq $SEQ -> $(cat $SYS/enable_seq) $(dmesg | grep -m1 'migration disabled')" \
     test "$skipped" -gt 0 -a "$(state)" = enabled -a "$(cat $SYS/enable_seq)" = "$SEQ"
 }
 migration_disabled_under affinity
