@@ -68,6 +68,7 @@ struct task_ctx {
 	u64 runnable_at;	/* when it last started waiting for a CPU */
 	u64 sleep_at;		/* when it last went to sleep */
 	u64 allot_used;		/* CPU time used at its MLFQ level since it got there */
+	u64 slept_at_level;	/* its sleeps in a row at that level (see mlfq_wakeup()) */
 	u64 exec_id;		/* p->self_exec_id when the rules were last applied */
 	u32 level;		/* MLFQ level */
 	u32 boost_gen;		/* the boost it has caught up with */

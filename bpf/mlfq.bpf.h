@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * The multi-level feedback queue: nr_levels levels with growing slices. A
- * task that uses its level's allotment, counted across slices, drops a level;
- * a task that sleeps longer than it ran gets its allotment back, and climbs a
- * level if it slept a slice of the level above; every boost_interval_ns
- * everything returns to the top.
+ * task that uses its level's allotment, counted across slices and paid back
+ * by sleep, drops a level; a task that sleeps longer than it ran climbs a
+ * level once such sleeps add up to a slice of the level above; every
+ * boost_interval_ns everything returns to the top.
  *
  * A task a boost brought back from below is "lifted" until it has had one
  * turn on top (or sleeps there like an interactive task). Lifted tasks queue
@@ -113,17 +113,22 @@ static void mlfq_demote(struct task_ctx *tctx)
 {
 	tctx->level = task_level(tctx) + 1;
 	tctx->allot_used = 0;
+	tctx->slept_at_level = 0;
 	tctx->counters.nr_demotions++;
 }
 
 /*
- * On wakeup: a task that slept longer than it has run at its level is mostly
- * waiting on something, so its allotment is refilled; if it also slept at
- * least a slice of the level above, it climbs there (or, lifted, joins the
- * top level's own tasks). A task that used up its allotment and slept less
- * (a CPU hog that naps to dodge demotion, or waits on a page fault or a
- * lock) drops a level now: see mlfq_charge() for why not when it went to
- * sleep.
+ * On wakeup. Sleep pays back the CPU time used at the level: a task that
+ * still owes the level's allotment after that drops a level now (a CPU hog
+ * that naps to dodge demotion, or waits on a page fault or a lock; see
+ * mlfq_charge() for why not when it went to sleep), so a task that runs
+ * more than half the time sinks and one that runs less stays. A task that
+ * slept longer than it had run is mostly waiting on something: once such
+ * sleeps, in a row, add up to a slice of the level above, it climbs there
+ * (or, lifted, joins the top level's own tasks). Added up, not one sleep
+ * that long: a thread woken every 1-2 ms (an audio or input loop) never
+ * sleeps a 4 ms slice, and one start-up burst (loading, creating its
+ * workers) parked it at the bottom, behind CPU hogs, until the next boost.
  */
 static void mlfq_wakeup(struct task_ctx *tctx, u64 now)
 {
@@ -131,13 +136,18 @@ static void mlfq_wakeup(struct task_ctx *tctx, u64 now)
 	u32 level = task_level(tctx);
 
 	if (slept < tctx->allot_used) {
+		tctx->allot_used -= slept;
+		tctx->slept_at_level = 0;
 		if (level_after(tctx, 0) != level)
 			mlfq_demote(tctx);
 		return;
 	}
 	tctx->allot_used = 0;
-	if (level && slept >= level_slice(level - 1))
+	tctx->slept_at_level += slept;
+	if (level && tctx->slept_at_level >= level_slice(level - 1)) {
 		tctx->level = level - 1;
+		tctx->slept_at_level = 0;
+	}
 	if (slept >= level_slice(0))
 		tctx->lifted = false;
 }
@@ -148,13 +158,19 @@ static void mlfq_wakeup(struct task_ctx *tctx, u64 now)
  * its level until it wakes and it is known how long it slept: an
  * interactive task whose burst ran past the allotment and then slept ten
  * times as long is not demoted (nor shown a level lower while it sleeps).
+ * On the bottom level a task owes at most its allotment: were all its CPU
+ * time there counted, a thread that sank by one long burst (a program's
+ * start-up) would have to sleep that long at once to climb again.
  */
 static void mlfq_charge(struct task_ctx *tctx, u64 used, bool runnable)
 {
+	u32 level = task_level(tctx);
 	u32 next = level_after(tctx, used);
 
 	tctx->allot_used += used;
-	if (runnable && next != task_level(tctx))
+	if (level + 1 >= nr_levels && tctx->allot_used > level_slice(level))
+		tctx->allot_used = level_slice(level);
+	if (runnable && next != level)
 		mlfq_demote(tctx);
 }
 

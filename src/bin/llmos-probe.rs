@@ -64,6 +64,13 @@ struct Opts {
     /// starts with the spinners at a gate. Incompatible with --hold-s.
     #[arg(long, conflicts_with = "hold_s")]
     main_thread_sleeper: bool,
+
+    /// With --main-thread-sleeper: first work this many milliseconds in the
+    /// main thread, before creating the spinners, as a program starting up
+    /// would (loading, parsing). A scheduler that judges a thread by its
+    /// past sees a CPU hog in it.
+    #[arg(long, default_value_t = 0, requires = "main_thread_sleeper")]
+    startup_work_ms: u64,
 }
 
 const NSEC_PER_SEC: u64 = 1_000_000_000;
@@ -343,6 +350,7 @@ fn main() -> Result<()> {
     let go = Arc::new(Gate::default());
     if opts.main_thread_sleeper {
         go.open();
+        spin_for_ns(opts.startup_work_ms * 1_000_000);
     }
 
     let counters: Vec<Arc<Counter>> = (0..nr_spinners).map(|_| Arc::default()).collect();

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs inside the VM, as root: the MLFQ evidence, in one boot.
-#   usage: mlfq.sh SCX_LLMOS_BINARY OUT_DIR ROUNDS LEVELS_SECS
+#   usage: mlfq.sh SCX_LLMOS_BINARY OUT_DIR ROUNDS LEVELS_SECS STARTUP_ROUNDS
 # Boot it with one CPU: under TCG a lone vCPU is never descheduled by the
 # emulator, so the wakeup latencies measured are the scheduler's. (Pinning
 # and multi-CPU behaviour are proven in basic.sh, whose default policy is mlfq.)
@@ -19,6 +19,12 @@
 #    period, twice the top level's allotment, and sleeps 4x longer; the map
 #    once its threads are parked.
 # 4. Weights within a level, and a renice that must not count as a wakeup.
+# 5. A program's main thread that starts with a burst of CPU (loading,
+#    creating its workers, which spin from their creation) and then wakes
+#    every 2 ms: vtime, mlfq, vtime, mlfq, with boosts 2 s apart so that a
+#    boost does not hide a thread parked below the spinners. Its threads are
+#    sampled every 100 ms under both policies alike; lateness counts from
+#    300 ms on (the climb itself is judged from the samples).
 # tests/vm.rs judges the files; this script reports "ok"/"FAIL" for what only
 # the guest can see.
 set -u
@@ -30,6 +36,8 @@ ROUNDS=$3
 ROUND_SECS=8
 LEVELS_SECS=$4
 BURST_SECS=5
+STARTUP_ROUNDS=$5
+STARTUP_SECS=4
 . "$(dirname "$0")/checks.sh"
 wait_for() { # SECONDS CONDITION...: polls every 50 ms
   local deadline=$(($(now_ms) + $1 * 1000))
@@ -136,6 +144,24 @@ twin_demotions=$(demotions_of $twin)
 verdict renice_is_no_wakeup \
   "in 3 s a hog reniced every 2 ms was demoted ${reniced_demotions:-?} times, its twin ${twin_demotions:-?} (need <= 2x + 6)" \
   test "${reniced_demotions:-999}" -le $((2 * ${twin_demotions:-0} + 6))
+
+# Boosts 2 s apart from here on: the last phase.
+"$BIN" ctl set boost_ms=2000 >"$OUT/ctl.txt" 2>&1
+verdict set_boost_2s "$(cat "$OUT/ctl.txt")" grep -q "^ok" "$OUT/ctl.txt"
+for round in $(seq $STARTUP_ROUNDS); do
+  for policy in vtime mlfq; do
+    "$BIN" ctl policy $policy >"$OUT/ctl.txt" 2>&1
+    verdict "startup_switch_to_${policy}_$round" "$(cat "$OUT/ctl.txt")" grep -q "ok: policy $policy" "$OUT/ctl.txt"
+    "$PROBE" --main-thread-sleeper --startup-work-ms 50 --period-us 2000 --run-us 0 --warmup-ms 300 \
+      --duration-s $STARTUP_SECS --spinners $((2 * NCPU)) >"$OUT/probe-startup-$policy-$round.txt" 2>&1 &
+    probe=$!
+    "$BIN" threads --pid $probe --interval 0.1 --count $((STARTUP_SECS * 10 - 2)) \
+      >"$OUT/threads-startup-$policy-$round.txt" 2>&1
+    wait $probe
+    verdict "startup_probe_ran_${policy}_$round" "$(grep latency_us "$OUT/probe-startup-$policy-$round.txt")" \
+      grep -q '^latency_us' "$OUT/probe-startup-$policy-$round.txt"
+  done
+done
 
 verdict stayed_attached "state $(cat $SYS/state) after the probes" is_state enabled
 kill -INT $sched
