@@ -3,7 +3,7 @@
 //! the benchmark report (Markdown, every figure as a ratio to EEVDF from the
 //! same boot with the raw median beside it) and a data file for the chart.
 //!
-//!   usage: llmos-bench-report RAW_ROWS REPORT_MD CHART_DAT
+//!   usage: llmos-bench-report RAW_ROWS REPORT_MD CHART_DAT SCALE_DAT MATRIX_DAT
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -152,6 +152,36 @@ fn report(rows: &[Row], header: &str) -> (String, String) {
         );
     }
 
+    if rows
+        .iter()
+        .any(|r| r.get("bench").map(String::as_str) == Some("pipe"))
+    {
+        let _ = writeln!(
+            md,
+            "\n## Workloads from outside the project\n\n\
+             perf bench sched pipe (s), cyclictest as SCHED_OTHER every 1 ms beside 2 CPU hogs \
+             per CPU (µs), llmos-pool (a barrier every step: steps/s), make -j NCPU of \
+             generated C files (s).\n\n\
+             | scheduler | pipe s | cyclictest p99 µs | cyclictest max µs | pool steps/s | build s |\n\
+             |---|---|---|---|---|---|"
+        );
+        for s in &scheds {
+            let m = |bench: &str, field: &str| median_of(rows, bench, s, None, field);
+            if m("pipe", "secs").is_none() {
+                continue;
+            }
+            let _ = writeln!(
+                md,
+                "| {s} | {} | {} | {} | {} | {} |",
+                cell(m("pipe", "secs"), base("pipe", "secs")),
+                cell(m("cyclictest", "p99_us"), base("cyclictest", "p99_us")),
+                cell(m("cyclictest", "max_us"), base("cyclictest", "max_us")),
+                cell(m("pool", "steps_per_s"), base("pool", "steps_per_s")),
+                cell(m("build", "secs"), base("build", "secs")),
+            );
+        }
+    }
+
     let mut sizes: Vec<u64> = rows
         .iter()
         .filter(|r| r.get("bench").map(String::as_str) == Some("scale"))
@@ -206,21 +236,43 @@ fn report(rows: &[Row], header: &str) -> (String, String) {
             "batch throughput vs EEVDF",
             mlfq("probe", "iters_per_s"),
             base("probe", "iters_per_s"),
-            0.95,
+            0.98,
             true,
         ),
         target(
             "messaging time vs EEVDF",
             mlfq("messaging", "secs"),
             base("messaging", "secs"),
-            1.05,
+            1.0,
             false,
+        ),
+        target(
+            "pipe ping-pong time vs EEVDF",
+            mlfq("pipe", "secs"),
+            base("pipe", "secs"),
+            1.0,
+            false,
+        ),
+        target(
+            "worker pool steps/s vs EEVDF",
+            mlfq("pool", "steps_per_s"),
+            base("pool", "steps_per_s"),
+            0.98,
+            true,
+        ),
+        // A speed: EEVDF's build time over mlfq's.
+        target(
+            "batch build speed vs EEVDF",
+            base("build", "secs"),
+            mlfq("build", "secs"),
+            0.98,
+            true,
         ),
         target(
             "BPF ns/op vs scx_bpfland",
             mlfq("bpf", "ns_per_op"),
             bpfland("bpf", "ns_per_op"),
-            1.5,
+            0.8,
             false,
         ),
     ];
@@ -243,6 +295,7 @@ fn report(rows: &[Row], header: &str) -> (String, String) {
             hi / lo.max(1.0)
         );
     }
+    md.push_str(&matrix_report(rows, &scheds));
     let errors: Vec<&Row> = rows
         .iter()
         .filter(|r| r.get("bench").map(String::as_str) == Some("error"))
@@ -254,6 +307,242 @@ fn report(rows: &[Row], header: &str) -> (String, String) {
         }
     }
     (md, chart)
+}
+
+/// A cell of the latency matrix: sleeper, spinners, work and period.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct MatrixCell {
+    sleeper: String,
+    spinners: u64,
+    work_us: u64,
+    period_us: u64,
+}
+
+impl MatrixCell {
+    fn of(row: &Row) -> Option<Self> {
+        Some(Self {
+            sleeper: row.get("sleeper")?.clone(),
+            spinners: row.get("spinners")?.parse().ok()?,
+            work_us: row.get("work_us")?.parse().ok()?,
+            period_us: row.get("period_us")?.parse().ok()?,
+        })
+    }
+
+    /// "main 4sp 100us/16.6ms".
+    fn label(&self) -> String {
+        let period_ms = self.period_us as f64 / 1000.0;
+        format!(
+            "{} {}sp {}us/{period_ms}ms",
+            self.sleeper, self.spinners, self.work_us
+        )
+    }
+}
+
+/// The latency matrix's cells, in order, and for each scheduler that ran
+/// them its rows per cell.
+struct Matrix<'a> {
+    cells: Vec<MatrixCell>,
+    rows: Vec<(MatrixCell, &'a Row)>,
+}
+
+impl<'a> Matrix<'a> {
+    fn of(rows: &'a [Row]) -> Self {
+        let rows: Vec<(MatrixCell, &Row)> = rows
+            .iter()
+            .filter(|r| r.get("bench").map(String::as_str) == Some("matrix"))
+            .filter_map(|r| Some((MatrixCell::of(r)?, r)))
+            .collect();
+        let mut cells: Vec<MatrixCell> = rows.iter().map(|(c, _)| c.clone()).collect();
+        cells.sort();
+        cells.dedup();
+        Self { cells, rows }
+    }
+
+    fn values(&self, sched: &str, cell: &MatrixCell, field: &str) -> Vec<f64> {
+        self.rows
+            .iter()
+            .filter(|(c, r)| c == cell && r.get("sched").map(String::as_str) == Some(sched))
+            .filter_map(|(_, r)| r.get(field)?.parse::<f64>().ok())
+            .filter(|v| v.is_finite())
+            .collect()
+    }
+
+    /// The median p99 of `sched` in `cell` over the rounds.
+    fn p99(&self, sched: &str, cell: &MatrixCell) -> Option<f64> {
+        median(&mut self.values(sched, cell, "p99_us"))
+    }
+
+    /// p99 of `sched` over `base`'s per cell, for the cells both ran.
+    fn ratios(&self, sched: &str, base: &str) -> Vec<(&MatrixCell, f64)> {
+        self.cells
+            .iter()
+            .filter_map(|c| Some((c, self.p99(sched, c)? / self.p99(base, c)?.max(1.0))))
+            .collect()
+    }
+
+    /// Frames missed over frames, summed over the rounds and the 16.6 ms
+    /// cells.
+    fn frames_missed(&self, sched: &str) -> Option<f64> {
+        let frame_cells = self.cells.iter().filter(|c| c.period_us == 16_600);
+        let (mut missed, mut frames) = (0.0, 0.0);
+        for cell in frame_cells {
+            missed += self
+                .values(sched, cell, "frames_missed")
+                .iter()
+                .sum::<f64>();
+            frames += self.values(sched, cell, "frames").iter().sum::<f64>();
+        }
+        (frames > 0.0).then(|| missed / frames)
+    }
+}
+
+/// The median and the worst (highest) of per-cell ratios, with the worst
+/// cell's label.
+fn median_and_worst(ratios: &[(&MatrixCell, f64)]) -> Option<(f64, f64, String)> {
+    let (worst_cell, worst) = ratios.iter().max_by(|a, b| a.1.total_cmp(&b.1))?;
+    let mut values: Vec<f64> = ratios.iter().map(|(_, r)| *r).collect();
+    Some((median(&mut values)?, *worst, worst_cell.label()))
+}
+
+/// The latency matrix section: per scheduler the median and worst cell as
+/// ratios to EEVDF, the share of 16.6 ms frames missed, mlfq's targets,
+/// then every cell.
+fn matrix_report(rows: &[Row], scheds: &[String]) -> String {
+    let matrix = Matrix::of(rows);
+    let mut md = String::new();
+    if matrix.cells.is_empty() {
+        return md;
+    }
+    let ran: Vec<&String> = scheds
+        .iter()
+        .filter(|s| matrix.cells.iter().any(|c| matrix.p99(s, c).is_some()))
+        .collect();
+    let _ = writeln!(
+        md,
+        "\n## Latency matrix: sleeper p99 lateness per shape, ratio to EEVDF\n\n\
+         {} cells (sleeper main thread or own thread; spinners; work per period). Medians over \
+         the rounds per cell; no warm-up cut.\n",
+        matrix.cells.len()
+    );
+    let _ = writeln!(
+        md,
+        "| scheduler | median cell | worst cell | 16.6 ms frames missed |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|");
+    for s in &ran {
+        let (median, worst) = match median_and_worst(&matrix.ratios(s, "eevdf")) {
+            Some((m, w, label)) => (format!("{m:.2}x"), format!("{w:.2}x ({label})")),
+            None => ("-".into(), "-".into()),
+        };
+        let missed = matrix
+            .frames_missed(s)
+            .map_or("-".into(), |f| format!("{:.1}%", f * 100.0));
+        let _ = writeln!(md, "| {s} | {median} | {worst} | {missed} |");
+    }
+    let vs_eevdf = median_and_worst(&matrix.ratios("mlfq", "eevdf"));
+    let vs_bpfland = median_and_worst(&matrix.ratios("mlfq", "bpfland"));
+    let _ = writeln!(md, "\nTargets (mlfq):\n");
+    // The values are ratios already: a base of 1.
+    let one = Some(1.0);
+    let lines = [
+        target(
+            "worst cell vs EEVDF",
+            vs_eevdf.as_ref().map(|v| v.1),
+            one,
+            1.0,
+            false,
+        ),
+        target(
+            "median cell vs EEVDF",
+            vs_eevdf.as_ref().map(|v| v.0),
+            one,
+            0.2,
+            false,
+        ),
+        target(
+            "median cell vs scx_bpfland",
+            vs_bpfland.as_ref().map(|v| v.0),
+            one,
+            0.3,
+            false,
+        ),
+    ];
+    for line in lines {
+        let _ = writeln!(md, "{line}");
+    }
+    match (matrix.frames_missed("mlfq"), matrix.frames_missed("eevdf")) {
+        (Some(m), Some(e)) if e >= 0.05 => {
+            let _ = writeln!(
+                md,
+                "- 16.6 ms frames missed: {:.1}% where EEVDF misses {:.1}% (target <= 1%): {}",
+                m * 100.0,
+                e * 100.0,
+                if m <= 0.01 { "met" } else { "**missed**" }
+            );
+        }
+        (Some(m), Some(e)) => {
+            let _ = writeln!(
+                md,
+                "- 16.6 ms frames missed: {:.1}%; EEVDF misses {:.1}%, under the 5% the target \
+                 applies from",
+                m * 100.0,
+                e * 100.0
+            );
+        }
+        _ => {
+            let _ = writeln!(md, "- 16.6 ms frames missed: not measured");
+        }
+    }
+    let others: Vec<&&String> = ran.iter().filter(|s| s.as_str() != "eevdf").collect();
+    let heads: Vec<&str> = others.iter().map(|s| s.as_str()).collect();
+    let _ = writeln!(
+        md,
+        "\n| cell | eevdf p99 µs | {} |\n|---|---|{}",
+        heads.join(" | "),
+        "---|".repeat(others.len())
+    );
+    for c in &matrix.cells {
+        let base = matrix.p99("eevdf", c);
+        let cells: Vec<String> = others
+            .iter()
+            .map(|s| cell(matrix.p99(s, c), base))
+            .collect();
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} |",
+            c.label(),
+            base.map_or("-".into(), number),
+            cells.join(" | ")
+        );
+    }
+    md
+}
+
+/// The heat map's data: "x y log2(ratio to EEVDF) scheduler cell" per
+/// scheduler (x) and cell (y), for gnuplot's image style.
+fn matrix_chart(rows: &[Row]) -> String {
+    let matrix = Matrix::of(rows);
+    let mut scheds: Vec<&str> = Vec::new();
+    for (_, r) in &matrix.rows {
+        if let Some(s) = r.get("sched") {
+            if s != "eevdf" && !scheds.contains(&s.as_str()) {
+                scheds.push(s);
+            }
+        }
+    }
+    let mut chart = String::new();
+    for (x, s) in scheds.iter().enumerate() {
+        for (y, c) in matrix.cells.iter().enumerate() {
+            let ratio = matrix
+                .p99(s, c)
+                .zip(matrix.p99("eevdf", c))
+                .map(|(v, b)| v.max(1.0) / b.max(1.0));
+            if let Some(ratio) = ratio {
+                let _ = writeln!(chart, "{x} {y} {:.3} {s} \"{}\"", ratio.log2(), c.label());
+            }
+        }
+    }
+    chart
 }
 
 /// The scale chart's data: one line per thread count, probe p99 µs per
@@ -292,8 +581,8 @@ fn scale_chart(rows: &[Row]) -> String {
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let [_, raw, md_out, chart_out, scale_out] = &args[..] else {
-        bail!("usage: llmos-bench-report RAW_ROWS REPORT_MD CHART_DAT SCALE_DAT");
+    let [_, raw, md_out, chart_out, scale_out, matrix_out] = &args[..] else {
+        bail!("usage: llmos-bench-report RAW_ROWS REPORT_MD CHART_DAT SCALE_DAT MATRIX_DAT");
     };
     let text = std::fs::read_to_string(raw).with_context(|| format!("cannot read {raw}"))?;
     let rows = parse_rows(&text);
@@ -310,6 +599,8 @@ fn main() -> Result<()> {
     std::fs::write(chart_out, chart).with_context(|| format!("cannot write {chart_out}"))?;
     std::fs::write(scale_out, scale_chart(&rows))
         .with_context(|| format!("cannot write {scale_out}"))?;
+    std::fs::write(matrix_out, matrix_chart(&rows))
+        .with_context(|| format!("cannot write {matrix_out}"))?;
     print!("{md}");
     Ok(())
 }
@@ -384,6 +675,98 @@ row bench=error round=1 sched=lavd what=attach
         );
     }
 
+    const MATRIX: &str = "\
+row bench=matrix round=1 sched=eevdf sleeper=main spinners=2 work_us=0 period_us=1000 p99_us=1000 frames_missed=10 frames=100
+row bench=matrix round=1 sched=eevdf sleeper=main spinners=2 work_us=0 period_us=16600 p99_us=4000 frames_missed=10 frames=100
+row bench=matrix round=1 sched=mlfq sleeper=main spinners=2 work_us=0 period_us=1000 p99_us=3000 frames_missed=50 frames=100
+row bench=matrix round=2 sched=mlfq sleeper=main spinners=2 work_us=0 period_us=1000 p99_us=5000 frames_missed=50 frames=100
+row bench=matrix round=1 sched=mlfq sleeper=main spinners=2 work_us=0 period_us=16600 p99_us=400 frames_missed=0 frames=100
+row bench=matrix round=1 sched=bpfland sleeper=main spinners=2 work_us=0 period_us=16600 p99_us=800 frames_missed=1 frames=100
+";
+
+    #[test]
+    fn matrix_reports_median_and_worst_cell_and_frames() {
+        let rows = parse_rows(MATRIX);
+        let scheds = ["eevdf", "mlfq", "bpfland"].map(String::from);
+        let md = matrix_report(&rows, &scheds);
+        // mlfq: 4000/1000 in the 1 ms cell (median of rounds), 400/4000 in
+        // the 16.6 ms one; median of the two ratios 2.05x.
+        assert!(
+            md.contains("| mlfq | 2.05x | 4.00x (main 2sp 0us/1ms) | 0.0% |"),
+            "{md}"
+        );
+        assert!(md.contains("| eevdf | 1.00x | 1.00x"), "{md}");
+        assert!(
+            md.contains("- worst cell vs EEVDF: 4.00x (target <= 1x): **missed** by 4.00x"),
+            "{md}"
+        );
+        // Only the 16.6 ms cell ran under both: 400/800.
+        assert!(
+            md.contains(
+                "- median cell vs scx_bpfland: 0.50x (target <= 0.3x): **missed** by 1.67x"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "- 16.6 ms frames missed: 0.0% where EEVDF misses 10.0% (target <= 1%): met"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| main 2sp 0us/16.6ms | 4000 | 0.10x (400) | 0.20x (800) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| main 2sp 0us/1ms | 1000 | 4.00x (4000) | - |"),
+            "{md}"
+        );
+        assert_eq!(
+            matrix_chart(&rows),
+            "0 0 2.000 mlfq \"main 2sp 0us/1ms\"\n\
+             0 1 -3.322 mlfq \"main 2sp 0us/16.6ms\"\n\
+             1 1 -2.322 bpfland \"main 2sp 0us/16.6ms\"\n"
+        );
+        assert_eq!(matrix_report(&parse_rows(RAW), &scheds), "");
+    }
+
+    #[test]
+    fn outside_workloads_have_a_table_and_targets() {
+        let (md, _) = report(
+            &parse_rows(
+                "row bench=pipe round=1 sched=eevdf secs=2.0\n\
+                 row bench=pipe round=1 sched=mlfq secs=1.0\n\
+                 row bench=cyclictest round=1 sched=eevdf p99_us=4000 max_us=9000\n\
+                 row bench=cyclictest round=1 sched=mlfq p99_us=400 max_us=900\n\
+                 row bench=pool round=1 sched=eevdf steps_per_s=100\n\
+                 row bench=pool round=1 sched=mlfq steps_per_s=97\n\
+                 row bench=build round=1 sched=eevdf secs=10\n\
+                 row bench=build round=1 sched=mlfq secs=10.1\n",
+            ),
+            "",
+        );
+        assert!(
+            md.contains(
+                "| mlfq | 0.50x (1) | 0.10x (400) | 0.10x (900) | 0.97x (97) | 1.01x (10.100) |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("- pipe ping-pong time vs EEVDF: 0.50x (target <= 1x): met"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "- worker pool steps/s vs EEVDF: 0.97x (target >= 0.98x): **missed** by 1.01x"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("- batch build speed vs EEVDF: 0.99x (target >= 0.98x): met"),
+            "{md}"
+        );
+    }
+
     #[test]
     fn report_has_ratios_targets_and_errors() {
         let (md, chart) = report(&parse_rows(RAW), "kernel 7.2");
@@ -393,7 +776,7 @@ row bench=error round=1 sched=lavd what=attach
             "{md}"
         );
         assert!(
-            md.contains("- BPF ns/op vs scx_bpfland: 1.50x (target <= 1.5x): met"),
+            md.contains("- BPF ns/op vs scx_bpfland: 1.50x (target <= 0.8x): **missed** by 1.88x"),
             "{md}"
         );
         assert!(md.contains("## Errors"), "{md}");

@@ -3,12 +3,16 @@
 # schedulers, printing one "row ..." line per measurement (the raw data that
 # llmos-bench-report turns into tables).
 #   usage: bench.sh LLMOS_BIN KERNEL_CONFIG ROUNDS PROBE_SECS SCALE_THREADS MSG_LOOPS SCALE_SCHEDS
+#                   MATRIX_SECS MATRIX_SCHEDS
 #     KERNEL_CONFIG  the booted kernel's config, for schedulers that read
 #                    kconfig (scx_bpfland) when /boot has none ("" if not needed)
 #     SCALE_THREADS  comma-separated spinner counts for the scale runs
 #     SCALE_SCHEDS   space-separated names of the schedulers that run them
+#     MATRIX_SECS    seconds per cell of the latency matrix (0: no matrix)
+#     MATRIX_SCHEDS  space-separated names of the schedulers that run it
 set -u
 BIN=$1 KCONFIG=$2 ROUNDS=$3 PROBE_SECS=$4 SCALE_THREADS=$5 MSG_LOOPS=$6 SCALE_SCHEDS=$7
+MATRIX_SECS=$8 MATRIX_SCHEDS=$9
 PROBE=$(dirname "$BIN")/llmos-probe
 SYS=/sys/kernel/sched_ext
 NCPU=$(nproc)
@@ -94,6 +98,93 @@ for ((round = 1; round <= ROUNDS; round++)); do
     detach || echo "row bench=error round=$round sched=$name what=detach"
   done
 done
+
+# The latency matrix: every shape of interactive thread beside CPU hogs that
+# no single probe covers. The sleeper is the process's main thread (which
+# created the spinners, spinning from their creation) or a thread of its own
+# started with them at a gate; 1, 2 and 4 spinners per CPU; 0, 0.1 and 2 ms
+# of work per period of 1, 10 and 16.6 ms (a 60 Hz frame; 2 ms of work does
+# not fit a 1 ms period). No warm-up cut: a program's first second counts.
+# The schedulers take turns round by round, each attached once per round.
+matrix_cell() { # SLEEPER SPINNERS WORK_US PERIOD_US -> "p99_us=.. ..."
+  local mode=()
+  [[ $1 == main ]] && mode=(--main-thread-sleeper)
+  "$PROBE" "${mode[@]}" --duration-s "$MATRIX_SECS" --warmup-ms 0 --spinners "$2" \
+    --run-us "$3" --period-us "$4" >"$TMP/probe.txt" 2>&1
+  awk '/^latency_us/ { for (i = 2; i <= NF; i++) { split($i, kv, "="); lat[kv[1]] = kv[2] } }
+       /^frames_missed/ { missed = $2; frames = $4 }
+       END { printf "p50_us=%s p99_us=%s max_us=%s frames_missed=%s frames=%s",
+             lat["p50"], lat["p99"], lat["max"], missed, frames }' "$TMP/probe.txt"
+}
+# Workloads written outside the project, beside the matrix: perf's pipe
+# ping-pong (seconds), cyclictest as a SCHED_OTHER thread waking every 1 ms
+# beside 2 CPU hogs per CPU (p99 and max µs, from its histogram), a
+# barrier-synchronised worker pool (llmos-pool: steps per second) and a
+# batch build (make -j NCPU of generated C files: seconds).
+# Sized by MATRIX_SECS, so that the smoke run stays short.
+PIPE_LOOPS=$((MATRIX_SECS * 5000)) CYCLIC_LOOPS=$((MATRIX_SECS * 1000)) POOL_SECS=$MATRIX_SECS
+POOL=$(dirname "$BIN")/llmos-pool
+BUILD_DIR=$TMP/build
+mkdir -p "$BUILD_DIR"
+for i in $(seq $((MATRIX_SECS * 4))); do
+  { echo "int f$i(int n) { int s = 0;"
+    for j in $(seq 40); do echo "  for (int k$j = 0; k$j < n; k$j++) s += (k$j * $j) ^ (s >> $((j % 7)));"; done
+    echo "  return s; }"; } >"$BUILD_DIR/f$i.c"
+done
+printf 'objs := $(patsubst %%.c,%%.o,$(wildcard *.c))\nall: $(objs)\n%%.o: %%.c\n\tgcc -O2 -c $< -o $@\n' \
+  >"$BUILD_DIR/Makefile"
+outside_workloads() { # ROUND NAME: prints the rows
+  local secs
+  secs=$(perf bench sched pipe -l "$PIPE_LOOPS" 2>&1 | awk '/Total time:/ {print $3}')
+  echo "row bench=pipe round=$1 sched=$2 secs=${secs:-nan}"
+  stress-ng -q --cpu $((2 * NCPU)) --cpu-method int64 --timeout $((CYCLIC_LOOPS / 1000 + 10)) &
+  local hogs=$!
+  cyclictest --policy=other -q -m -t 1 -i 1000 -l "$CYCLIC_LOOPS" -h 100000 \
+    --histfile="$TMP/cyclic.txt" >/dev/null 2>&1
+  kill $hogs 2>/dev/null
+  wait $hogs 2>/dev/null
+  awk '/^# Total:/ { total = $3 + 0 }
+       /^# Max Latencies:/ { max = $4 + 0 }
+       /^[0-9]/ { n[$1 + 0] = $2 + 0 }
+       END { need = total * 0.99; seen = 0; p99 = "nan"
+             for (us = 0; us < 100000; us++) { seen += n[us]; if (seen >= need) { p99 = us; break } }
+             printf "row bench=cyclictest round='"$1"' sched='"$2"' p99_us=%s max_us=%s samples=%d\n", p99, max, total }' \
+    "$TMP/cyclic.txt"
+  echo "row bench=pool round=$1 sched=$2 $("$POOL" --threads $((NCPU > 4 ? NCPU : 4)) --duration-s "$POOL_SECS" |
+    awk '{ for (i = 2; i <= NF; i++) if ($i ~ /^steps_per_s=/) print $i }')"
+  rm -f "$BUILD_DIR"/*.o
+  local t0 t1
+  t0=$(date +%s%N)
+  make -s -C "$BUILD_DIR" -j "$NCPU" >/dev/null 2>&1 || t0=""
+  t1=$(date +%s%N)
+  secs=nan
+  [[ -z $t0 ]] || secs=$(awk -v ns=$((t1 - t0)) 'BEGIN { printf "%.3f", ns / 1e9 }')
+  echo "row bench=build round=$1 sched=$2 secs=$secs"
+}
+
+if ((MATRIX_SECS > 0)); then
+  for ((round = 1; round <= ROUNDS; round++)); do
+    for entry in "${schedulers[@]}"; do
+      read -r -a cmd <<<"$entry"
+      name=${cmd[0]}
+      [[ " $MATRIX_SCHEDS " == *" $name "* ]] || continue
+      attach "${cmd[@]}" || { echo "row bench=error round=$round sched=$name what=attach"; detach; continue; }
+      for sleeper in main thread; do
+        for spinners in $NCPU $((2 * NCPU)) $((4 * NCPU)); do
+          for work_us in 0 100 2000; do
+            for period_us in 1000 10000 16600; do
+              ((work_us < period_us)) || continue
+              echo "row bench=matrix round=$round sched=$name sleeper=$sleeper spinners=$spinners" \
+                "work_us=$work_us period_us=$period_us $(matrix_cell $sleeper $spinners $work_us $period_us)"
+            done
+          done
+        done
+      done
+      outside_workloads "$round" "$name"
+      detach || echo "row bench=error round=$round sched=$name what=detach"
+    done
+  done
+fi
 
 IFS=, read -r -a sizes <<<"$SCALE_THREADS"
 for threads in "${sizes[@]}"; do
