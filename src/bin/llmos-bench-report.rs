@@ -72,6 +72,19 @@ fn number(v: f64) -> String {
     }
 }
 
+/// `sched`'s median of each (bench, field) as a cell against EEVDF's.
+fn cells_vs_eevdf(rows: &[Row], sched: &str, columns: &[(&str, &str)]) -> Vec<String> {
+    columns
+        .iter()
+        .map(|(bench, field)| {
+            cell(
+                median_of(rows, bench, sched, None, field),
+                median_of(rows, bench, "eevdf", None, field),
+            )
+        })
+        .collect()
+}
+
 /// Whether `value <= limit * base` (or `>=` for `at_least`), as a sentence.
 fn target(what: &str, value: Option<f64>, base: Option<f64>, limit: f64, at_least: bool) -> String {
     let (Some(v), Some(b)) = (value, base) else {
@@ -131,19 +144,22 @@ fn report(rows: &[Row], header: &str) -> (String, String) {
     let mut chart = String::from("# scheduler p50_us p99_us\n");
     for s in &scheds {
         let m = |bench: &str, field: &str| median_of(rows, bench, s, None, field);
-        let _ = writeln!(
-            md,
-            "| {s} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            cell(m("probe", "p50_us"), base("probe", "p50_us")),
-            cell(m("probe", "p99_us"), base("probe", "p99_us")),
-            cell(m("probe", "max_us"), base("probe", "max_us")),
-            cell(m("probe", "late_frac"), base("probe", "late_frac")),
-            cell(m("probe", "iters_per_s"), base("probe", "iters_per_s")),
-            cell(m("probe", "spinner_min"), base("probe", "spinner_min")),
-            cell(m("probe", "spinner_max"), base("probe", "spinner_max")),
-            cell(m("messaging", "secs"), base("messaging", "secs")),
-            cell(m("bpf", "ns_per_op"), bpf_base),
+        let mut cells = cells_vs_eevdf(
+            rows,
+            s,
+            &[
+                ("probe", "p50_us"),
+                ("probe", "p99_us"),
+                ("probe", "max_us"),
+                ("probe", "late_frac"),
+                ("probe", "iters_per_s"),
+                ("probe", "spinner_min"),
+                ("probe", "spinner_max"),
+                ("messaging", "secs"),
+            ],
         );
+        cells.push(cell(m("bpf", "ns_per_op"), bpf_base));
+        let _ = writeln!(md, "| {s} | {} |", cells.join(" | "));
         let _ = writeln!(
             chart,
             "{s} {} {}",
@@ -166,19 +182,21 @@ fn report(rows: &[Row], header: &str) -> (String, String) {
              |---|---|---|---|---|---|"
         );
         for s in &scheds {
-            let m = |bench: &str, field: &str| median_of(rows, bench, s, None, field);
-            if m("pipe", "secs").is_none() {
+            if median_of(rows, "pipe", s, None, "secs").is_none() {
                 continue;
             }
-            let _ = writeln!(
-                md,
-                "| {s} | {} | {} | {} | {} | {} |",
-                cell(m("pipe", "secs"), base("pipe", "secs")),
-                cell(m("cyclictest", "p99_us"), base("cyclictest", "p99_us")),
-                cell(m("cyclictest", "max_us"), base("cyclictest", "max_us")),
-                cell(m("pool", "steps_per_s"), base("pool", "steps_per_s")),
-                cell(m("build", "secs"), base("build", "secs")),
+            let cells = cells_vs_eevdf(
+                rows,
+                s,
+                &[
+                    ("pipe", "secs"),
+                    ("cyclictest", "p99_us"),
+                    ("cyclictest", "max_us"),
+                    ("pool", "steps_per_s"),
+                    ("build", "secs"),
+                ],
             );
+            let _ = writeln!(md, "| {s} | {} |", cells.join(" | "));
         }
     }
 
