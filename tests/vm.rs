@@ -572,6 +572,15 @@ fn parse_thread_tables(text: &str) -> Vec<HashMap<u32, ThreadRow>> {
     tables
 }
 
+/// The level of thread `tid` in each table that lists it.
+fn levels_of(tables: &[HashMap<u32, ThreadRow>], tid: u32) -> Vec<u32> {
+    tables
+        .iter()
+        .filter_map(|t| t.get(&tid))
+        .map(|r| r.level)
+        .collect()
+}
+
 /// What llmos-probe printed: thread tids by name, p99 latency, and each
 /// spinner's iterations per interval.
 #[derive(Debug, Default, PartialEq)]
@@ -674,11 +683,7 @@ fn judge_mlfq(out: &Path) -> Vec<String> {
         ));
     };
 
-    let sleeper_levels: Vec<u32> = samples
-        .iter()
-        .filter_map(|t| t.get(&sleeper))
-        .map(|r| r.level)
-        .collect();
+    let sleeper_levels = levels_of(&samples, sleeper);
     // The sleeper works 100 us per 10 ms period, charged 0.35-0.7 ms a run
     // under TCG. A run that goes to sleep keeps its level whatever it was
     // charged (mlfq_charge()); only a run that loses the CPU after a whole
@@ -701,11 +706,7 @@ fn judge_mlfq(out: &Path) -> Vec<String> {
     );
 
     for &tid in &spinners {
-        let levels: Vec<u32> = samples
-            .iter()
-            .filter_map(|t| t.get(&tid))
-            .map(|r| r.level)
-            .collect();
+        let levels = levels_of(&samples, tid);
         let at_bottom = levels.iter().filter(|&&l| l == bottom).count();
         verdict(
             &format!("spinner_{tid}_sinks"),
@@ -800,12 +801,10 @@ fn judge_mlfq(out: &Path) -> Vec<String> {
             if policy != "mlfq" {
                 continue;
             }
-            let levels: Vec<u32> =
-                parse_thread_tables(&read(&format!("threads-startup-{policy}-{round}.txt")))
-                    .iter()
-                    .filter_map(|t| t.get(&report.tids["sleeper"]))
-                    .map(|r| r.level)
-                    .collect();
+            let levels = levels_of(
+                &parse_thread_tables(&read(&format!("threads-startup-{policy}-{round}.txt"))),
+                report.tids["sleeper"],
+            );
             let on_top = levels.iter().filter(|&&l| l == 0).count();
             verdict(
                 &format!("startup_burst_sleeper_climbs_{round}"),

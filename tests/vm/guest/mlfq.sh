@@ -48,6 +48,10 @@ wait_for() { # SECONDS CONDITION...: polls every 50 ms
   done
 }
 is_state() { [[ $(cat $SYS/state) == "$1" ]]; }
+switch_to() { # CHECK POLICY: a live switch with `ctl`, judged by its answer
+  "$BIN" ctl policy "$2" >"$OUT/ctl.txt" 2>&1
+  verdict "$1" "$(cat "$OUT/ctl.txt")" grep -q "ok: policy $2" "$OUT/ctl.txt"
+}
 
 echo "guest: $(uname -r), $NCPU CPUs"
 dmesg -C
@@ -61,8 +65,7 @@ verdict attach "scx_llmos attached (default policy)" wait_for 30 is_state enable
 
 for round in $(seq $ROUNDS); do
   for policy in vtime mlfq; do
-    "$BIN" ctl policy $policy >"$OUT/ctl.txt" 2>&1
-    verdict "switch_to_${policy}_$round" "$(cat "$OUT/ctl.txt")" grep -q "ok: policy $policy" "$OUT/ctl.txt"
+    switch_to "switch_to_${policy}_$round" $policy
     "$PROBE" --duration-s $ROUND_SECS --spinners $((2 * NCPU)) \
       --samples-out "$OUT/latency-$policy-$round.txt" >"$OUT/probe-$policy-$round.txt" 2>&1
     verdict "probe_ran_${policy}_$round" "$(grep latency_us "$OUT/probe-$policy-$round.txt")" \
@@ -150,8 +153,7 @@ verdict renice_is_no_wakeup \
 verdict set_boost_2s "$(cat "$OUT/ctl.txt")" grep -q "^ok" "$OUT/ctl.txt"
 for round in $(seq $STARTUP_ROUNDS); do
   for policy in vtime mlfq; do
-    "$BIN" ctl policy $policy >"$OUT/ctl.txt" 2>&1
-    verdict "startup_switch_to_${policy}_$round" "$(cat "$OUT/ctl.txt")" grep -q "ok: policy $policy" "$OUT/ctl.txt"
+    switch_to "startup_switch_to_${policy}_$round" $policy
     "$PROBE" --main-thread-sleeper --startup-work-ms 50 --period-us 2000 --run-us 0 --warmup-ms 300 \
       --duration-s $STARTUP_SECS --spinners $((2 * NCPU)) >"$OUT/probe-startup-$policy-$round.txt" 2>&1 &
     probe=$!
