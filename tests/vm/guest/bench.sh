@@ -82,21 +82,32 @@ probe() { # SPINNERS -> "p50_us=.. p99_us=.. ..."
              lat["samples"], lat["start_us"], b["iters_per_s"], b["spinner_min"], b["spinner_max"] }' "$TMP/probe.txt"
 }
 
-for ((round = 1; round <= ROUNDS; round++)); do
+# Runs FN NAME with each scheduler named in WHO ("" for all) attached in
+# turn; TAGS (e.g. "round=1") go into its error rows.
+under_each() { # WHO TAGS FN
+  local who=$1 tags=$2 fn=$3 entry cmd
   for entry in "${schedulers[@]}"; do
     read -r -a cmd <<<"$entry"
-    name=${cmd[0]}
+    [[ -z $who || " $who " == *" ${cmd[0]} "* ]] || continue
     if ! attach "${cmd[@]}"; then
-      echo "row bench=error round=$round sched=$name what=attach log=$(tail -n 3 "$TMP/sched.log" | tr '\n ' '|_')"
+      echo "row bench=error $tags sched=${cmd[0]} what=attach log=$(tail -n 3 "$TMP/sched.log" | tr '\n ' '|_')"
       detach
       continue
     fi
-    echo "row bench=probe round=$round sched=$name threads=$((2 * NCPU)) $(probe $((2 * NCPU)))"
-    [[ $name == eevdf ]] || echo "row bench=bpf round=$round sched=$name $(bpf_cost)"
-    secs=$(hackbench -g 4 -l "$MSG_LOOPS" 2>&1 | awk '/^Time:/ {print $2}')
-    echo "row bench=messaging round=$round sched=$name secs=${secs:-nan}"
-    detach || echo "row bench=error round=$round sched=$name what=detach"
+    "$fn" "${cmd[0]}"
+    detach || echo "row bench=error $tags sched=${cmd[0]} what=detach"
   done
+}
+
+main_round() { # NAME; $round
+  local secs
+  echo "row bench=probe round=$round sched=$1 threads=$((2 * NCPU)) $(probe $((2 * NCPU)))"
+  [[ $1 == eevdf ]] || echo "row bench=bpf round=$round sched=$1 $(bpf_cost)"
+  secs=$(hackbench -g 4 -l "$MSG_LOOPS" 2>&1 | awk '/^Time:/ {print $2}')
+  echo "row bench=messaging round=$round sched=$1 secs=${secs:-nan}"
+}
+for ((round = 1; round <= ROUNDS; round++)); do
+  under_each "" "round=$round" main_round
 done
 
 # The latency matrix: every shape of interactive thread beside CPU hogs that
@@ -162,42 +173,36 @@ outside_workloads() { # ROUND NAME: prints the rows
   echo "row bench=build round=$1 sched=$2 secs=$secs"
 }
 
-if ((MATRIX_SECS > 0)); then
-  for ((round = 1; round <= ROUNDS; round++)); do
-    for entry in "${schedulers[@]}"; do
-      read -r -a cmd <<<"$entry"
-      name=${cmd[0]}
-      [[ " $MATRIX_SCHEDS " == *" $name "* ]] || continue
-      attach "${cmd[@]}" || { echo "row bench=error round=$round sched=$name what=attach"; detach; continue; }
-      for sleeper in main thread; do
-        for spinners in $NCPU $((2 * NCPU)) $((4 * NCPU)); do
-          for work_us in 0 100 2000; do
-            for period_us in 1000 10000 16600; do
-              ((work_us < period_us)) || continue
-              echo "row bench=matrix round=$round sched=$name sleeper=$sleeper spinners=$spinners" \
-                "work_us=$work_us period_us=$period_us $(matrix_cell $sleeper $spinners $work_us $period_us)"
-            done
-          done
+matrix_round() { # NAME; $round
+  local sleeper spinners work_us period_us
+  for sleeper in main thread; do
+    for spinners in $NCPU $((2 * NCPU)) $((4 * NCPU)); do
+      for work_us in 0 100 2000; do
+        for period_us in 1000 10000 16600; do
+          ((work_us < period_us)) || continue
+          echo "row bench=matrix round=$round sched=$1 sleeper=$sleeper spinners=$spinners" \
+            "work_us=$work_us period_us=$period_us $(matrix_cell $sleeper $spinners $work_us $period_us)"
         done
       done
-      outside_workloads "$round" "$name"
-      detach || echo "row bench=error round=$round sched=$name what=detach"
     done
+  done
+  outside_workloads "$round" "$1"
+}
+if ((MATRIX_SECS > 0)); then
+  for ((round = 1; round <= ROUNDS; round++)); do
+    under_each "$MATRIX_SCHEDS" "round=$round" matrix_round
   done
 fi
 
+scale_step() { # NAME; $threads
+  local line
+  line="row bench=scale sched=$1 threads=$threads $(probe "$threads")"
+  [[ $1 == eevdf ]] || line+=" $(bpf_cost)"
+  echo "$line"
+}
 IFS=, read -r -a sizes <<<"$SCALE_THREADS"
 for threads in "${sizes[@]}"; do
-  for entry in "${schedulers[@]}"; do
-    read -r -a cmd <<<"$entry"
-    name=${cmd[0]}
-    [[ " $SCALE_SCHEDS " == *" $name "* ]] || continue
-    attach "${cmd[@]}" || { echo "row bench=error sched=$name what=attach"; detach; continue; }
-    line="row bench=scale sched=$name threads=$threads $(probe "$threads")"
-    [[ $name == eevdf ]] || line+=" $(bpf_cost)"
-    echo "$line"
-    detach || echo "row bench=error sched=$name what=detach"
-  done
+  under_each "$SCALE_SCHEDS" "threads=$threads" scale_step
 done
 dmesg | grep -E 'sched_ext: .*(stall|error)' | sed 's/^/# dmesg: /'
 echo "# bench: done"
