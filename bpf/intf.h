@@ -112,6 +112,7 @@ enum llmos_stat {
 	LLMOS_STAT_CARRIED,		/* queued tasks moved to a new policy's queues */
 	LLMOS_STAT_LLC_MIGRATION,	/* a task started on another LLC than it last ran on */
 	LLMOS_STAT_PUSHED,		/* tasks the kernel pushed off a CPU going offline */
+	LLMOS_STAT_BOOST_NS,		/* ns the tick spent in mlfq boosts (their cost) */
 	LLMOS_STAT_LEVEL_RUN,		/* first of LLMOS_MAX_LEVELS: tasks started per level */
 	LLMOS_NR_STATS = LLMOS_STAT_LEVEL_RUN + LLMOS_MAX_LEVELS,
 };

@@ -92,12 +92,17 @@ struct {
 	__type(value, u64);
 } stats SEC(".maps");
 
-static void stat_inc(u32 idx)
+static void stat_add(u32 idx, u64 amount)
 {
 	u64 *cnt = bpf_map_lookup_elem(&stats, &idx);
 
 	if (cnt)
-		(*cnt)++;
+		*cnt += amount;
+}
+
+static void stat_inc(u32 idx)
+{
+	stat_add(idx, 1);
 }
 
 static struct task_ctx *lookup_task_ctx(const struct task_struct *p)

@@ -948,6 +948,7 @@ static int tick(void *map, int *key, struct bpf_timer *timer)
 	if (is_mlfq() && now - last_boost_at >= boost_interval_ns) {
 		mlfq_boost();
 		last_boost_at = now;
+		stat_add(LLMOS_STAT_BOOST_NS, bpf_ktime_get_ns() - now);
 	}
 	bpf_timer_start(timer, TICK_NS, 0);
 	return 0;

@@ -13,7 +13,7 @@ const FIRST_LEVEL: usize = bpf_intf::llmos_stat_LLMOS_STAT_LEVEL_RUN as usize;
 /// bpf/intf.h; the per-level run counters follow them.
 pub const EVENT_NAMES: [&str; FIRST_LEVEL] = [
     "idle", "kthread", "pinned", "shared", "steal", "refill", "preempt", "boost", "cpuq", "switch",
-    "carried", "xllc", "pushed",
+    "carried", "xllc", "pushed", "boost_ns",
 ];
 
 pub type Counters = [u64; NR_STATS];
@@ -89,6 +89,10 @@ mod tests {
             "pushed"
         );
         assert_eq!(
+            EVENT_NAMES[bpf_intf::llmos_stat_LLMOS_STAT_BOOST_NS as usize],
+            "boost_ns"
+        );
+        assert_eq!(
             NR_STATS,
             FIRST_LEVEL + bpf_intf::llmos_consts_LLMOS_MAX_LEVELS as usize
         );
@@ -97,18 +101,19 @@ mod tests {
     #[test]
     fn delta_line_counts_since_previous() {
         let prev: Counters = [
-            1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 0, 0, 0, 0, 0, 0, 0,
+            1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0, 0, 0, 0, 0, 0, 0,
         ];
         let mut now = prev;
         now[0] += 10;
         now[3] += 100;
         now[7] += 1;
         now[11] += 3;
+        now[13] += 2500;
         now[FIRST_LEVEL] += 50;
         now[FIRST_LEVEL + 1] += 5;
         assert_eq!(
             format_delta(&prev, &now, 2),
-            "events: idle=10 kthread=0 pinned=0 shared=100 steal=0 refill=0 preempt=0 boost=1 cpuq=0 switch=0 carried=0 xllc=3 pushed=0 | runs: l0=50 l1=5"
+            "events: idle=10 kthread=0 pinned=0 shared=100 steal=0 refill=0 preempt=0 boost=1 cpuq=0 switch=0 carried=0 xllc=3 pushed=0 boost_ns=2500 | runs: l0=50 l1=5"
         );
     }
 

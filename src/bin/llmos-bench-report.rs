@@ -313,6 +313,13 @@ fn report(rows: &[Row], header: &str) -> (String, String) {
             hi / lo.max(1.0)
         );
     }
+    let boost: Vec<(u64, f64)> = sizes
+        .iter()
+        .filter_map(|n| Some((*n, median_of(rows, "scale", "mlfq", Some(&n.to_string()), "boost_ns")?)))
+        .collect();
+    if let Some(line) = boost_cost_line(&boost) {
+        let _ = writeln!(md, "{line}");
+    }
     md.push_str(&matrix_report(rows, &scheds));
     let errors: Vec<&Row> = rows
         .iter()
@@ -563,6 +570,22 @@ fn matrix_chart(rows: &[Row]) -> String {
     chart
 }
 
+/// The mlfq boost's cost per boost at each number of spinning threads, and
+/// how far it grows from the lowest to the highest (target: flat).
+fn boost_cost_line(costs: &[(u64, f64)]) -> Option<String> {
+    let lo = costs.iter().map(|c| c.1).reduce(f64::min)?;
+    let hi = costs.iter().map(|c| c.1).reduce(f64::max)?;
+    let each: Vec<String> = costs
+        .iter()
+        .map(|(n, ns)| format!("{} ns at {n} threads", number(*ns)))
+        .collect();
+    Some(format!(
+        "- mlfq boost cost (tick ns per boost): {}; {:.2}x from lowest to highest (target: flat)",
+        each.join(", "),
+        hi / lo.max(1.0)
+    ))
+}
+
 /// The scale chart's data: one line per thread count, probe p99 µs per
 /// scheduler that ran the scale runs ("?" where one has no result).
 fn scale_chart(rows: &[Row]) -> String {
@@ -677,6 +700,16 @@ row bench=error round=1 sched=lavd what=attach
             "- batch: 0.90x (target >= 0.95x): **missed** by 1.06x"
         );
         assert_eq!(target("x", None, Some(1.0), 1.0, true), "- x: not measured");
+    }
+
+    #[test]
+    fn boost_cost_line_gives_each_size_and_the_growth() {
+        assert_eq!(boost_cost_line(&[]), None);
+        assert_eq!(
+            boost_cost_line(&[(10, 2000.0), (100, 2500.0), (1000, 5000.0)]).unwrap(),
+            "- mlfq boost cost (tick ns per boost): 2000 ns at 10 threads, 2500 ns at 100 threads, \
+             5000 ns at 1000 threads; 2.50x from lowest to highest (target: flat)"
+        );
     }
 
     #[test]

@@ -40,6 +40,8 @@ schedulers=("eevdf")
 for policy in mlfq vtime prio affinity fifo rr; do
   schedulers+=("$policy $BIN --policy $policy")
 done
+# mlfq prints its counters each second, for the cost of its boosts (boost_cost()).
+schedulers[1]+=" --stats 1"
 command -v scx_bpfland >/dev/null && schedulers+=("bpfland scx_bpfland")
 command -v scx_lavd >/dev/null && schedulers+=("lavd scx_lavd")
 echo "# bench: kernel $(uname -r), $NCPU CPUs, rounds $ROUNDS, probe ${PROBE_SECS}s," \
@@ -194,10 +196,19 @@ if ((MATRIX_SECS > 0)); then
   done
 fi
 
+# ns the tick spent per mlfq boost since attach, from the --stats lines (the
+# timer's callback is no BPF program that bpf_stats would count).
+boost_cost() {
+  awk '/^events:/ { for (i = 2; i <= NF; i++) { split($i, kv, "=")
+                      if (kv[1] == "boost") n += kv[2]; if (kv[1] == "boost_ns") t += kv[2] } }
+       END { if (n > 0) printf "boost_ns=%d boosts=%d", t / n, n }' "$TMP/sched.log"
+}
+
 scale_step() { # NAME; $threads
   local line
   line="row bench=scale sched=$1 threads=$threads $(probe "$threads")"
   [[ $1 == eevdf ]] || line+=" $(bpf_cost)"
+  [[ $1 == mlfq ]] && line+=" $(boost_cost)"
   echo "$line"
 }
 IFS=, read -r -a sizes <<<"$SCALE_THREADS"
