@@ -33,12 +33,16 @@ enum llmos_consts {
 	/*
 	 * DSQ ids. Every policy owns one queue per CPU and one per LLC, so a
 	 * live policy switch knows exactly which queued tasks to carry over:
-	 * those in the other policies' queues. CPU <cpu>'s queue, for tasks
-	 * that may run only there (and for the affinity policy, tasks placed
-	 * there for cache warmth), is <cpu> * LLMOS_NR_POLICIES + <policy>;
-	 * LLC <llc>'s, for tasks that can run anywhere in it, is
-	 * LLMOS_LLC_DSQ_BASE + <llc> * LLMOS_NR_POLICIES + <policy>.
+	 * those in the other policies' queues. Each queue has LLMOS_DSQ_BANKS
+	 * banks, one taking new tasks while the other drains (see
+	 * retire_banks()). Bank <bank> of CPU <cpu>'s queue, for tasks that may
+	 * run only there (and for the affinity policy, tasks placed there for
+	 * cache warmth), is (<cpu> * LLMOS_NR_POLICIES + <policy>) *
+	 * LLMOS_DSQ_BANKS + <bank>; of LLC <llc>'s, for tasks that can run
+	 * anywhere in it, LLMOS_LLC_DSQ_BASE + (<llc> * LLMOS_NR_POLICIES +
+	 * <policy>) * LLMOS_DSQ_BANKS + <bank>.
 	 */
+	LLMOS_DSQ_BANKS = 2,
 	LLMOS_LLC_DSQ_BASE = 1 << 20,
 };
 

@@ -282,16 +282,70 @@ static u32 home_llc(const struct task_struct *p, s32 cpu)
 	return llc_of(bpf_cpumask_any_distribute(p->cpus_ptr));
 }
 
-/* @policy's queue on @cpu (see intf.h). */
-static u64 cpu_dsq(s32 cpu, u32 policy)
+/*
+ * Which bank of each CPU's and LLC's queues takes new tasks (see intf.h);
+ * the other one is retired and only drains. A CPU serves both, a retired
+ * bank's tasks with the keys retired_key() gives them. Only mlfq's boost
+ * retires banks, to lift every queued task at once (see retire_banks()).
+ */
+static u8 cpu_bank[LLMOS_MAX_CPUS];
+static u8 llc_bank[LLMOS_MAX_LLCS];
+
+/* Bank @bank of @policy's queue on @cpu (see intf.h). */
+static u64 cpu_bank_dsq(s32 cpu, u32 policy, u32 bank)
 {
-	return (u64)cpu * LLMOS_NR_POLICIES + policy;
+	return ((u64)cpu * LLMOS_NR_POLICIES + policy) * LLMOS_DSQ_BANKS + (bank & 1);
 }
 
-/* @policy's queue shared by the CPUs of @llc. */
+/* Bank @bank of @policy's queue shared by the CPUs of @llc. */
+static u64 llc_bank_dsq(u32 llc, u32 policy, u32 bank)
+{
+	return LLMOS_LLC_DSQ_BASE + ((u64)llc * LLMOS_NR_POLICIES + policy) * LLMOS_DSQ_BANKS +
+	       (bank & 1);
+}
+
+/* @policy's queue on @cpu, the bank that takes new tasks. */
+static u64 cpu_dsq(s32 cpu, u32 policy)
+{
+	return cpu_bank_dsq(cpu, policy, cpu_bank[cpu_idx(cpu)]);
+}
+
+static u64 cpu_retired_dsq(s32 cpu, u32 policy)
+{
+	return cpu_bank_dsq(cpu, policy, cpu_bank[cpu_idx(cpu)] ^ 1);
+}
+
+/* @policy's queue shared by the CPUs of @llc, the bank that takes new tasks. */
 static u64 llc_dsq(u32 llc, u32 policy)
 {
-	return LLMOS_LLC_DSQ_BASE + (u64)llc * LLMOS_NR_POLICIES + policy;
+	return llc_bank_dsq(llc, policy, llc_bank[llc_idx(llc)]);
+}
+
+static u64 llc_retired_dsq(u32 llc, u32 policy)
+{
+	return llc_bank_dsq(llc, policy, llc_bank[llc_idx(llc)] ^ 1);
+}
+
+/*
+ * Retires the bank of each of @policy's queues that takes new tasks, where
+ * the other bank has drained: new tasks go to that one from now on. A queue
+ * whose retired bank still holds tasks keeps its banks: its tasks have
+ * waited since before the last retirement, and those queued since wait
+ * behind them anyway. The cost is a read of each queue's length, however
+ * many tasks wait.
+ */
+static void retire_banks(u32 policy)
+{
+	u32 i;
+
+	bpf_for(i, 0, nr_cpu_ids) {
+		if (!scx_bpf_dsq_nr_queued(cpu_retired_dsq(i, policy)))
+			cpu_bank[cpu_idx(i)] ^= 1;
+	}
+	bpf_for(i, 0, nr_llcs) {
+		if (!scx_bpf_dsq_nr_queued(llc_retired_dsq(i, policy)))
+			llc_bank[llc_idx(i)] ^= 1;
+	}
 }
 
 /*

@@ -7,7 +7,9 @@
  * that can run on any of its CPUs. The policy decides a task's key and slice
  * (policy.bpf.h); mlfq's levels share its queues, ranked by key (see
  * ranked_key()). A CPU takes the lower key of the active policy's two queue
- * heads, then steals from the busiest other LLC before it goes idle.
+ * heads, then steals from the busiest other LLC before it goes idle. Each
+ * queue has a second bank, which an mlfq boost retires to lift every task
+ * waiting in it at once (see retire_banks()).
  *
  * A live policy switch is a write of active_policy: new decisions follow it
  * at once, and a 10 ms tick carries the tasks still queued under the old
@@ -139,6 +141,26 @@ static void preempt_for(struct task_struct *p, u32 llc, u32 rank, u64 key)
 		kick_cpu(victim, SCX_KICK_PREEMPT);
 		stat_inc(LLMOS_STAT_PREEMPT);
 	}
+}
+
+/* Tasks waiting in @policy's queue on @cpu: in both banks where it retires them. */
+static s32 cpu_queued(s32 cpu, u32 policy)
+{
+	s32 queued = scx_bpf_dsq_nr_queued(cpu_dsq(cpu, policy));
+
+	if (retires_banks(policy))
+		queued += scx_bpf_dsq_nr_queued(cpu_retired_dsq(cpu, policy));
+	return queued;
+}
+
+/* Tasks waiting in @policy's queue of @llc: in both banks where it retires them. */
+static s32 llc_queued(u32 llc, u32 policy)
+{
+	s32 queued = scx_bpf_dsq_nr_queued(llc_dsq(llc, policy));
+
+	if (retires_banks(policy))
+		queued += scx_bpf_dsq_nr_queued(llc_retired_dsq(llc, policy));
+	return queued;
 }
 
 /*
@@ -312,7 +334,7 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 			return;
 		}
 		dsq = cpu_dsq(cpu, policy);
-		key = enter_queue(policy, p, tctx, scx_bpf_dsq_nr_queued(dsq), &slice);
+		key = enter_queue(policy, p, tctx, cpu_queued(cpu, policy), &slice);
 		stat_inc(LLMOS_STAT_PINNED_DISPATCH);
 		/*
 		 * A task that outranks the one running on its CPU is next there
@@ -367,7 +389,7 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 
 	llc = home_llc(p, cpu);
 	dsq = llc_dsq(llc, policy);
-	key = enter_queue(policy, p, tctx, scx_bpf_dsq_nr_queued(dsq), &slice);
+	key = enter_queue(policy, p, tctx, llc_queued(llc, policy), &slice);
 	/* `ctl inject-fault stray`: this task strays, once (see sweep_strays()). */
 	if (injected_fault == LLMOS_FAULT_STRAY &&
 	    __sync_val_compare_and_swap(&injected_fault, LLMOS_FAULT_STRAY, LLMOS_FAULT_NONE) ==
@@ -387,16 +409,14 @@ static bool consume(u64 dsq)
 }
 
 /*
- * Moves the head of @dsq, peeked as @head, to this CPU. In vtime-ordered
- * queues it advances vtime_now to the head's vtime: queues are served in
- * vtime order (within a rank), so the head's vtime is how far service has
- * got. (Tasks started any other way, such as kthreads or tasks placed
- * straight on an idle CPU, say nothing about that.)
+ * Moves the head of @dsq, which competed with @key, to this CPU. In
+ * vtime-ordered queues it advances vtime_now to the head's vtime: queues are
+ * served in vtime order (within a rank), so the head's vtime is how far
+ * service has got. (Tasks started any other way, such as kthreads or tasks
+ * placed straight on an idle CPU, say nothing about that.)
  */
-static bool consume_head(u64 dsq, struct task_struct *head, bool vtime_keys)
+static bool consume_head(u64 dsq, u64 key, bool vtime_keys)
 {
-	u64 key = head->scx.dsq_vtime;
-
 	if (!consume(dsq))
 		return false;
 	if (vtime_keys) {
@@ -414,6 +434,36 @@ enum queue_result {
 };
 
 /*
+ * Whether either bank of a queue of @policy, @current and @retired, has a
+ * task waiting; if so, in *@dsq the bank whose head is due first and in
+ * *@key the key that head competes with (see retired_key()).
+ */
+static bool queue_head(u64 current, u64 retired, u32 policy, u64 *dsq, u64 *key)
+{
+	struct task_struct *head, *old;
+	u64 old_key;
+
+	/*
+	 * Before 7.1 the compat peek walks the queue with the DSQ iterator,
+	 * which takes the queue's lock: the same answer at a higher cost.
+	 */
+	head = __COMPAT_scx_bpf_dsq_peek(current);
+	*dsq = current;
+	*key = head ? head->scx.dsq_vtime : 0;
+	if (!retires_banks(policy) || !scx_bpf_dsq_nr_queued(retired))
+		return head != NULL;
+	old = __COMPAT_scx_bpf_dsq_peek(retired);
+	if (!old)
+		return head != NULL;
+	old_key = retired_key(policy, old->scx.dsq_vtime);
+	if (head && !time_before(old_key, *key))
+		return true;
+	*dsq = retired;
+	*key = old_key;
+	return true;
+}
+
+/*
  * Moves whichever of the CPU's and its LLC's queue heads of @policy has the
  * lower key to this CPU, unless that key is not before *@limit (the key of
  * the previous task, which then keeps the CPU).
@@ -421,39 +471,43 @@ enum queue_result {
 static enum queue_result dispatch_queued(s32 cpu, u32 llc, u32 policy, bool vtime_keys,
 					 const u64 *limit)
 {
-	u64 first_dsq = cpu_dsq(cpu, policy), second_dsq = llc_dsq(llc, policy), dsq;
-	struct task_struct *first, *second, *p;
+	u64 first_dsq, second_dsq, first_key, second_key, dsq, key;
+	bool first, second;
 
-	/*
-	 * Before 7.1 the compat peek walks the queue with the DSQ iterator,
-	 * which takes the queue's lock: the same answer at a higher cost.
-	 */
-	first = __COMPAT_scx_bpf_dsq_peek(first_dsq);
-	second = __COMPAT_scx_bpf_dsq_peek(second_dsq);
-	if (!first || (second && time_before(second->scx.dsq_vtime, first->scx.dsq_vtime))) {
-		p = first;
+	first = queue_head(cpu_dsq(cpu, policy), cpu_retired_dsq(cpu, policy), policy, &first_dsq,
+			   &first_key);
+	second = queue_head(llc_dsq(llc, policy), llc_retired_dsq(llc, policy), policy, &second_dsq,
+			    &second_key);
+	if (!first || (second && time_before(second_key, first_key))) {
+		bool had_first = first;
+
 		first = second;
-		second = p;
+		second = had_first;
 		dsq = first_dsq;
 		first_dsq = second_dsq;
 		second_dsq = dsq;
+		key = first_key;
+		first_key = second_key;
+		second_key = key;
 	}
 	if (!first)
 		return QUEUES_EMPTY;
-	if (limit && !time_before(first->scx.dsq_vtime, *limit))
+	if (limit && !time_before(first_key, *limit))
 		return QUEUES_NOT_DUE;
-	if (consume_head(first_dsq, first, vtime_keys))
+	if (consume_head(first_dsq, first_key, vtime_keys))
 		return QUEUES_SERVED;
 	/* Another CPU took that head meanwhile: the other queue's will do. */
-	if (second && (!limit || time_before(second->scx.dsq_vtime, *limit)) &&
-	    consume_head(second_dsq, second, vtime_keys))
+	if (second && (!limit || time_before(second_key, *limit)) &&
+	    consume_head(second_dsq, second_key, vtime_keys))
 		return QUEUES_SERVED;
 	return QUEUES_EMPTY;
 }
 
+/* Takes a task from @llc's queue: from its retired bank first, which waited longer. */
 static bool steal_from(u32 llc, u32 policy)
 {
-	if (!consume(llc_dsq(llc, policy)))
+	if (!(retires_banks(policy) && consume(llc_retired_dsq(llc, policy))) &&
+	    !consume(llc_dsq(llc, policy)))
 		return false;
 	stat_inc(LLMOS_STAT_STEAL);
 	return true;
@@ -472,7 +526,7 @@ static bool steal(u32 home, u32 policy, s32 min_queued)
 
 	bpf_for(i, 1, nr_llcs) {
 		u32 llc = (home + i) % nr_llcs;
-		s32 queued = scx_bpf_dsq_nr_queued(llc_dsq(llc, policy));
+		s32 queued = llc_queued(llc, policy);
 
 		if (queued > most) {
 			most = queued;
@@ -506,7 +560,8 @@ static bool serve_unsettled(s32 cpu, u32 home, u32 policy)
 	bpf_for(other, 0, LLMOS_NR_POLICIES) {
 		if (other == policy)
 			continue;
-		if (consume(cpu_dsq(cpu, other)) || consume(llc_dsq(home, other)))
+		if (consume(cpu_dsq(cpu, other)) || consume(cpu_retired_dsq(cpu, other)) ||
+		    consume(llc_dsq(home, other)) || consume(llc_retired_dsq(home, other)))
 			return true;
 	}
 	return false;
@@ -682,12 +737,20 @@ void BPF_STRUCT_OPS(llmos_running, struct task_struct *p)
 	struct task_ctx *tctx = lookup_task_ctx(p);
 	s32 cpu = scx_bpf_task_cpu(p);
 	struct llmos_thread_counters *ts;
+	u64 slice;
 	u32 level;
 
 	if (!tctx)
 		return;
 	catch_up_boost(tctx);
 	level = task_level(tctx);
+	/*
+	 * A task a boost lifted while it waited (see retire_banks()) was queued
+	 * with the slice of the level it had then.
+	 */
+	slice = task_slice(policy, tctx);
+	if (p->scx.slice > slice)
+		scx_bpf_task_set_slice(p, slice);
 	tctx->exec_at_start = p->se.sum_exec_runtime;
 	running_rank[cpu_idx(cpu)] = run_rank(policy, tctx);
 	running_key[cpu_idx(cpu)] = queue_key(policy, p, tctx);
@@ -843,8 +906,9 @@ __noinline int carry_over(u64 dsq, u32 policy)
 
 /*
  * Moves every task queued where no CPU serves it, under @policy, to the
- * queue @policy gives it: tasks in another policy's queues, and in the
- * queues of a CPU that is offline or draining, or of an LLC with no other. A switch
+ * queue @policy gives it: tasks in another policy's queues, in the queues
+ * of a CPU that is offline or draining, or of an LLC with no other, and in
+ * a retired bank that @policy does not serve (see retire_banks()). A switch
  * leaves such strays when an ops.enqueue() that read the old policy inserts
  * after the switch's sweep passed its queue; a CPU going offline leaves its own.
  */
@@ -860,12 +924,20 @@ static void sweep_strays(u32 policy)
 	}
 	bpf_for(other, 0, LLMOS_NR_POLICIES) {
 		bpf_for(i, 0, nr_cpu_ids) {
-			if (other != policy || !is_online(i))
+			bool served = other == policy && is_online(i);
+
+			if (!served)
 				carry_over(cpu_dsq(i, other), policy);
+			if (!served || !retires_banks(policy))
+				carry_over(cpu_retired_dsq(i, other), policy);
 		}
 		bpf_for(i, 0, nr_llcs) {
-			if (other != policy || !llc_served[llc_idx(i)])
+			bool served = other == policy && llc_served[llc_idx(i)];
+
+			if (!served)
 				carry_over(llc_dsq(i, other), policy);
+			if (!served || !retires_banks(policy))
+				carry_over(llc_retired_dsq(i, other), policy);
 		}
 	}
 }
@@ -897,8 +969,10 @@ static int tick(void *map, int *key, struct bpf_timer *timer)
 		u64 draining = draining_since[cpu_idx(cpu)];
 
 		/* A CPU's own queue also holds tasks that may run elsewhere (affinity). */
-		if (held_since && now - held_since >= RT_HOLD_NS)
+		if (held_since && now - held_since >= RT_HOLD_NS) {
 			carry_over(cpu_dsq(cpu, switch_policy(word)), switch_policy(word));
+			carry_over(cpu_retired_dsq(cpu, switch_policy(word)), switch_policy(word));
+		}
 		/* Draining while out of the active mask (see draining_since). */
 		switch (cpu_offline[cpu_idx(cpu)] ? 1 : cpu_active(cpu)) {
 		case 0:
@@ -956,20 +1030,22 @@ static int tick(void *map, int *key, struct bpf_timer *timer)
 
 static s32 create_dsqs(void)
 {
-	u32 policy, i;
+	u32 slot, policy, bank, i;
 	s32 err;
 
-	/* Every policy's queues: a switch must not allocate. */
-	bpf_for(policy, 0, LLMOS_NR_POLICIES) {
+	/* Both banks of every policy's queues: a switch must not allocate. */
+	bpf_for(slot, 0, LLMOS_NR_POLICIES * LLMOS_DSQ_BANKS) {
+		policy = slot / LLMOS_DSQ_BANKS;
+		bank = slot % LLMOS_DSQ_BANKS;
 		bpf_for(i, 0, nr_cpu_ids) {
-			err = scx_bpf_create_dsq(cpu_dsq(i, policy), -1);
+			err = scx_bpf_create_dsq(cpu_bank_dsq(i, policy, bank), -1);
 			if (err) {
 				scx_bpf_error("failed to create DSQ for CPU %u policy %u: %d", i, policy, err);
 				return err;
 			}
 		}
 		bpf_for(i, 0, nr_llcs) {
-			err = scx_bpf_create_dsq(llc_dsq(i, policy), -1);
+			err = scx_bpf_create_dsq(llc_bank_dsq(i, policy, bank), -1);
 			if (err) {
 				scx_bpf_error("failed to create DSQ for LLC %u policy %u: %d", i, policy, err);
 				return err;

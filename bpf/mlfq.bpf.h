@@ -175,45 +175,29 @@ static void mlfq_charge(struct task_ctx *tctx, u64 used, bool runnable)
 }
 
 /*
- * Lifts every task queued on @dsq below the top level to the lifted rank,
- * with the top level's slice, keeping their vtime order.
+ * The key a task that was queued when a boost came competes with: the
+ * boost lifted it to MLFQ_LIFTED_RANK, where it keeps its vtime order. The
+ * boost does not re-key the queued tasks one by one (a lock round trip
+ * each, from the timer): it retires the bank they wait in (see
+ * retire_banks()), and this ranks the whole bank.
  */
-static void lift_queue(u64 dsq)
+static u64 mlfq_retired_key(u64 key)
 {
-	struct task_struct *p;
-
-	if (!scx_bpf_dsq_nr_queued(dsq))
-		return;
-	/* Called from the tick timer: see carry_over() for the RCU lock. */
-	bpf_rcu_read_lock();
-	/* The iterator skips the tasks it moves: they are queued after it began. */
-	bpf_for_each(scx_dsq, p, dsq, 0) {
-		u64 key = p->scx.dsq_vtime;
-
-		if (key_rank(key) <= MLFQ_LIFTED_RANK)
-			continue;
-		scx_bpf_dsq_move_set_slice(BPF_FOR_EACH_ITER, level_slice(0));
-		scx_bpf_dsq_move_set_vtime(BPF_FOR_EACH_ITER,
-					   ranked_key(MLFQ_LIFTED_RANK, unranked_key(key)));
-		scx_bpf_dsq_move_vtime(BPF_FOR_EACH_ITER, p, dsq, 0);
-	}
-	bpf_rcu_read_unlock();
+	if (key_rank(key) <= MLFQ_LIFTED_RANK)
+		return key;
+	return ranked_key(MLFQ_LIFTED_RANK, unranked_key(key));
 }
 
 /*
- * The periodic boost. Queued tasks are lifted in place, to be served right
- * after level 0; the rest catch up when they next wake or run (see
- * catch_up_boost()).
+ * The periodic boost: the tasks that sleep or run catch up when they next
+ * wake or run (see catch_up_boost()), the queued ones are lifted with their
+ * bank (see mlfq_retired_key()) and get the top level's slice when they run.
+ * Its cost does not grow with the number of tasks.
  */
 static void mlfq_boost(void)
 {
-	u32 i;
-
 	boost_gen++;
-	bpf_for(i, 0, nr_llcs)
-		lift_queue(llc_dsq(i, LLMOS_POLICY_MLFQ));
-	bpf_for(i, 0, nr_cpu_ids)
-		lift_queue(cpu_dsq(i, LLMOS_POLICY_MLFQ));
+	retire_banks(LLMOS_POLICY_MLFQ);
 	stat_inc(LLMOS_STAT_BOOST);
 }
 

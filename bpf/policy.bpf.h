@@ -46,6 +46,18 @@ static bool keyed_by_vtime(u32 policy)
 	       policy == LLMOS_POLICY_AFFINITY;
 }
 
+/* Whether the policy retires its queues' banks (and so serves two per queue). */
+static bool retires_banks(u32 policy)
+{
+	return policy == LLMOS_POLICY_MLFQ;
+}
+
+/* The key a task waiting in a retired bank of @policy's queues competes with. */
+static u64 retired_key(u32 policy, u64 key)
+{
+	return policy == LLMOS_POLICY_MLFQ ? mlfq_retired_key(key) : key;
+}
+
 /* Whether a waking task may take the CPU from a running one it outranks. */
 static bool preempts_on_wakeup(u32 policy)
 {
