@@ -136,7 +136,7 @@ static bool affinity_queue_on_cpu(struct task_struct *p, struct task_ctx *tctx, 
 	queued = scx_bpf_dsq_nr_queued(dsq);
 	if (queued >= CPU_QUEUE_MAX)
 		return false;
-	key = enter_queue(LLMOS_POLICY_AFFINITY, p, tctx, queued, &slice);
+	key = enter_queue(LLMOS_POLICY_AFFINITY, p, tctx, llc_of(target), queued, &slice);
 	scx_bpf_dsq_insert_vtime(p, dsq, slice, key, enq_flags);
 	kick_cpu(target, SCX_KICK_IDLE);
 	stat_inc(LLMOS_STAT_CPU_QUEUE);

@@ -349,13 +349,33 @@ static void retire_banks(u32 policy)
 }
 
 /*
- * How far the vtime-ordered queues have been served: the vtime of the last
- * queue head a CPU took. It is the system's notion of "now" for fairness: a
- * task waking from a long sleep is placed no further back than one slice
- * behind it, so sleeping earns a bounded head start instead of a monopoly
- * on the CPU, and never lands behind tasks that have waited their turn.
+ * How far an LLC's vtime-ordered queues have been served: the vtime of the
+ * last queue head one of its CPUs took. It is the LLC's notion of "now" for
+ * fairness: a task waking from a long sleep is placed no further back than
+ * one slice behind it, so sleeping earns a bounded head start instead of a
+ * monopoly on the CPU, and never lands behind tasks that have waited their
+ * turn. One per LLC, a cache line each: every queue head taken writes it,
+ * and a global one would be a line that every CPU writes.
  */
-static u64 vtime_now;
+struct llc_vtime {
+	u64 now;
+} __attribute__((aligned(64)));
+
+static struct llc_vtime llc_vtimes[LLMOS_MAX_LLCS];
+
+static u64 vtime_now(u32 llc)
+{
+	return llc_vtimes[llc_idx(llc)].now;
+}
+
+/* Service in @llc's queues has reached @vtime. */
+static void advance_vtime_now(u32 llc, u64 vtime)
+{
+	struct llc_vtime *clock = &llc_vtimes[llc_idx(llc)];
+
+	if (time_before(clock->now, vtime))
+		clock->now = vtime;
+}
 
 /*
  * mlfq keeps all its levels in one queue per CPU and LLC, ordered by key, so
@@ -364,8 +384,8 @@ static u64 vtime_now;
  * top bits of its key: rank r adds r * RANK_SPAN to its vtime, so every task
  * of a higher rank sorts ahead of every task of a lower one. The kernel
  * orders keys by signed difference; queued vtimes lie within a few slices of
- * vtime_now (see entry_key()), far inside RANK_SPAN / 2, and the 9 ranks span
- * 2^61, inside 2^63.
+ * their LLC's vtime_now() (see entry_key()), far inside RANK_SPAN / 2, and
+ * the 9 ranks span 2^61, inside 2^63.
  */
 #define RANK_SPAN (1ULL << 58)
 
@@ -374,16 +394,19 @@ static u64 ranked_key(u32 rank, u64 key)
 	return key + (u64)rank * RANK_SPAN;
 }
 
-/* The rank of a vtime-ordered queue key: its distance from vtime_now, rounded. */
-static u32 key_rank(u64 key)
+/*
+ * The rank of a key in a vtime-ordered queue of @llc: its distance from the
+ * LLC's vtime_now(), rounded.
+ */
+static u32 key_rank(u64 key, u32 llc)
 {
-	return (key - vtime_now + RANK_SPAN / 2) / RANK_SPAN;
+	return (key - vtime_now(llc) + RANK_SPAN / 2) / RANK_SPAN;
 }
 
-/* A vtime-ordered queue key without its rank: the task's vtime. */
-static u64 unranked_key(u64 key)
+/* A key in a vtime-ordered queue of @llc without its rank: the task's vtime. */
+static u64 unranked_key(u64 key, u32 llc)
 {
-	return key - (u64)key_rank(key) * RANK_SPAN;
+	return key - (u64)key_rank(key, llc) * RANK_SPAN;
 }
 
 /*

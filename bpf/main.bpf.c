@@ -132,9 +132,9 @@ static void preempt_for(struct task_struct *p, u32 llc, u32 rank, u64 key)
 		if (cpu == waker || llc_of(cpu) != llc || !bpf_cpumask_test_cpu(cpu, p->cpus_ptr) ||
 		    !outranks_running(cpu, rank, key))
 			continue;
-		if (victim < 0 || running_rank[cpu_idx(cpu)] > victim_rank) {
+		if (victim < 0 || running[cpu_idx(cpu)].rank > victim_rank) {
 			victim = cpu;
-			victim_rank = running_rank[cpu_idx(cpu)];
+			victim_rank = running[cpu_idx(cpu)].rank;
 		}
 	}
 	if (victim >= 0) {
@@ -334,7 +334,7 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 			return;
 		}
 		dsq = cpu_dsq(cpu, policy);
-		key = enter_queue(policy, p, tctx, cpu_queued(cpu, policy), &slice);
+		key = enter_queue(policy, p, tctx, llc_of(cpu), cpu_queued(cpu, policy), &slice);
 		stat_inc(LLMOS_STAT_PINNED_DISPATCH);
 		/*
 		 * A task that outranks the one running on its CPU is next there
@@ -389,7 +389,7 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 
 	llc = home_llc(p, cpu);
 	dsq = llc_dsq(llc, policy);
-	key = enter_queue(policy, p, tctx, llc_queued(llc, policy), &slice);
+	key = enter_queue(policy, p, tctx, llc, llc_queued(llc, policy), &slice);
 	/* `ctl inject-fault stray`: this task strays, once (see sweep_strays()). */
 	if (injected_fault == LLMOS_FAULT_STRAY &&
 	    __sync_val_compare_and_swap(&injected_fault, LLMOS_FAULT_STRAY, LLMOS_FAULT_NONE) ==
@@ -409,21 +409,19 @@ static bool consume(u64 dsq)
 }
 
 /*
- * Moves the head of @dsq, which competed with @key, to this CPU. In
- * vtime-ordered queues it advances vtime_now to the head's vtime: queues are
- * served in vtime order (within a rank), so the head's vtime is how far
- * service has got. (Tasks started any other way, such as kthreads or tasks
- * placed straight on an idle CPU, say nothing about that.)
+ * Moves the head of @dsq, a queue of @llc, which competed with @key, to this
+ * CPU. In vtime-ordered queues it advances the LLC's vtime_now() to the
+ * head's vtime: queues are served in vtime order (within a rank), so the
+ * head's vtime is how far service has got. (Tasks started any other way,
+ * such as kthreads or tasks placed straight on an idle CPU, say nothing
+ * about that.)
  */
-static bool consume_head(u64 dsq, u64 key, bool vtime_keys)
+static bool consume_head(u64 dsq, u32 llc, u64 key, bool vtime_keys)
 {
 	if (!consume(dsq))
 		return false;
-	if (vtime_keys) {
-		key = unranked_key(key);
-		if (time_before(vtime_now, key))
-			vtime_now = key;
-	}
+	if (vtime_keys)
+		advance_vtime_now(llc, unranked_key(key, llc));
 	return true;
 }
 
@@ -434,11 +432,11 @@ enum queue_result {
 };
 
 /*
- * Whether either bank of a queue of @policy, @current and @retired, has a
- * task waiting; if so, in *@dsq the bank whose head is due first and in
- * *@key the key that head competes with (see retired_key()).
+ * Whether either bank of a queue of @policy in @llc, @current and @retired,
+ * has a task waiting; if so, in *@dsq the bank whose head is due first and
+ * in *@key the key that head competes with (see retired_key()).
  */
-static bool queue_head(u64 current, u64 retired, u32 policy, u64 *dsq, u64 *key)
+static bool queue_head(u64 current, u64 retired, u32 policy, u32 llc, u64 *dsq, u64 *key)
 {
 	struct task_struct *head, *old;
 	u64 old_key;
@@ -455,7 +453,7 @@ static bool queue_head(u64 current, u64 retired, u32 policy, u64 *dsq, u64 *key)
 	old = __COMPAT_scx_bpf_dsq_peek(retired);
 	if (!old)
 		return head != NULL;
-	old_key = retired_key(policy, old->scx.dsq_vtime);
+	old_key = retired_key(policy, old->scx.dsq_vtime, llc);
 	if (head && !time_before(old_key, *key))
 		return true;
 	*dsq = retired;
@@ -474,10 +472,10 @@ static enum queue_result dispatch_queued(s32 cpu, u32 llc, u32 policy, bool vtim
 	u64 first_dsq, second_dsq, first_key, second_key, dsq, key;
 	bool first, second;
 
-	first = queue_head(cpu_dsq(cpu, policy), cpu_retired_dsq(cpu, policy), policy, &first_dsq,
-			   &first_key);
-	second = queue_head(llc_dsq(llc, policy), llc_retired_dsq(llc, policy), policy, &second_dsq,
-			    &second_key);
+	first = queue_head(cpu_dsq(cpu, policy), cpu_retired_dsq(cpu, policy), policy, llc,
+			   &first_dsq, &first_key);
+	second = queue_head(llc_dsq(llc, policy), llc_retired_dsq(llc, policy), policy, llc,
+			    &second_dsq, &second_key);
 	if (!first || (second && time_before(second_key, first_key))) {
 		bool had_first = first;
 
@@ -494,11 +492,11 @@ static enum queue_result dispatch_queued(s32 cpu, u32 llc, u32 policy, bool vtim
 		return QUEUES_EMPTY;
 	if (limit && !time_before(first_key, *limit))
 		return QUEUES_NOT_DUE;
-	if (consume_head(first_dsq, first_key, vtime_keys))
+	if (consume_head(first_dsq, llc, first_key, vtime_keys))
 		return QUEUES_SERVED;
 	/* Another CPU took that head meanwhile: the other queue's will do. */
 	if (second && (!limit || time_before(second_key, *limit)) &&
-	    consume_head(second_dsq, second_key, vtime_keys))
+	    consume_head(second_dsq, llc, second_key, vtime_keys))
 		return QUEUES_SERVED;
 	return QUEUES_EMPTY;
 }
@@ -585,7 +583,7 @@ void BPF_STRUCT_OPS(llmos_dispatch, s32 cpu, struct task_struct *prev)
 		u64 used = run_so_far(prev, pctx);
 
 		if (vtime_keys)
-			prev_key = bounded_vtime(pctx->vtime) + vtime_charge(prev, used);
+			prev_key = bounded_vtime(pctx->vtime, home) + vtime_charge(prev, used);
 		else if (policy == LLMOS_POLICY_PRIO)
 			prev_key = prio_key(prev, pctx, scx_bpf_now());
 		else
@@ -644,8 +642,8 @@ void BPF_STRUCT_OPS(llmos_dispatch, s32 cpu, struct task_struct *prev)
 		 * under prio a hog that started after a long wait would look
 		 * aged for as long as it keeps the CPU.
 		 */
-		running_rank[cpu_idx(cpu)] = prev_rank;
-		running_key[cpu_idx(cpu)] = prev_key;
+		running[cpu_idx(cpu)].rank = prev_rank;
+		running[cpu_idx(cpu)].key = prev_key;
 		stat_inc(LLMOS_STAT_SLICE_REFILL);
 	}
 }
@@ -726,7 +724,7 @@ void BPF_STRUCT_OPS(llmos_runnable, struct task_struct *p, u64 enq_flags)
 	if (!(enq_flags & SCX_ENQ_WAKEUP))
 		return;
 	tctx->runnable_at = now;
-	tctx->vtime = bounded_vtime(tctx->vtime);
+	tctx->vtime = bounded_vtime(tctx->vtime, llc_of(scx_bpf_task_cpu(p)));
 	if (is_mlfq())
 		mlfq_wakeup(tctx, now);
 }
@@ -752,8 +750,8 @@ void BPF_STRUCT_OPS(llmos_running, struct task_struct *p)
 	if (p->scx.slice > slice)
 		scx_bpf_task_set_slice(p, slice);
 	tctx->exec_at_start = p->se.sum_exec_runtime;
-	running_rank[cpu_idx(cpu)] = run_rank(policy, tctx);
-	running_key[cpu_idx(cpu)] = queue_key(policy, p, tctx);
+	running[cpu_idx(cpu)].rank = run_rank(policy, tctx);
+	running[cpu_idx(cpu)].key = queue_key(policy, p, tctx, llc_of(cpu));
 	stat_inc(LLMOS_STAT_LEVEL_RUN + (level & (LLMOS_MAX_LEVELS - 1)));
 
 	ts = &tctx->counters;
@@ -771,6 +769,7 @@ void BPF_STRUCT_OPS(llmos_stopping, struct task_struct *p, bool runnable)
 {
 	struct task_ctx *tctx = lookup_task_ctx(p);
 	u64 now = scx_bpf_now(), used;
+	s32 cpu = scx_bpf_task_cpu(p);
 	struct llmos_thread_counters *ts;
 
 	if (!tctx)
@@ -787,10 +786,10 @@ void BPF_STRUCT_OPS(llmos_stopping, struct task_struct *p, bool runnable)
 	 * is exact where timestamps taken in the callbacks are not.
 	 */
 	used = run_so_far(p, tctx);
-	running_rank[cpu_idx(scx_bpf_task_cpu(p))] = 0;
+	running[cpu_idx(cpu)].rank = 0;
 
 	/* Every policy keeps vtime, so a switch to a vtime policy starts fair. */
-	tctx->vtime = bounded_vtime(tctx->vtime) + vtime_charge(p, used);
+	tctx->vtime = bounded_vtime(tctx->vtime, llc_of(cpu)) + vtime_charge(p, used);
 	if (is_mlfq())
 		mlfq_charge(tctx, used, runnable);
 
@@ -811,7 +810,7 @@ void BPF_STRUCT_OPS(llmos_enable, struct task_struct *p)
 	if (!tctx)
 		return;
 	/* A new task starts level with the others, neither ahead nor owed. */
-	tctx->vtime = vtime_now;
+	tctx->vtime = vtime_now(llc_of(scx_bpf_task_cpu(p)));
 	tctx->boost_gen = boost_gen;
 	tctx->runnable_at = scx_bpf_now();
 	classify(p, tctx);
@@ -883,6 +882,7 @@ __noinline int carry_over(u64 dsq, u32 policy)
 		struct task_ctx *tctx = lookup_task_ctx(p);
 		s32 cpu = scx_bpf_task_cpu(p);
 		u64 to, key, slice;
+		u32 llc;
 
 		if (!tctx)
 			continue;
@@ -891,10 +891,11 @@ __noinline int carry_over(u64 dsq, u32 policy)
 				stat_inc(LLMOS_STAT_CARRIED);
 			continue;
 		}
-		to = is_pcpu_task(p) ? cpu_dsq(cpu, policy) : llc_dsq(home_llc(p, cpu), policy);
+		llc = is_pcpu_task(p) ? llc_of(cpu) : home_llc(p, cpu);
+		to = is_pcpu_task(p) ? cpu_dsq(cpu, policy) : llc_dsq(llc, policy);
 		if (to == dsq)
 			continue;
-		key = enter_queue(policy, p, tctx, scx_bpf_dsq_nr_queued(to), &slice);
+		key = enter_queue(policy, p, tctx, llc, scx_bpf_dsq_nr_queued(to), &slice);
 		scx_bpf_dsq_move_set_slice(BPF_FOR_EACH_ITER, slice);
 		scx_bpf_dsq_move_set_vtime(BPF_FOR_EACH_ITER, key);
 		if (scx_bpf_dsq_move_vtime(BPF_FOR_EACH_ITER, p, to, 0))

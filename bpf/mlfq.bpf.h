@@ -181,11 +181,11 @@ static void mlfq_charge(struct task_ctx *tctx, u64 used, bool runnable)
  * each, from the timer): it retires the bank they wait in (see
  * retire_banks()), and this ranks the whole bank.
  */
-static u64 mlfq_retired_key(u64 key)
+static u64 mlfq_retired_key(u64 key, u32 llc)
 {
-	if (key_rank(key) <= MLFQ_LIFTED_RANK)
+	if (key_rank(key, llc) <= MLFQ_LIFTED_RANK)
 		return key;
-	return ranked_key(MLFQ_LIFTED_RANK, unranked_key(key));
+	return ranked_key(MLFQ_LIFTED_RANK, unranked_key(key, llc));
 }
 
 /*

@@ -35,11 +35,20 @@
 /* ...but not below this, where switching would eat the CPU. */
 #define MIN_SLICE_NS 100000ULL /* 100 us */
 
-/* The rank and key of the task each CPU is running, for wakeup preemption. */
-static u32 running_rank[LLMOS_MAX_CPUS];
-static u64 running_key[LLMOS_MAX_CPUS];
+/*
+ * The rank and key of the task each CPU is running, for wakeup preemption.
+ * Each CPU writes its own at every context switch and wakers on other CPUs
+ * read them: a cache line per CPU, or a switch on one CPU would invalidate
+ * the line its neighbours write (16 CPUs' ranks shared one).
+ */
+struct cpu_running {
+	u64 key;
+	u32 rank;
+} __attribute__((aligned(64)));
 
-/* Whether the policy's queues are ordered by vtime (and so advance vtime_now). */
+static struct cpu_running running[LLMOS_MAX_CPUS];
+
+/* Whether the policy's queues are ordered by vtime (and so advance vtime_now()). */
 static bool keyed_by_vtime(u32 policy)
 {
 	return policy == LLMOS_POLICY_MLFQ || policy == LLMOS_POLICY_VTIME ||
@@ -52,10 +61,10 @@ static bool retires_banks(u32 policy)
 	return policy == LLMOS_POLICY_MLFQ;
 }
 
-/* The key a task waiting in a retired bank of @policy's queues competes with. */
-static u64 retired_key(u32 policy, u64 key)
+/* The key a task waiting in a retired bank of @policy's queues of @llc competes with. */
+static u64 retired_key(u32 policy, u64 key, u32 llc)
 {
-	return policy == LLMOS_POLICY_MLFQ ? mlfq_retired_key(key) : key;
+	return policy == LLMOS_POLICY_MLFQ ? mlfq_retired_key(key, llc) : key;
 }
 
 /* Whether a waking task may take the CPU from a running one it outranks. */
@@ -65,13 +74,13 @@ static bool preempts_on_wakeup(u32 policy)
 }
 
 /*
- * A task's vtime, no further behind vtime_now than one slice: whether it
- * slept or was starved, a task earns at most a slice of catching up, so a
- * laggard cannot hold a CPU for many slices while others wait.
+ * A task's vtime, no further behind @llc's vtime_now() than one slice:
+ * whether it slept or was starved, a task earns at most a slice of catching
+ * up, so a laggard cannot hold a CPU for many slices while others wait.
  */
-static u64 bounded_vtime(u64 vtime)
+static u64 bounded_vtime(u64 vtime, u32 llc)
 {
-	u64 floor = vtime_now - slice_ns;
+	u64 floor = vtime_now(llc) - slice_ns;
 
 	return time_before(vtime, floor) ? floor : vtime;
 }
@@ -83,20 +92,21 @@ static u64 vtime_charge(const struct task_struct *p, u64 used)
 }
 
 /*
- * The key of a task entering a queue where it gets @slice. Under the policies
- * ordered by vtime, that is its vtime, moved to within a slice of vtime_now
- * either way (and kept so). Behind: a task that slept earns at most a slice
- * of catching up. Ahead: a task that ran while nothing else wanted its CPU
- * (alone, or placed on an idle CPU) owes at most a slice of its own, weighted
- * by its nice. Both are needed so that no task waits more than about two
- * rounds of its queue (more in proportion to a low weight): with 1,000 CPU
- * hogs sharing a CPU, a task whose vtime was 20 ms ahead of theirs would
- * otherwise wait for each of them to run 20 ms, 20 s in all.
+ * The key of a task entering a queue of @llc where it gets @slice. Under the
+ * policies ordered by vtime, that is its vtime, moved to within a slice of
+ * the LLC's vtime_now() either way (and kept so). Behind: a task that slept
+ * earns at most a slice of catching up. Ahead: a task that ran while nothing
+ * else wanted its CPU (alone, or placed on an idle CPU) owes at most a slice
+ * of its own, weighted by its nice. Both are needed so that no task waits
+ * more than about two rounds of its queue (more in proportion to a low
+ * weight): with 1,000 CPU hogs sharing a CPU, a task whose vtime was 20 ms
+ * ahead of theirs would otherwise wait for each of them to run 20 ms, 20 s
+ * in all. A task that moves to another LLC is placed by that LLC's clock.
  */
 static u64 entry_key(u32 policy, const struct task_struct *p, struct task_ctx *tctx, u64 key,
-		     u64 slice)
+		     u64 slice, u32 llc)
 {
-	u64 low = vtime_now - slice, high = vtime_now + vtime_charge(p, slice);
+	u64 low = vtime_now(llc) - slice, high = vtime_now(llc) + vtime_charge(p, slice);
 
 	if (!keyed_by_vtime(policy))
 		return key;
@@ -120,7 +130,8 @@ static u64 prio_key(const struct task_struct *p, const struct task_ctx *tctx, u6
 }
 
 /* The task's key in its queue under @policy. */
-static u64 queue_key(u32 policy, const struct task_struct *p, const struct task_ctx *tctx)
+static u64 queue_key(u32 policy, const struct task_struct *p, const struct task_ctx *tctx,
+		     u32 llc)
 {
 	switch (policy) {
 	case LLMOS_POLICY_PRIO:
@@ -129,7 +140,7 @@ static u64 queue_key(u32 policy, const struct task_struct *p, const struct task_
 	case LLMOS_POLICY_RR:
 		return tctx->runnable_at;
 	default:
-		return bounded_vtime(tctx->vtime);
+		return bounded_vtime(tctx->vtime, llc);
 	}
 }
 
@@ -166,17 +177,18 @@ static u32 run_rank(u32 policy, const struct task_ctx *tctx)
 }
 
 /*
- * The key of @p entering a queue of @policy with @queued tasks waiting, and
- * in @slice its slice there: shortened for the queue's length, and its key
- * kept near vtime_now (entry_key()) and ranked (ranked_key()).
+ * The key of @p entering a queue of @policy in @llc with @queued tasks
+ * waiting, and in @slice its slice there: shortened for the queue's length,
+ * and its key kept near the LLC's vtime_now() (entry_key()) and ranked
+ * (ranked_key()).
  */
-static u64 enter_queue(u32 policy, const struct task_struct *p, struct task_ctx *tctx, s32 queued,
-		       u64 *slice)
+static u64 enter_queue(u32 policy, const struct task_struct *p, struct task_ctx *tctx, u32 llc,
+		       s32 queued, u64 *slice)
 {
 	u64 key;
 
 	*slice = queue_slice(task_slice(policy, tctx), queued);
-	key = entry_key(policy, p, tctx, queue_key(policy, p, tctx), *slice);
+	key = entry_key(policy, p, tctx, queue_key(policy, p, tctx, llc), *slice, llc);
 	return ranked_key(run_rank(policy, tctx), key);
 }
 
@@ -190,9 +202,9 @@ static bool outranks_running(s32 cpu, u32 rank, u64 key)
 {
 	u32 idx = cpu_idx(cpu);
 
-	if (running_rank[idx] != rank)
-		return running_rank[idx] > rank;
-	return !is_mlfq() && time_before(key, running_key[idx]);
+	if (running[idx].rank != rank)
+		return running[idx].rank > rank;
+	return !is_mlfq() && time_before(key, running[idx].key);
 }
 
 #endif /* __LLMOS_POLICY_BPF_H */
