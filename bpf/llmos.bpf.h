@@ -13,6 +13,7 @@
 /* Set by the loader before the program is loaded. */
 const volatile u32 nr_llcs = 1;
 const volatile u32 cpu_llc[LLMOS_MAX_CPUS];
+const volatile u32 llc_node[LLMOS_MAX_LLCS];	/* the NUMA node of each LLC */
 const volatile u32 nr_levels = 4;
 const volatile u32 nr_prio_rules;
 const volatile struct llmos_rule prio_rules[LLMOS_MAX_PRIO_RULES];
@@ -137,6 +138,22 @@ static u32 llc_of(s32 cpu)
 static u32 llc_idx(u32 llc)
 {
 	return llc & (LLMOS_MAX_LLCS - 1);
+}
+
+static bool same_node(u32 llc, u32 other)
+{
+	return llc_node[llc_idx(llc)] == llc_node[llc_idx(other)];
+}
+
+/* How many CPUs of the loaded topology each LLC has: those that serve its queues. */
+static u32 llc_nr_cpus[LLMOS_MAX_LLCS];
+
+/* @queued tasks waiting in a queue of @llc, per CPU that serves it. */
+static s32 queued_per_cpu(s32 queued, u32 llc)
+{
+	u32 cpus = llc_nr_cpus[llc_idx(llc)];
+
+	return cpus > 1 ? queued / (s32)cpus : queued;
 }
 
 /* Whether @cpu is set in the CPU bitmap @words (LLMOS_CPU_WORDS long). */

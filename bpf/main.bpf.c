@@ -40,6 +40,13 @@ char _license[] SEC("license") = "GPL";
 #define BUSY_STEAL_MIN_QUEUED 2
 
 /*
+ * Tasks waiting in an LLC of another NUMA node before any CPU takes one
+ * (see steal()): a task that moves across nodes leaves its memory behind,
+ * and a lone one is about to be taken by its own LLC's CPUs.
+ */
+#define REMOTE_STEAL_MIN_QUEUED 2
+
+/*
  * How long an RT or deadline task may hold a CPU before the tasks queued on
  * that CPU's own queue that may run elsewhere are carried off to their LLC's.
  * Interrupt threads and audio threads hold it for microseconds; a task that
@@ -389,7 +396,7 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 
 	llc = home_llc(p, cpu);
 	dsq = llc_dsq(llc, policy);
-	key = enter_queue(policy, p, tctx, llc, llc_queued(llc, policy), &slice);
+	key = enter_queue(policy, p, tctx, llc, queued_per_cpu(llc_queued(llc, policy), llc), &slice);
 	/* `ctl inject-fault stray`: this task strays, once (see sweep_strays()). */
 	if (injected_fault == LLMOS_FAULT_STRAY &&
 	    __sync_val_compare_and_swap(&injected_fault, LLMOS_FAULT_STRAY, LLMOS_FAULT_NONE) ==
@@ -513,27 +520,35 @@ static bool steal_from(u32 llc, u32 policy)
 
 /*
  * Work stealing: an idle CPU is wasted capacity while another LLC has a
- * backlog. Try the busiest LLC first, then the rest in order after our own.
- * @min_queued is the backlog worth a migration: any for an idle CPU, more
- * for a busy one (see llmos_dispatch()).
+ * backlog. Try the busiest LLC of our NUMA node first, then the busiest of
+ * the other nodes, then (an idle CPU) the rest of our node's in order after
+ * our own. @min_queued is the backlog worth a migration: any for an idle
+ * CPU, more for a busy one (see llmos_dispatch()); from another node, at
+ * least REMOTE_STEAL_MIN_QUEUED.
  */
 static bool steal(u32 home, u32 policy, s32 min_queued)
 {
-	u32 i, busiest = home;
-	s32 most = 0;
+	u32 i, near = home, far = home;
+	s32 most_near = 0, most_far = 0;
 
 	bpf_for(i, 1, nr_llcs) {
 		u32 llc = (home + i) % nr_llcs;
 		s32 queued = llc_queued(llc, policy);
 
-		if (queued > most) {
-			most = queued;
-			busiest = llc;
+		if (same_node(llc, home)) {
+			if (queued > most_near) {
+				most_near = queued;
+				near = llc;
+			}
+		} else if (queued > most_far) {
+			most_far = queued;
+			far = llc;
 		}
 	}
-	if (busiest == home || most < min_queued)
-		return false;
-	if (steal_from(busiest, policy))
+	if (near != home && most_near >= min_queued && steal_from(near, policy))
+		return true;
+	if (far != home && most_far >= min_queued && most_far >= REMOTE_STEAL_MIN_QUEUED &&
+	    steal_from(far, policy))
 		return true;
 	/* A busy CPU moves a task only for the backlog that justified it. */
 	if (min_queued > 1)
@@ -541,7 +556,7 @@ static bool steal(u32 home, u32 policy, s32 min_queued)
 	bpf_for(i, 1, nr_llcs) {
 		u32 llc = (home + i) % nr_llcs;
 
-		if (llc != busiest && steal_from(llc, policy))
+		if (llc != near && same_node(llc, home) && steal_from(llc, policy))
 			return true;
 	}
 	return false;
@@ -882,6 +897,7 @@ __noinline int carry_over(u64 dsq, u32 policy)
 		struct task_ctx *tctx = lookup_task_ctx(p);
 		s32 cpu = scx_bpf_task_cpu(p);
 		u64 to, key, slice;
+		s32 queued;
 		u32 llc;
 
 		if (!tctx)
@@ -891,11 +907,18 @@ __noinline int carry_over(u64 dsq, u32 policy)
 				stat_inc(LLMOS_STAT_CARRIED);
 			continue;
 		}
-		llc = is_pcpu_task(p) ? llc_of(cpu) : home_llc(p, cpu);
-		to = is_pcpu_task(p) ? cpu_dsq(cpu, policy) : llc_dsq(llc, policy);
+		if (is_pcpu_task(p)) {
+			llc = llc_of(cpu);
+			to = cpu_dsq(cpu, policy);
+			queued = scx_bpf_dsq_nr_queued(to);
+		} else {
+			llc = home_llc(p, cpu);
+			to = llc_dsq(llc, policy);
+			queued = queued_per_cpu(scx_bpf_dsq_nr_queued(to), llc);
+		}
 		if (to == dsq)
 			continue;
-		key = enter_queue(policy, p, tctx, llc, scx_bpf_dsq_nr_queued(to), &slice);
+		key = enter_queue(policy, p, tctx, llc, queued, &slice);
 		scx_bpf_dsq_move_set_slice(BPF_FOR_EACH_ITER, slice);
 		scx_bpf_dsq_move_set_vtime(BPF_FOR_EACH_ITER, key);
 		if (scx_bpf_dsq_move_vtime(BPF_FOR_EACH_ITER, p, to, 0))
@@ -1078,8 +1101,10 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(llmos_init)
 		return -ENOMEM;
 	bpf_for(cpu, 0, nr_cpu_ids) {
 		cpu_offline[cpu_idx(cpu)] = !in_topology(cpu);
-		if (in_topology(cpu))
-			bpf_cpumask_set_cpu(cpu, online);
+		if (!in_topology(cpu))
+			continue;
+		bpf_cpumask_set_cpu(cpu, online);
+		llc_nr_cpus[llc_idx(llc_of(cpu))]++;
 	}
 	online = bpf_kptr_xchg(&online_cpus, online);
 	if (online)

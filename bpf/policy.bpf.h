@@ -157,7 +157,10 @@ static u64 task_slice(u32 policy, const struct task_ctx *tctx)
 	}
 }
 
-/* @slice, shortened so that @queued tasks ahead can all run within ROUND_NS. */
+/*
+ * @slice, shortened so that the tasks ahead, @queued per CPU that serves the
+ * queue, can all run within ROUND_NS.
+ */
 static u64 queue_slice(u64 slice, s32 queued)
 {
 	u64 share = ROUND_NS / ((queued > 0 ? queued : 0) + 1);
@@ -178,9 +181,9 @@ static u32 run_rank(u32 policy, const struct task_ctx *tctx)
 
 /*
  * The key of @p entering a queue of @policy in @llc with @queued tasks
- * waiting, and in @slice its slice there: shortened for the queue's length,
- * and its key kept near the LLC's vtime_now() (entry_key()) and ranked
- * (ranked_key()).
+ * waiting per CPU that serves it, and in @slice its slice there: shortened
+ * for the queue's length, and its key kept near the LLC's vtime_now()
+ * (entry_key()) and ranked (ranked_key()).
  */
 static u64 enter_queue(u32 policy, const struct task_struct *p, struct task_ctx *tctx, u32 llc,
 		       s32 queued, u64 *slice)

@@ -359,18 +359,21 @@ fn parse_interval(arg: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// Numbers each CPU's LLC densely from 0, in the order LLCs first appear.
-/// Returns the LLC index of every CPU id (0 for ids that have no CPU) and the
-/// number of LLCs.
-fn llc_table(cpu_llcs: &BTreeMap<usize, usize>) -> (Vec<u32>, u32) {
-    let nr_cpu_ids = cpu_llcs.keys().next_back().map_or(0, |max| max + 1);
+/// Numbers each CPU's LLC densely from 0, in the order LLCs first appear,
+/// from each CPU's (LLC, NUMA node). Returns the LLC index of every CPU id (0
+/// for ids that have no CPU) and the NUMA node of each LLC.
+fn llc_table(cpus: &BTreeMap<usize, (usize, usize)>) -> (Vec<u32>, Vec<u32>) {
+    let nr_cpu_ids = cpus.keys().next_back().map_or(0, |max| max + 1);
     let mut table = vec![0u32; nr_cpu_ids];
     let mut dense: BTreeMap<usize, u32> = BTreeMap::new();
-    for (&cpu, &llc) in cpu_llcs {
-        let next = dense.len() as u32;
-        table[cpu] = *dense.entry(llc).or_insert(next);
+    let mut nodes = Vec::new();
+    for (&cpu, &(llc, node)) in cpus {
+        table[cpu] = *dense.entry(llc).or_insert_with(|| {
+            nodes.push(node as u32);
+            nodes.len() as u32 - 1
+        });
     }
-    (table, dense.len() as u32)
+    (table, nodes)
 }
 
 /// How long a policy switch may take to settle before `ctl` reports an error;
@@ -394,12 +397,13 @@ impl<'a> Scheduler<'a> {
         open_object: &'a mut MaybeUninit<OpenObject>,
     ) -> Result<Self> {
         let topo = Topology::new().context("failed to read the CPU topology")?;
-        let cpu_llcs: BTreeMap<usize, usize> = topo
+        let cpu_llcs: BTreeMap<usize, (usize, usize)> = topo
             .all_cpus
             .values()
-            .map(|cpu| (cpu.id, cpu.llc_id))
+            .map(|cpu| (cpu.id, (cpu.llc_id, cpu.node_id)))
             .collect();
-        let (cpu_llc, nr_llcs) = llc_table(&cpu_llcs);
+        let (cpu_llc, llc_node) = llc_table(&cpu_llcs);
+        let nr_llcs = llc_node.len() as u32;
         if cpu_llc.len() > bpf_intf::llmos_consts_LLMOS_MAX_CPUS as usize
             || nr_llcs > bpf_intf::llmos_consts_LLMOS_MAX_LLCS
         {
@@ -438,6 +442,7 @@ impl<'a> Scheduler<'a> {
         let rodata = skel.maps.rodata_data.as_mut().unwrap();
         rodata.nr_llcs = nr_llcs;
         rodata.cpu_llc[..cpu_llc.len()].copy_from_slice(&cpu_llc);
+        rodata.llc_node[..llc_node.len()].copy_from_slice(&llc_node);
         for &cpu in cpu_llcs.keys() {
             rodata.cpus_in_topology[cpu / 64] |= 1 << (cpu % 64);
         }
@@ -975,8 +980,14 @@ mod tests {
 
     #[test]
     fn llcs_are_numbered_densely() {
-        let cpus = BTreeMap::from([(0, 7), (1, 7), (2, 3), (3, 3), (5, 9)]);
-        assert_eq!(llc_table(&cpus), (vec![0, 0, 1, 1, 0, 2], 3));
-        assert_eq!(llc_table(&BTreeMap::new()), (vec![], 0));
+        let cpus = BTreeMap::from([
+            (0, (7, 0)),
+            (1, (7, 0)),
+            (2, (3, 1)),
+            (3, (3, 1)),
+            (5, (9, 1)),
+        ]);
+        assert_eq!(llc_table(&cpus), (vec![0, 0, 1, 1, 0, 2], vec![0, 1, 1]));
+        assert_eq!(llc_table(&BTreeMap::new()), (vec![], vec![]));
     }
 }

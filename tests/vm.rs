@@ -326,10 +326,11 @@ fn vm_topology_two_llcs() {
     );
 }
 
-/// The same shape with each socket a NUMA node of its own. scx_llmos has
-/// no NUMA-specific code, so this boot runs the policies whose placement
-/// differs (vtime, which fifo and rr share, mlfq, prio and affinity) to
-/// prove that the loader and scheduler take a NUMA machine.
+/// The same shape with each socket a NUMA node of its own, where stealing
+/// across nodes takes a backlog of two (REMOTE_STEAL_MIN_QUEUED): this boot
+/// runs the policies whose placement differs (vtime, which fifo and rr
+/// share, mlfq, prio and affinity) to prove that the loader and scheduler
+/// take a NUMA machine and that the hogs still spread to the other node.
 #[test]
 fn vm_topology_two_numa_nodes() {
     let policies = ["vtime", "mlfq", "prio", "affinity"];
