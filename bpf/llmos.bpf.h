@@ -14,6 +14,13 @@
 const volatile u32 nr_llcs = 1;
 const volatile u32 cpu_llc[LLMOS_MAX_CPUS];
 const volatile u32 llc_node[LLMOS_MAX_LLCS];	/* the NUMA node of each LLC */
+/*
+ * Every CPU, LLC by LLC: LLC l's start at llc_cpus[llc_first[l]], and
+ * cpu_pos[c] is CPU c's place among its LLC's.
+ */
+const volatile u32 llc_cpus[LLMOS_MAX_CPUS];
+const volatile u32 llc_first[LLMOS_MAX_LLCS];
+const volatile u32 cpu_pos[LLMOS_MAX_CPUS];
 const volatile u32 nr_levels = 4;
 const volatile u32 nr_prio_rules;
 const volatile struct llmos_rule prio_rules[LLMOS_MAX_PRIO_RULES];

@@ -123,20 +123,24 @@ static s32 waker_cpu(void)
  * Kicks a CPU of @llc that @p may use and whose running task it outranks,
  * preferring the one running the lowest rank: a waking interactive task
  * should not wait out a CPU hog's long slice. The waker's CPU is spared
- * (see waker_cpu()).
+ * (see waker_cpu()). It looks at the LLC's own CPUs, at most
+ * PREEMPT_SCAN_CPUS of them, from @p's last one if that is one of them, so
+ * that among equals its warm cache wins.
  */
 static void preempt_for(struct task_struct *p, u32 llc, u32 rank, u64 key)
 {
-	s32 start = scx_bpf_task_cpu(p), victim = -1, waker = waker_cpu();
+	s32 prev = scx_bpf_task_cpu(p), victim = -1, waker = waker_cpu();
+	u32 first = llc_first[llc_idx(llc)], nr = llc_nr_cpus[llc_idx(llc)];
+	u32 start = llc_of(prev) == llc ? cpu_pos[cpu_idx(prev)] : 0;
 	u32 i, victim_rank = 0;
 
 	bpf_for(i, 0, PREEMPT_SCAN_CPUS) {
 		s32 cpu;
 
-		if (i >= nr_cpu_ids)
+		if (i >= nr)
 			break;
-		cpu = (start + i) % nr_cpu_ids;
-		if (cpu == waker || llc_of(cpu) != llc || !bpf_cpumask_test_cpu(cpu, p->cpus_ptr) ||
+		cpu = llc_cpus[cpu_idx(first + (start + i) % nr)];
+		if (cpu == waker || !bpf_cpumask_test_cpu(cpu, p->cpus_ptr) ||
 		    !outranks_running(cpu, rank, key))
 			continue;
 		if (victim < 0 || running[cpu_idx(cpu)].rank > victim_rank) {

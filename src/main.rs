@@ -359,21 +359,55 @@ fn parse_interval(arg: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// Numbers each CPU's LLC densely from 0, in the order LLCs first appear,
-/// from each CPU's (LLC, NUMA node). Returns the LLC index of every CPU id (0
-/// for ids that have no CPU) and the NUMA node of each LLC.
-fn llc_table(cpus: &BTreeMap<usize, (usize, usize)>) -> (Vec<u32>, Vec<u32>) {
+/// The CPU topology as the BPF side reads it (see the rodata in
+/// bpf/llmos.bpf.h).
+#[derive(Debug, PartialEq)]
+struct LlcLayout {
+    /// The LLC of every CPU id, numbered densely from 0 in the order LLCs
+    /// first appear (0 for ids that have no CPU).
+    cpu_llc: Vec<u32>,
+    /// The NUMA node of each LLC.
+    llc_node: Vec<u32>,
+    /// Every CPU, LLC by LLC: LLC l's are `llc_cpus[llc_first[l]..][..n]`.
+    llc_cpus: Vec<u32>,
+    llc_first: Vec<u32>,
+    /// Each CPU id's place among its LLC's CPUs in `llc_cpus`.
+    cpu_pos: Vec<u32>,
+}
+
+/// The layout of CPUs given as CPU id -> (LLC id, NUMA node).
+fn llc_layout(cpus: &BTreeMap<usize, (usize, usize)>) -> LlcLayout {
     let nr_cpu_ids = cpus.keys().next_back().map_or(0, |max| max + 1);
-    let mut table = vec![0u32; nr_cpu_ids];
+    let mut cpu_llc = vec![0u32; nr_cpu_ids];
     let mut dense: BTreeMap<usize, u32> = BTreeMap::new();
-    let mut nodes = Vec::new();
+    let mut llc_node = Vec::new();
     for (&cpu, &(llc, node)) in cpus {
-        table[cpu] = *dense.entry(llc).or_insert_with(|| {
-            nodes.push(node as u32);
-            nodes.len() as u32 - 1
+        cpu_llc[cpu] = *dense.entry(llc).or_insert_with(|| {
+            llc_node.push(node as u32);
+            llc_node.len() as u32 - 1
         });
     }
-    (table, nodes)
+    let mut members: Vec<Vec<u32>> = vec![Vec::new(); llc_node.len()];
+    for &cpu in cpus.keys() {
+        members[cpu_llc[cpu] as usize].push(cpu as u32);
+    }
+    let mut cpu_pos = vec![0u32; nr_cpu_ids];
+    let mut llc_first = Vec::new();
+    let mut llc_cpus = Vec::new();
+    for list in members {
+        llc_first.push(llc_cpus.len() as u32);
+        for (pos, &cpu) in list.iter().enumerate() {
+            cpu_pos[cpu as usize] = pos as u32;
+        }
+        llc_cpus.extend(list);
+    }
+    LlcLayout {
+        cpu_llc,
+        llc_node,
+        llc_cpus,
+        llc_first,
+        cpu_pos,
+    }
 }
 
 /// How long a policy switch may take to settle before `ctl` reports an error;
@@ -402,14 +436,14 @@ impl<'a> Scheduler<'a> {
             .values()
             .map(|cpu| (cpu.id, (cpu.llc_id, cpu.node_id)))
             .collect();
-        let (cpu_llc, llc_node) = llc_table(&cpu_llcs);
-        let nr_llcs = llc_node.len() as u32;
-        if cpu_llc.len() > bpf_intf::llmos_consts_LLMOS_MAX_CPUS as usize
+        let layout = llc_layout(&cpu_llcs);
+        let nr_llcs = layout.llc_node.len() as u32;
+        if layout.cpu_llc.len() > bpf_intf::llmos_consts_LLMOS_MAX_CPUS as usize
             || nr_llcs > bpf_intf::llmos_consts_LLMOS_MAX_LLCS
         {
             bail!(
                 "{} CPUs in {nr_llcs} LLCs is more than scx_llmos supports ({} CPUs, {} LLCs)",
-                cpu_llc.len(),
+                layout.cpu_llc.len(),
                 bpf_intf::llmos_consts_LLMOS_MAX_CPUS,
                 bpf_intf::llmos_consts_LLMOS_MAX_LLCS
             );
@@ -441,8 +475,11 @@ impl<'a> Scheduler<'a> {
 
         let rodata = skel.maps.rodata_data.as_mut().unwrap();
         rodata.nr_llcs = nr_llcs;
-        rodata.cpu_llc[..cpu_llc.len()].copy_from_slice(&cpu_llc);
-        rodata.llc_node[..llc_node.len()].copy_from_slice(&llc_node);
+        rodata.cpu_llc[..layout.cpu_llc.len()].copy_from_slice(&layout.cpu_llc);
+        rodata.cpu_pos[..layout.cpu_pos.len()].copy_from_slice(&layout.cpu_pos);
+        rodata.llc_node[..layout.llc_node.len()].copy_from_slice(&layout.llc_node);
+        rodata.llc_first[..layout.llc_first.len()].copy_from_slice(&layout.llc_first);
+        rodata.llc_cpus[..layout.llc_cpus.len()].copy_from_slice(&layout.llc_cpus);
         for &cpu in cpu_llcs.keys() {
             rodata.cpus_in_topology[cpu / 64] |= 1 << (cpu % 64);
         }
@@ -979,7 +1016,7 @@ mod tests {
     }
 
     #[test]
-    fn llcs_are_numbered_densely() {
+    fn llcs_are_numbered_densely_and_list_their_cpus() {
         let cpus = BTreeMap::from([
             (0, (7, 0)),
             (1, (7, 0)),
@@ -987,7 +1024,16 @@ mod tests {
             (3, (3, 1)),
             (5, (9, 1)),
         ]);
-        assert_eq!(llc_table(&cpus), (vec![0, 0, 1, 1, 0, 2], vec![0, 1, 1]));
-        assert_eq!(llc_table(&BTreeMap::new()), (vec![], vec![]));
+        assert_eq!(
+            llc_layout(&cpus),
+            LlcLayout {
+                cpu_llc: vec![0, 0, 1, 1, 0, 2],
+                llc_node: vec![0, 1, 1],
+                llc_cpus: vec![0, 1, 2, 3, 5],
+                llc_first: vec![0, 2, 4],
+                cpu_pos: vec![0, 1, 0, 1, 0, 0],
+            }
+        );
+        assert!(llc_layout(&BTreeMap::new()).llc_cpus.is_empty());
     }
 }
