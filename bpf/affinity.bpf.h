@@ -22,16 +22,32 @@ static bool may_use_group_cpu(const struct task_struct *p, s32 group, s32 cpu)
 	return group_has_cpu(group, cpu) && is_online(cpu) && bpf_cpumask_test_cpu(cpu, p->cpus_ptr);
 }
 
+/*
+ * The loops over a group's CPUs below visit its CPUs only, not every CPU
+ * id: they run in ops.select_cpu() and ops.enqueue(), with a runqueue
+ * locked. These are the words of a group's bitmap that hold CPU ids.
+ */
+static u32 group_words(void)
+{
+	return (nr_cpu_ids + 63) / 64;
+}
+
+static const u64 *group_bitmap(s32 group)
+{
+	return (const u64 *)group_cpus[group & (LLMOS_MAX_GROUPS - 1)];
+}
+
 /* Claims an idle CPU of @group that @p may use, @prev first (warm cache); -1 if none. */
 static s32 pick_idle_in_group(struct task_struct *p, s32 group, s32 prev)
 {
-	u32 i;
+	int *cpu;
 
-	bpf_for(i, 0, nr_cpu_ids) {
-		s32 cpu = (prev + i) % nr_cpu_ids;
-
-		if (may_use_group_cpu(p, group, cpu) && scx_bpf_test_and_clear_cpu_idle(cpu))
-			return cpu;
+	if (may_use_group_cpu(p, group, prev) && scx_bpf_test_and_clear_cpu_idle(prev))
+		return prev;
+	bpf_for_each(bits, cpu, group_bitmap(group), group_words()) {
+		if (*cpu != prev && may_use_group_cpu(p, group, *cpu) &&
+		    scx_bpf_test_and_clear_cpu_idle(*cpu))
+			return *cpu;
 	}
 	return -1;
 }
@@ -40,16 +56,16 @@ static s32 pick_idle_in_group(struct task_struct *p, s32 group, s32 prev)
 static s32 least_loaded_in_group(struct task_struct *p, s32 group)
 {
 	s32 best = -1, fewest = 0;
-	u32 i;
+	int *cpu;
 
-	bpf_for(i, 0, nr_cpu_ids) {
+	bpf_for_each(bits, cpu, group_bitmap(group), group_words()) {
 		s32 queued;
 
-		if (!may_use_group_cpu(p, group, i))
+		if (!may_use_group_cpu(p, group, *cpu))
 			continue;
-		queued = scx_bpf_dsq_nr_queued(cpu_dsq(i, LLMOS_POLICY_AFFINITY));
+		queued = scx_bpf_dsq_nr_queued(cpu_dsq(*cpu, LLMOS_POLICY_AFFINITY));
 		if (best < 0 || queued < fewest) {
-			best = i;
+			best = *cpu;
 			fewest = queued;
 		}
 	}
@@ -65,7 +81,7 @@ static bool affinity_should_move(struct task_struct *p, const struct task_ctx *t
 {
 	const struct cpumask *idle;
 	bool found = false;
-	u32 i;
+	int *cpu;
 
 	/*
 	 * Preempted inside migrate_disable() (a seccomp filter, a BPF
@@ -75,8 +91,8 @@ static bool affinity_should_move(struct task_struct *p, const struct task_ctx *t
 	if (tctx->group < 0 || group_has_cpu(tctx->group, cpu) || is_migration_disabled(p))
 		return false;
 	idle = scx_bpf_get_idle_cpumask();
-	bpf_for(i, 0, nr_cpu_ids) {
-		if (may_use_group_cpu(p, tctx->group, i) && bpf_cpumask_test_cpu(i, idle)) {
+	bpf_for_each(bits, cpu, group_bitmap(tctx->group), group_words()) {
+		if (may_use_group_cpu(p, tctx->group, *cpu) && bpf_cpumask_test_cpu(*cpu, idle)) {
 			found = true;
 			break;
 		}
