@@ -146,16 +146,8 @@ for i in $(seq $((MATRIX_SECS * 4))); do
 done
 printf 'objs := $(patsubst %%.c,%%.o,$(wildcard *.c))\nall: $(objs)\n%%.o: %%.c\n\tgcc -O2 -c $< -o $@\n' \
   >"$BUILD_DIR/Makefile"
-outside_workloads() { # ROUND NAME: prints the rows
-  local secs
-  secs=$(perf bench sched pipe -l "$PIPE_LOOPS" 2>&1 | awk '/Total time:/ {print $3}')
-  echo "row bench=pipe round=$1 sched=$2 secs=${secs:-nan}"
-  stress-ng -q --cpu $((2 * NCPU)) --cpu-method int64 --timeout $((CYCLIC_LOOPS / 1000 + 10)) &
-  local hogs=$!
-  cyclictest --policy=other -q -m -t 1 -i 1000 -l "$CYCLIC_LOOPS" -h 100000 \
-    --histfile="$TMP/cyclic.txt" >/dev/null 2>&1
-  kill $hogs 2>/dev/null
-  wait $hogs 2>/dev/null
+# cyclictest's p99 (from its histogram) and max, as a row.
+cyclic_row() { # ROUND NAME
   awk '/^# Total:/ { total = $3 + 0 }
        /^# Max Latencies:/ { max = $4 + 0 }
        /^[0-9]/ { n[$1 + 0] = $2 + 0 }
@@ -163,6 +155,26 @@ outside_workloads() { # ROUND NAME: prints the rows
              for (us = 0; us < 100000; us++) { seen += n[us]; if (seen >= need) { p99 = us; break } }
              printf "row bench=cyclictest round='"$1"' sched='"$2"' p99_us=%s max_us=%s samples=%d\n", p99, max, total }' \
     "$TMP/cyclic.txt"
+}
+outside_workloads() { # ROUND NAME: prints the rows
+  local secs
+  secs=$(perf bench sched pipe -l "$PIPE_LOOPS" 2>&1 | awk '/Total time:/ {print $3}')
+  echo "row bench=pipe round=$1 sched=$2 secs=${secs:-nan}"
+  # stress-ng needs a writable working directory: without --temp-path it
+  # aborted at once in the guest, and cyclictest ran beside no load at all.
+  stress-ng -q --temp-path "$TMP" --cpu $((2 * NCPU)) --cpu-method int64 \
+    --timeout $((CYCLIC_LOOPS / 1000 + 10)) &
+  local hogs=$!
+  sleep 0.5
+  if kill -0 $hogs 2>/dev/null; then
+    cyclictest --policy=other -q -m -t 1 -i 1000 -l "$CYCLIC_LOOPS" -h 100000 \
+      --histfile="$TMP/cyclic.txt" >/dev/null 2>&1
+    kill $hogs 2>/dev/null
+    wait $hogs 2>/dev/null
+    cyclic_row "$1" "$2"
+  else
+    echo "row bench=error round=$1 sched=$2 what=cyclictest_hogs_did_not_start"
+  fi
   echo "row bench=pool round=$1 sched=$2 $("$POOL" --threads $((NCPU > 4 ? NCPU : 4)) --duration-s "$POOL_SECS" |
     awk '{ for (i = 2; i <= NF; i++) if ($i ~ /^steps_per_s=/) print $i }')"
   rm -f "$BUILD_DIR"/*.o
