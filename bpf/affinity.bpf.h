@@ -81,7 +81,7 @@ static bool affinity_should_move(struct task_struct *p, const struct task_ctx *t
 {
 	const struct cpumask *idle;
 	bool found = false;
-	int *cpu;
+	int *other;
 
 	/*
 	 * Preempted inside migrate_disable() (a seccomp filter, a BPF
@@ -91,8 +91,8 @@ static bool affinity_should_move(struct task_struct *p, const struct task_ctx *t
 	if (tctx->group < 0 || group_has_cpu(tctx->group, cpu) || is_migration_disabled(p))
 		return false;
 	idle = scx_bpf_get_idle_cpumask();
-	bpf_for_each(bits, cpu, group_bitmap(tctx->group), group_words()) {
-		if (may_use_group_cpu(p, tctx->group, *cpu) && bpf_cpumask_test_cpu(*cpu, idle)) {
+	bpf_for_each(bits, other, group_bitmap(tctx->group), group_words()) {
+		if (may_use_group_cpu(p, tctx->group, *other) && bpf_cpumask_test_cpu(*other, idle)) {
 			found = true;
 			break;
 		}

@@ -183,9 +183,10 @@ static u32 run_rank(u32 policy, const struct task_ctx *tctx)
  * The key of @p entering a queue of @policy in @llc with @queued tasks
  * waiting per CPU that serves it, and in @slice its slice there: shortened
  * for the queue's length, and its key kept near the LLC's vtime_now()
- * (entry_key()) and ranked (ranked_key()).
+ * (entry_key()) and ranked (ranked_key()). Inlined: a BPF call takes at
+ * most five arguments.
  */
-static u64 enter_queue(u32 policy, const struct task_struct *p, struct task_ctx *tctx, u32 llc,
+static __always_inline u64 enter_queue(u32 policy, const struct task_struct *p, struct task_ctx *tctx, u32 llc,
 		       s32 queued, u64 *slice)
 {
 	u64 key;

@@ -315,7 +315,12 @@ fn report(rows: &[Row], header: &str) -> (String, String) {
     }
     let boost: Vec<(u64, f64)> = sizes
         .iter()
-        .filter_map(|n| Some((*n, median_of(rows, "scale", "mlfq", Some(&n.to_string()), "boost_ns")?)))
+        .filter_map(|n| {
+            Some((
+                *n,
+                median_of(rows, "scale", "mlfq", Some(&n.to_string()), "boost_ns")?,
+            ))
+        })
         .collect();
     if let Some(line) = boost_cost_line(&boost) {
         let _ = writeln!(md, "{line}");
