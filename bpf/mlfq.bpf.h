@@ -79,6 +79,23 @@ static u32 mlfq_rank(const struct task_ctx *tctx)
 	return level_rank(task_level(tctx), task_lifted(tctx));
 }
 
+/*
+ * Whether a task waking at @rank may preempt a task of the same rank that
+ * is further ahead in vtime. Only on the bottom level: above it the levels
+ * take turns inside, as their slices are short, and preempting for vtime
+ * alone would switch at every wakeup of a busy pipeline. On the bottom
+ * level, where everything that sank meets CPU hogs with the longest slices,
+ * a thread that sleeps would wait out a hog's slice (8 ms and more, to the
+ * next tick) at every wakeup, and with its cycles that long it could not
+ * sleep off what it owes and climb: a main thread that sank by creating its
+ * workers, woken every 1 ms beside 4 spinners, waited 11 ms per wakeup and
+ * sat on the bottom level for 300-900 ms.
+ */
+static bool mlfq_preempts_within(u32 rank)
+{
+	return rank == level_rank(nr_levels - 1, false);
+}
+
 /* Applies any boost the task missed: back to the top with a fresh allotment. */
 static void catch_up_boost(struct task_ctx *tctx)
 {

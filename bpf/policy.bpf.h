@@ -197,10 +197,9 @@ static __always_inline u64 enter_queue(u32 policy, const struct task_struct *p, 
 }
 
 /*
- * Whether a task waking at @rank with @key should take @cpu: the CPU runs a
- * lower rank, or, except under mlfq, the same rank with a task whose key is
- * larger. mlfq's levels take turns inside: a top-level slice is short, and
- * preempting for vtime alone would switch at every wakeup of a busy pipeline.
+ * Whether a task waking at @rank with @key (ranked) should take @cpu: the
+ * CPU runs a lower rank, or the same rank with a task whose key is larger,
+ * where the rank allows it (see mlfq_preempts_within()).
  */
 static bool outranks_running(s32 cpu, u32 rank, u64 key)
 {
@@ -208,7 +207,9 @@ static bool outranks_running(s32 cpu, u32 rank, u64 key)
 
 	if (running[idx].rank != rank)
 		return running[idx].rank > rank;
-	return !is_mlfq() && time_before(key, running[idx].key);
+	if (is_mlfq() && !mlfq_preempts_within(rank))
+		return false;
+	return time_before(key, ranked_key(rank, running[idx].key));
 }
 
 #endif /* __LLMOS_POLICY_BPF_H */

@@ -24,7 +24,9 @@
 #    every 2 ms: vtime, mlfq, vtime, mlfq, with boosts 2 s apart so that a
 #    boost does not hide a thread parked below the spinners. Its threads are
 #    sampled every 100 ms under both policies alike; lateness counts from
-#    300 ms on (the climb itself is judged from the samples).
+#    300 ms on (the climb itself is judged from the samples). Then the
+#    latency matrix's worst shape: a main thread woken every 1 ms beside
+#    4 x NCPU spinners, lateness from its first wakeup on.
 # tests/vm.rs judges the files; this script reports "ok"/"FAIL" for what only
 # the guest can see.
 set -u
@@ -162,6 +164,14 @@ for round in $(seq $STARTUP_ROUNDS); do
     wait $probe
     verdict "startup_probe_ran_${policy}_$round" "$(grep latency_us "$OUT/probe-startup-$policy-$round.txt")" \
       grep -q '^latency_us' "$OUT/probe-startup-$policy-$round.txt"
+    "$PROBE" --main-thread-sleeper --period-us 1000 --run-us 0 --warmup-ms 0 \
+      --duration-s $STARTUP_SECS --spinners $((4 * NCPU)) >"$OUT/probe-fast-$policy-$round.txt" 2>&1 &
+    probe=$!
+    "$BIN" threads --pid $probe --interval 0.1 --count $((STARTUP_SECS * 10 - 2)) \
+      >"$OUT/threads-fast-$policy-$round.txt" 2>&1
+    wait $probe
+    verdict "fast_probe_ran_${policy}_$round" "$(grep latency_us "$OUT/probe-fast-$policy-$round.txt")" \
+      grep -q '^latency_us' "$OUT/probe-fast-$policy-$round.txt"
   done
 done
 
