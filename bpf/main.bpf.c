@@ -448,7 +448,8 @@ enum queue_result {
  * in *@key the key that head competes with (see retired_key()). Inlined: a
  * BPF call takes at most five arguments.
  */
-static __always_inline bool queue_head(u64 current, u64 retired, u32 policy, u32 llc, u64 *dsq, u64 *key)
+static __always_inline bool queue_head(u64 current, u64 retired, u32 policy, u32 llc,
+					u64 *dsq, u64 *key)
 {
 	struct task_struct *head, *old;
 	u64 old_key;

@@ -186,8 +186,8 @@ static u32 run_rank(u32 policy, const struct task_ctx *tctx)
  * (entry_key()) and ranked (ranked_key()). Inlined: a BPF call takes at
  * most five arguments.
  */
-static __always_inline u64 enter_queue(u32 policy, const struct task_struct *p, struct task_ctx *tctx, u32 llc,
-		       s32 queued, u64 *slice)
+static __always_inline u64 enter_queue(u32 policy, const struct task_struct *p,
+					struct task_ctx *tctx, u32 llc, s32 queued, u64 *slice)
 {
 	u64 key;
 
