@@ -153,25 +153,25 @@ verdict renice_is_no_wakeup \
 # Boosts 2 s apart from here on: the last phase.
 "$BIN" ctl set boost_ms=2000 >"$OUT/ctl.txt" 2>&1
 verdict set_boost_2s "$(cat "$OUT/ctl.txt")" grep -q "^ok" "$OUT/ctl.txt"
+# A probe of this phase with its threads sampled every 100 ms; SHAPE names
+# its files and check; $policy and $round are the caller's.
+sampled_probe() { # SHAPE PROBE_ARGS...
+  local shape=$1 file probe
+  shift
+  file="$OUT/probe-$shape-$policy-$round.txt"
+  "$PROBE" --main-thread-sleeper --duration-s $STARTUP_SECS "$@" >"$file" 2>&1 &
+  probe=$!
+  "$BIN" threads --pid $probe --interval 0.1 --count $((STARTUP_SECS * 10 - 2)) \
+    >"$OUT/threads-$shape-$policy-$round.txt" 2>&1
+  wait $probe
+  verdict "${shape}_probe_ran_${policy}_$round" "$(grep latency_us "$file")" grep -q '^latency_us' "$file"
+}
 for round in $(seq $STARTUP_ROUNDS); do
   for policy in vtime mlfq; do
     switch_to "startup_switch_to_${policy}_$round" $policy
-    "$PROBE" --main-thread-sleeper --startup-work-ms 50 --period-us 2000 --run-us 0 --warmup-ms 300 \
-      --duration-s $STARTUP_SECS --spinners $((2 * NCPU)) >"$OUT/probe-startup-$policy-$round.txt" 2>&1 &
-    probe=$!
-    "$BIN" threads --pid $probe --interval 0.1 --count $((STARTUP_SECS * 10 - 2)) \
-      >"$OUT/threads-startup-$policy-$round.txt" 2>&1
-    wait $probe
-    verdict "startup_probe_ran_${policy}_$round" "$(grep latency_us "$OUT/probe-startup-$policy-$round.txt")" \
-      grep -q '^latency_us' "$OUT/probe-startup-$policy-$round.txt"
-    "$PROBE" --main-thread-sleeper --period-us 1000 --run-us 0 --warmup-ms 0 \
-      --duration-s $STARTUP_SECS --spinners $((4 * NCPU)) >"$OUT/probe-fast-$policy-$round.txt" 2>&1 &
-    probe=$!
-    "$BIN" threads --pid $probe --interval 0.1 --count $((STARTUP_SECS * 10 - 2)) \
-      >"$OUT/threads-fast-$policy-$round.txt" 2>&1
-    wait $probe
-    verdict "fast_probe_ran_${policy}_$round" "$(grep latency_us "$OUT/probe-fast-$policy-$round.txt")" \
-      grep -q '^latency_us' "$OUT/probe-fast-$policy-$round.txt"
+    sampled_probe startup --startup-work-ms 50 --period-us 2000 --run-us 0 --warmup-ms 300 \
+      --spinners $((2 * NCPU))
+    sampled_probe fast --period-us 1000 --run-us 0 --warmup-ms 0 --spinners $((4 * NCPU))
   done
 done
 
