@@ -297,32 +297,15 @@ fn report(rows: &[Row], header: &str) -> (String, String) {
     for line in lines {
         let _ = writeln!(md, "{line}");
     }
-    let per_op: Vec<f64> = sizes
-        .iter()
-        .filter_map(|n| median_of(rows, "scale", "mlfq", Some(&n.to_string()), "ns_per_op"))
-        .collect();
-    if let (Some(lo), Some(hi)) = (
-        per_op.iter().copied().reduce(f64::min),
-        per_op.iter().copied().reduce(f64::max),
-    ) {
+    if let Some(grew) = growth(&mlfq_by_size(rows, &sizes, "ns_per_op")) {
         let _ = writeln!(
             md,
-            "- BPF ns/op across {} to {} threads: {:.2}x from lowest to highest (target: flat)",
+            "- BPF ns/op across {} to {} threads: {grew:.2}x from lowest to highest (target: flat)",
             sizes.first().unwrap(),
             sizes.last().unwrap(),
-            hi / lo.max(1.0)
         );
     }
-    let boost: Vec<(u64, f64)> = sizes
-        .iter()
-        .filter_map(|n| {
-            Some((
-                *n,
-                median_of(rows, "scale", "mlfq", Some(&n.to_string()), "boost_ns")?,
-            ))
-        })
-        .collect();
-    if let Some(line) = boost_cost_line(&boost) {
+    if let Some(line) = boost_cost_line(&mlfq_by_size(rows, &sizes, "boost_ns")) {
         let _ = writeln!(md, "{line}");
     }
     md.push_str(&matrix_report(rows, &scheds));
@@ -578,17 +561,35 @@ fn matrix_chart(rows: &[Row]) -> String {
 /// The mlfq boost's cost per boost at each number of spinning threads, and
 /// how far it grows from the lowest to the highest (target: flat).
 fn boost_cost_line(costs: &[(u64, f64)]) -> Option<String> {
-    let lo = costs.iter().map(|c| c.1).reduce(f64::min)?;
-    let hi = costs.iter().map(|c| c.1).reduce(f64::max)?;
+    let grew = growth(costs)?;
     let each: Vec<String> = costs
         .iter()
         .map(|(n, ns)| format!("{} ns at {n} threads", number(*ns)))
         .collect();
     Some(format!(
-        "- mlfq boost cost (tick ns per boost): {}; {:.2}x from lowest to highest (target: flat)",
+        "- mlfq boost cost (tick ns per boost): {}; {grew:.2}x from lowest to highest (target: flat)",
         each.join(", "),
-        hi / lo.max(1.0)
     ))
+}
+
+/// mlfq's median of `field` in the scale runs, at each of `sizes` that has one.
+fn mlfq_by_size(rows: &[Row], sizes: &[u64], field: &str) -> Vec<(u64, f64)> {
+    sizes
+        .iter()
+        .filter_map(|n| {
+            Some((
+                *n,
+                median_of(rows, "scale", "mlfq", Some(&n.to_string()), field)?,
+            ))
+        })
+        .collect()
+}
+
+/// How far per-size figures grow from the lowest to the highest.
+fn growth(values: &[(u64, f64)]) -> Option<f64> {
+    let lo = values.iter().map(|v| v.1).reduce(f64::min)?;
+    let hi = values.iter().map(|v| v.1).reduce(f64::max)?;
+    Some(hi / lo.max(1.0))
 }
 
 /// The scale chart's data: one line per thread count, probe p99 µs per
