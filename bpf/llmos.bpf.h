@@ -15,11 +15,13 @@ const volatile u32 nr_llcs = 1;
 const volatile u32 cpu_llc[LLMOS_MAX_CPUS];
 const volatile u32 llc_node[LLMOS_MAX_LLCS];	/* the NUMA node of each LLC */
 /*
- * Every CPU, LLC by LLC: LLC l's start at llc_cpus[llc_first[l]], and
- * cpu_pos[c] is CPU c's place among its LLC's.
+ * Every CPU, LLC by LLC: LLC l's llc_nr_cpus[l] CPUs start at
+ * llc_cpus[llc_first[l]], and cpu_pos[c] is CPU c's place among its LLC's.
+ * They are the CPUs that serve the LLC's queues.
  */
 const volatile u32 llc_cpus[LLMOS_MAX_CPUS];
 const volatile u32 llc_first[LLMOS_MAX_LLCS];
+const volatile u32 llc_nr_cpus[LLMOS_MAX_LLCS];
 const volatile u32 cpu_pos[LLMOS_MAX_CPUS];
 const volatile u32 nr_levels = 4;
 const volatile u32 nr_prio_rules;
@@ -151,9 +153,6 @@ static bool same_node(u32 llc, u32 other)
 {
 	return llc_node[llc_idx(llc)] == llc_node[llc_idx(other)];
 }
-
-/* How many CPUs of the loaded topology each LLC has: those that serve its queues. */
-static u32 llc_nr_cpus[LLMOS_MAX_LLCS];
 
 /* @queued tasks waiting in a queue of @llc, per CPU that serves it. */
 static s32 queued_per_cpu(s32 queued, u32 llc)

@@ -1107,10 +1107,8 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(llmos_init)
 		return -ENOMEM;
 	bpf_for(cpu, 0, nr_cpu_ids) {
 		cpu_offline[cpu_idx(cpu)] = !in_topology(cpu);
-		if (!in_topology(cpu))
-			continue;
-		bpf_cpumask_set_cpu(cpu, online);
-		llc_nr_cpus[llc_idx(llc_of(cpu))]++;
+		if (in_topology(cpu))
+			bpf_cpumask_set_cpu(cpu, online);
 	}
 	online = bpf_kptr_xchg(&online_cpus, online);
 	if (online)

@@ -368,9 +368,10 @@ struct LlcLayout {
     cpu_llc: Vec<u32>,
     /// The NUMA node of each LLC.
     llc_node: Vec<u32>,
-    /// Every CPU, LLC by LLC: LLC l's are `llc_cpus[llc_first[l]..][..n]`.
+    /// Every CPU, LLC by LLC: LLC l's are `llc_cpus[llc_first[l]..][..llc_nr_cpus[l]]`.
     llc_cpus: Vec<u32>,
     llc_first: Vec<u32>,
+    llc_nr_cpus: Vec<u32>,
     /// Each CPU id's place among its LLC's CPUs in `llc_cpus`.
     cpu_pos: Vec<u32>,
 }
@@ -393,9 +394,11 @@ fn llc_layout(cpus: &BTreeMap<usize, (usize, usize)>) -> LlcLayout {
     }
     let mut cpu_pos = vec![0u32; nr_cpu_ids];
     let mut llc_first = Vec::new();
+    let mut llc_nr_cpus = Vec::new();
     let mut llc_cpus = Vec::new();
     for list in members {
         llc_first.push(llc_cpus.len() as u32);
+        llc_nr_cpus.push(list.len() as u32);
         for (pos, &cpu) in list.iter().enumerate() {
             cpu_pos[cpu as usize] = pos as u32;
         }
@@ -406,6 +409,7 @@ fn llc_layout(cpus: &BTreeMap<usize, (usize, usize)>) -> LlcLayout {
         llc_node,
         llc_cpus,
         llc_first,
+        llc_nr_cpus,
         cpu_pos,
     }
 }
@@ -479,6 +483,7 @@ impl<'a> Scheduler<'a> {
         rodata.cpu_pos[..layout.cpu_pos.len()].copy_from_slice(&layout.cpu_pos);
         rodata.llc_node[..layout.llc_node.len()].copy_from_slice(&layout.llc_node);
         rodata.llc_first[..layout.llc_first.len()].copy_from_slice(&layout.llc_first);
+        rodata.llc_nr_cpus[..layout.llc_nr_cpus.len()].copy_from_slice(&layout.llc_nr_cpus);
         rodata.llc_cpus[..layout.llc_cpus.len()].copy_from_slice(&layout.llc_cpus);
         for &cpu in cpu_llcs.keys() {
             rodata.cpus_in_topology[cpu / 64] |= 1 << (cpu % 64);
@@ -1031,6 +1036,7 @@ mod tests {
                 llc_node: vec![0, 1, 1],
                 llc_cpus: vec![0, 1, 2, 3, 5],
                 llc_first: vec![0, 2, 4],
+                llc_nr_cpus: vec![2, 2, 1],
                 cpu_pos: vec![0, 1, 0, 1, 0, 0],
             }
         );
