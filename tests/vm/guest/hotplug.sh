@@ -101,6 +101,26 @@ steps=0 ctl_failed=0 lost="" grp=()
 # rather than at the VM's timeout with nothing said. Nothing here forks
 # while a step is under way (see nap()), and `ctl status` runs as the hogs
 # do, as a user's would.
+# Where a hung step stands, in one line for the failure message (CI keeps
+# only the test's output, not the files): the CPU's hotplug state, the
+# innermost kernel functions of the writer and of the CPU's hotplug
+# thread, and the tasks its runqueue still holds, which a CPU going down
+# waits to see leave.
+stack_of() { # PID
+  sed -E 's/^\[<[0-9a-f]+>\] //; s/\+.*//' "/proc/$1/stack" 2>/dev/null | head -6 | paste -sd' ' -
+}
+hang_summary() { # CPU WRITER
+  local cpu=$1 st t
+  read -r st <"/sys/devices/system/cpu/cpu$cpu/hotplug/state"
+  echo -n "CPU $cpu at hotplug state $(grep -m1 "^ *$st:" /sys/devices/system/cpu/hotplug/states | sed 's/^ *//')"
+  echo -n ", the writer in: $(stack_of "$2")"
+  for t in /proc/[0-9]*; do
+    [[ $(<"$t/comm") == "cpuhp/$cpu" ]] 2>/dev/null || continue
+    echo -n ", cpuhp/$cpu ($(awk '{print $3}' "$t/stat")) in: $(stack_of "${t#/proc/}")"
+  done
+  echo -n ", its runqueue: $(awk -v c="cpu#$cpu," '$1 == c { on = 1; next } /^cpu#/ { on = 0 } on && /\.nr_running/ { print "nr_running " $3; exit }' "$OUT/sched-debug-hung.txt")"
+  echo -n ", its runnable tasks: $(awk -v c="cpu#$cpu," '$1 == c { on = 1; next } /^cpu#/ { on = 0 } on && $1 ~ /^>?R$/ { print $2 "/" $3 }' "$OUT/sched-debug-hung.txt" | head -8 | paste -sd' ' -)"
+}
 set_online() { # CPU 0|1
   echo "$2" >"/sys/devices/system/cpu/cpu$1/online" &
   local writer=$! deadline=$((SECONDS + 60)) started=${EPOCHREALTIME/./}
@@ -117,7 +137,7 @@ set_online() { # CPU 0|1
       cat /sys/kernel/tracing/trace >"$OUT/scx-dump-hung.txt"
       mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
       cat /sys/kernel/debug/sched/debug >"$OUT/sched-debug-hung.txt"
-      fail "cpu$1_online_$2" "step $((steps + 1)) not done after 60 s: state $(state), $(dmesg | complaints_in | head -1); blocked tasks in dmesg-hung.txt, the scheduler's dump in scx-dump-hung.txt, runqueues in sched-debug-hung.txt"
+      fail "cpu$1_online_$2" "step $((steps + 1)) not done after 60 s: state $(state), $(dmesg | complaints_in | head -1); $(hang_summary "$1" $writer); blocked tasks in dmesg-hung.txt, the scheduler's dump in scx-dump-hung.txt, runqueues in sched-debug-hung.txt"
       exit 1
     fi
     nap 0.1
