@@ -98,7 +98,7 @@ fn run_in_vm(
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    std::fs::create_dir_all(out).unwrap();
+    empty_dir(out);
     let mut command = Command::new(root.join("tests/vm/run.sh"));
     command
         .arg(root.join(script))
@@ -123,6 +123,19 @@ fn run_in_vm(
 
 fn out_dir(name: &str) -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join(name)
+}
+
+/// Makes @dir an empty directory. Each boot starts from one: the guest
+/// scripts append to their files (hotplug.sh's steps and misses) and stop
+/// on a file's presence (checks.sh's watch_progress() on `stop`), so a
+/// second run in the same tree read the first run's files and failed.
+fn empty_dir(dir: &Path) {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            panic!("cannot empty {}: {e}", dir.display())
+        }
+        _ => std::fs::create_dir_all(dir).unwrap(),
+    }
 }
 
 /// The expected checks that did not report "ok", with the guest's words.
@@ -425,6 +438,18 @@ fn vm_soak() {
             "no_stall",
         ],
     );
+}
+
+#[test]
+fn boot_output_dir_starts_empty() {
+    let dir = out_dir("empty-dir-test");
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("stop"), "").unwrap();
+    empty_dir(&dir);
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    std::fs::remove_dir(&dir).unwrap();
+    empty_dir(&dir);
+    assert!(dir.is_dir());
 }
 
 #[test]
