@@ -314,6 +314,15 @@ static u32 home_llc(const struct task_struct *p, s32 cpu)
 static u8 cpu_bank[LLMOS_MAX_CPUS];
 static u8 llc_bank[LLMOS_MAX_LLCS];
 
+/*
+ * Whether a queue's retired bank outlived a whole boost interval: it still
+ * held tasks at the next boost (see retire_banks()). Its tasks have waited
+ * at least that long, and mlfq ranks them with its top level (see
+ * mlfq_retired_key()).
+ */
+static bool cpu_bank_overdue[LLMOS_MAX_CPUS];
+static bool llc_bank_overdue[LLMOS_MAX_LLCS];
+
 /* Bank @bank of @policy's queue on @cpu (see intf.h). */
 static u64 cpu_bank_dsq(s32 cpu, u32 policy, u32 bank)
 {
@@ -362,12 +371,18 @@ static void retire_banks(u32 policy)
 	u32 i;
 
 	bpf_for(i, 0, nr_cpu_ids) {
-		if (!scx_bpf_dsq_nr_queued(cpu_retired_dsq(i, policy)))
+		bool kept = scx_bpf_dsq_nr_queued(cpu_retired_dsq(i, policy)) > 0;
+
+		if (!kept)
 			cpu_bank[cpu_idx(i)] ^= 1;
+		cpu_bank_overdue[cpu_idx(i)] = kept;
 	}
 	bpf_for(i, 0, nr_llcs) {
-		if (!scx_bpf_dsq_nr_queued(llc_retired_dsq(i, policy)))
+		bool kept = scx_bpf_dsq_nr_queued(llc_retired_dsq(i, policy)) > 0;
+
+		if (!kept)
 			llc_bank[llc_idx(i)] ^= 1;
+		llc_bank_overdue[llc_idx(i)] = kept;
 	}
 }
 

@@ -443,13 +443,13 @@ enum queue_result {
 };
 
 /*
- * Whether either bank of a queue of @policy in @llc, @current and @retired,
- * has a task waiting; if so, in *@dsq the bank whose head is due first and
- * in *@key the key that head competes with (see retired_key()). Inlined: a
- * BPF call takes at most five arguments.
+ * Whether either bank of a queue of @policy in @llc, @current and @retired
+ * (@overdue: see cpu_bank_overdue), has a task waiting; if so, in *@dsq the
+ * bank whose head is due first and in *@key the key that head competes with
+ * (see retired_key()). Inlined: a BPF call takes at most five arguments.
  */
-static __always_inline bool queue_head(u64 current, u64 retired, u32 policy, u32 llc,
-					u64 *dsq, u64 *key)
+static __always_inline bool queue_head(u64 current, u64 retired, bool overdue, u32 policy,
+					u32 llc, u64 *dsq, u64 *key)
 {
 	struct task_struct *head, *old;
 	u64 old_key;
@@ -466,7 +466,7 @@ static __always_inline bool queue_head(u64 current, u64 retired, u32 policy, u32
 	old = __COMPAT_scx_bpf_dsq_peek(retired);
 	if (!old)
 		return head != NULL;
-	old_key = retired_key(policy, old->scx.dsq_vtime, llc);
+	old_key = retired_key(policy, old->scx.dsq_vtime, llc, overdue);
 	if (head && !time_before(old_key, *key))
 		return true;
 	*dsq = retired;
@@ -485,10 +485,10 @@ static enum queue_result dispatch_queued(s32 cpu, u32 llc, u32 policy, bool vtim
 	u64 first_dsq, second_dsq, first_key, second_key, dsq, key;
 	bool first, second;
 
-	first = queue_head(cpu_dsq(cpu, policy), cpu_retired_dsq(cpu, policy), policy, llc,
-			   &first_dsq, &first_key);
-	second = queue_head(llc_dsq(llc, policy), llc_retired_dsq(llc, policy), policy, llc,
-			    &second_dsq, &second_key);
+	first = queue_head(cpu_dsq(cpu, policy), cpu_retired_dsq(cpu, policy),
+			   cpu_bank_overdue[cpu_idx(cpu)], policy, llc, &first_dsq, &first_key);
+	second = queue_head(llc_dsq(llc, policy), llc_retired_dsq(llc, policy),
+			    llc_bank_overdue[llc_idx(llc)], policy, llc, &second_dsq, &second_key);
 	if (!first || (second && time_before(second_key, first_key))) {
 		bool had_first = first;
 
@@ -756,12 +756,15 @@ void BPF_STRUCT_OPS(llmos_running, struct task_struct *p)
 	struct task_ctx *tctx = lookup_task_ctx(p);
 	s32 cpu = scx_bpf_task_cpu(p);
 	struct llmos_thread_counters *ts;
-	u64 slice;
+	u64 slice, waited;
 	u32 level;
 
 	if (!tctx)
 		return;
+	waited = scx_bpf_now() - tctx->runnable_at;
 	catch_up_boost(tctx);
+	if (is_mlfq())
+		mlfq_end_starvation(tctx, waited);
 	level = task_level(tctx);
 	/*
 	 * A task a boost lifted while it waited (see retire_banks()) was queued
@@ -777,7 +780,7 @@ void BPF_STRUCT_OPS(llmos_running, struct task_struct *p)
 
 	ts = &tctx->counters;
 	ts->nr_runs++;
-	ts->wait_ns += scx_bpf_now() - tctx->runnable_at;
+	ts->wait_ns += waited;
 	if (ts->last_cpu >= 0 && ts->last_cpu != cpu) {
 		ts->nr_migrations++;
 		if (llc_of(ts->last_cpu) != llc_of(cpu))

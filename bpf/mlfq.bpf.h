@@ -197,12 +197,39 @@ static void mlfq_charge(struct task_ctx *tctx, u64 used, bool runnable)
  * boost does not re-key the queued tasks one by one (a lock round trip
  * each, from the timer): it retires the bank they wait in (see
  * retire_banks()), and this ranks the whole bank.
+ *
+ * A bank still waiting at the next boost (@overdue) joins level 0:
+ * threads that each sleep longer than they run stay on levels 0 and 1, and
+ * enough of them keep a CPU busy for ever; below them a lifted CPU hog
+ * would wait until the kernel's watchdog ejected the scheduler. So a task
+ * waits at most two boost intervals, and then takes its turn as a level-0
+ * task (see mlfq_end_starvation()). It joins at the LLC's vtime_now(), not
+ * with the vtime it has kept since it queued: that would put it ahead of
+ * an interactive thread just woken, whose vtime is within a slice of now.
  */
-static u64 mlfq_retired_key(u64 key, u32 llc)
+static u64 mlfq_retired_key(u64 key, u32 llc, bool overdue)
 {
+	u64 vtime;
+
+	if (overdue) {
+		vtime = unranked_key(key, llc);
+		return time_before(vtime, vtime_now(llc)) ? vtime_now(llc) : vtime;
+	}
 	if (key_rank(key, llc) <= MLFQ_LIFTED_RANK)
 		return key;
 	return ranked_key(MLFQ_LIFTED_RANK, unranked_key(key, llc));
+}
+
+/*
+ * A lifted task that waited a whole boost interval for its turn (see
+ * mlfq_retired_key()) takes it as a level-0 task: lifted, it would be
+ * preempted by the next waking level-0 task, and under a stream of them
+ * run for microseconds.
+ */
+static void mlfq_end_starvation(struct task_ctx *tctx, u64 waited)
+{
+	if (waited >= boost_interval_ns)
+		tctx->lifted = false;
 }
 
 /*

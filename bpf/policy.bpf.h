@@ -61,10 +61,13 @@ static bool retires_banks(u32 policy)
 	return policy == LLMOS_POLICY_MLFQ;
 }
 
-/* The key a task waiting in a retired bank of @policy's queues of @llc competes with. */
-static u64 retired_key(u32 policy, u64 key, u32 llc)
+/*
+ * The key a task waiting in a retired bank of @policy's queues of @llc
+ * competes with; @overdue: the bank outlived a boost interval.
+ */
+static u64 retired_key(u32 policy, u64 key, u32 llc, bool overdue)
 {
-	return policy == LLMOS_POLICY_MLFQ ? mlfq_retired_key(key, llc) : key;
+	return policy == LLMOS_POLICY_MLFQ ? mlfq_retired_key(key, llc, overdue) : key;
 }
 
 /* Whether a waking task may take the CPU from a running one it outranks. */

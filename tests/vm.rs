@@ -547,7 +547,12 @@ fn mlfq_guest_checks() -> Vec<String> {
             checks.push(format!("fast_probe_ran_{policy}_{round}"));
         }
     }
-    for check in ["stayed_attached", "detached", "no_stall"] {
+    for check in [
+        "hog_runs_below_busy_top",
+        "stayed_attached",
+        "detached",
+        "no_stall",
+    ] {
         checks.push(check.into());
     }
     checks

@@ -27,6 +27,9 @@
 #    300 ms on (the climb itself is judged from the samples). Then the
 #    latency matrix's worst shape: a main thread woken every 1 ms beside
 #    4 x NCPU spinners, lateness from its first wakeup on.
+# 6. Starvation, with those 2 s boosts: 40 x NCPU threads that each run 0.9 ms
+#    and sleep 1 ms stay on level 0 (each sleeps longer than it runs) and
+#    together keep the CPU busy; a CPU hog below them must still get turns.
 # tests/vm.rs judges the files; this script reports "ok"/"FAIL" for what only
 # the guest can see.
 set -u
@@ -40,6 +43,13 @@ LEVELS_SECS=$4
 BURST_SECS=5
 STARTUP_ROUNDS=$5
 STARTUP_SECS=4
+STARVE_SECS=20
+# Seconds in a row a hog may go without CPU in phase 6: two boost intervals
+# (2 s each) before its turn, and a second of sampling either side. 7.2,
+# 1 vCPU: at most 2 (1 boot; 40 threads with 1 s boosts: 2). Before a bank
+# waiting out a boost joined level 0, a 40-thread run went 15 s without, and
+# this phase ended with the watchdog ("python3[364] failed to run for 42.564s").
+STARVE_MAX_GAP=6
 . "$(dirname "$0")/checks.sh"
 wait_for() { # SECONDS CONDITION...: polls every 50 ms
   local deadline=$(($(now_ms) + $1 * 1000))
@@ -174,6 +184,35 @@ for round in $(seq $STARTUP_ROUNDS); do
     sampled_probe fast --period-us 1000 --run-us 0 --warmup-ms 0 --spinners $((4 * NCPU))
   done
 done
+
+# Sampled once a second from /proc, without a fork: the shell waits behind
+# the busy top level like any other thread.
+saturators=()
+for ((i = 0; i < 40 * NCPU; i++)); do
+  python3 -c 'import time
+while True:
+    t = time.perf_counter()
+    while time.perf_counter() - t < 0.0009: pass
+    time.sleep(0.001)' &
+  saturators+=($!)
+done
+bash -c 'while :; do :; done' &
+hog=$!
+nap 2
+read -r last _ </proc/$hog/schedstat
+gap=0 longest=0 hog_ms=""
+for ((s = 0; s < STARVE_SECS; s++)); do
+  nap 1
+  read -r ns _ </proc/$hog/schedstat
+  if ((ns == last)); then gap=$((gap + 1)); else gap=0; fi
+  ((gap > longest)) && longest=$gap
+  hog_ms+=" $(((ns - last) / 1000000))"
+  last=$ns
+done
+kill "${saturators[@]}" $hog
+wait "${saturators[@]}" $hog 2>/dev/null
+verdict hog_runs_below_busy_top "a CPU hog beside $((40 * NCPU)) threads on level 0, ms of CPU per second:$hog_ms; at most $longest seconds in a row without (need <= $STARVE_MAX_GAP)" \
+  test $longest -le $STARVE_MAX_GAP
 
 verdict stayed_attached "state $(cat $SYS/state) after the probes" is_state enabled
 kill -INT $sched
