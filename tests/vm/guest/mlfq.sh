@@ -46,7 +46,7 @@ STARTUP_SECS=4
 STARVE_SECS=20
 # Seconds in a row a hog may go without CPU in phase 6: two boost intervals
 # (2 s each) before its turn, and a second of sampling either side. 7.2,
-# 1 vCPU: at most 2 (1 boot; 40 threads with 1 s boosts: 2). Before a bank
+# 1 vCPU: at most 2 and 3 (2 boots; 40 threads with 1 s boosts: 2). Before a bank
 # waiting out a boost joined level 0, a 40-thread run went 15 s without, and
 # this phase ended with the watchdog ("python3[364] failed to run for 42.564s").
 STARVE_MAX_GAP=6
