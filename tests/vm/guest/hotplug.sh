@@ -96,11 +96,6 @@ watch_progress "${hogs[@]}" &
 watcher=$!
 sleep 1
 steps=0 ctl_failed=0 lost="" grp=()
-# A step the kernel has not finished in 60 s is hung (one takes 0.5-9 s):
-# the blocked tasks' stacks go to the console log and the boot ends here,
-# rather than at the VM's timeout with nothing said. Nothing here forks
-# while a step is under way (see nap()), and `ctl status` runs as the hogs
-# do, as a user's would.
 # Where a hung step stands, in one line for the failure message (CI keeps
 # only the test's output, not the files): the CPU's hotplug state, the
 # innermost kernel functions of the writer and of the CPU's hotplug
@@ -118,9 +113,16 @@ hang_summary() { # CPU WRITER
     [[ $(<"$t/comm") == "cpuhp/$cpu" ]] 2>/dev/null || continue
     echo -n ", cpuhp/$cpu ($(awk '{print $3}' "$t/stat")) in: $(stack_of "${t#/proc/}")"
   done
-  echo -n ", its runqueue: $(awk -v c="cpu#$cpu," '$1 == c { on = 1; next } /^cpu#/ { on = 0 } on && /\.nr_running/ { print "nr_running " $3; exit }' "$OUT/sched-debug-hung.txt")"
-  echo -n ", its runnable tasks: $(awk -v c="cpu#$cpu," '$1 == c { on = 1; next } /^cpu#/ { on = 0 } on && $1 ~ /^>?R$/ { print $2 "/" $3 }' "$OUT/sched-debug-hung.txt" | head -8 | paste -sd' ' -)"
+  awk -v c="cpu#$cpu," '$1 == c { on = 1; next } /^cpu#/ { on = 0 }
+    on && /\.nr_running/ && nr == "" { nr = $3 }
+    on && $1 ~ /^>?R$/ && n++ < 8 { tasks = tasks " " $2 "/" $3 }
+    END { printf ", its runqueue: nr_running %s, its runnable tasks:%s", nr, tasks }' "$OUT/sched-debug-hung.txt"
 }
+# A step the kernel has not finished in 60 s is hung (one takes 0.5-9 s):
+# the blocked tasks' stacks go to the console log and the boot ends here,
+# rather than at the VM's timeout with nothing said. Nothing here forks
+# while a step is under way (see nap()), and `ctl status` runs as the hogs
+# do, as a user's would.
 set_online() { # CPU 0|1
   echo "$2" >"/sys/devices/system/cpu/cpu$1/online" &
   local writer=$! deadline=$((SECONDS + 60)) started=${EPOCHREALTIME/./}
