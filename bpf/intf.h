@@ -101,7 +101,7 @@ struct llmos_rule {
 	char comm[16];
 };
 
-/* Per-CPU event counters, summed by the loader for --stats. */
+/* Per-CPU event counters, summed by the loader for its stats (src/stats.rs). */
 enum llmos_stat {
 	LLMOS_STAT_IDLE_DISPATCH,	/* woke straight onto an idle CPU */
 	LLMOS_STAT_KTHREAD_DISPATCH,	/* waking per-CPU kthread, run at once on its CPU */

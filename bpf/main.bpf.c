@@ -855,9 +855,10 @@ void BPF_STRUCT_OPS(llmos_exit_task, struct task_struct *p, struct scx_exit_task
 }
 
 /*
- * `scx_llmos threads` reads every thread's row through this iterator: its
- * counters from the task context, the rest from the task. The scheduling
- * path never copies a row to a map, and every read is current.
+ * The loader answers the stats socket's `threads` target (and so `scx_llmos
+ * threads`) with this iterator: each thread's counters from its task
+ * context, the rest from the task. The scheduling path never copies a row
+ * to a map, and every read is current.
  */
 SEC("iter/task")
 int dump_threads(struct bpf_iter__task *ctx)

@@ -9,11 +9,11 @@ use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt}
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use crossbeam::channel::{self, Receiver, Sender};
 use log::warn;
 
 /// Where the scheduler listens unless told otherwise: in a directory only
@@ -56,12 +56,7 @@ impl Listener {
     /// missing), and serves connections on a thread that hands requests to
     /// `next`. Refuses a path where something other than a socket exists.
     pub fn bind(path: &Path) -> Result<Self> {
-        // The umask is the process's: no other thread may create files
-        // while it is changed, or see the directory half made.
-        static UMASK: Mutex<()> = Mutex::new(());
-        let _umask = UMASK
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _umask = lock_umask();
         let dir = path
             .parent()
             .filter(|dir| !dir.as_os_str().is_empty())
@@ -86,7 +81,7 @@ impl Listener {
         unsafe { libc::umask(old_mask) };
         let listener = bound.with_context(|| format!("cannot listen on {}", path.display()))?;
 
-        let (sender, requests) = mpsc::channel();
+        let (sender, requests) = channel::unbounded();
         std::thread::Builder::new()
             .name("ctl".into())
             .spawn(move || serve(listener, sender))?;
@@ -96,10 +91,31 @@ impl Listener {
         })
     }
 
-    /// The next request, waiting at most `timeout`.
-    pub fn next(&self, timeout: Duration) -> Option<Request> {
-        self.requests.recv_timeout(timeout).ok()
+    /// The clients' requests, in the order they came.
+    pub fn requests(&self) -> &Receiver<Request> {
+        &self.requests
     }
+}
+
+/// The umask is the process's: no other thread may create files while it is
+/// changed, or see a directory half made.
+fn lock_umask() -> MutexGuard<'static, ()> {
+    static UMASK: Mutex<()> = Mutex::new(());
+    UMASK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Runs `create` with the umask 077, so that the directories and sockets it
+/// creates are its owner's (root's) alone.
+pub fn owner_only<T>(create: impl FnOnce() -> T) -> T {
+    let _umask = lock_umask();
+    // SAFETY: umask() only swaps the process's file mode mask.
+    let old_mask = unsafe { libc::umask(0o077) };
+    let created = create();
+    // SAFETY: as above, restoring the previous mask.
+    unsafe { libc::umask(old_mask) };
+    created
 }
 
 impl Drop for Listener {
@@ -111,7 +127,7 @@ impl Drop for Listener {
 /// Creates @dir mode 0700, or checks that the existing one is a directory
 /// (not a symlink) of ours that nobody else may write: in a directory others
 /// can write, they could swap the socket for something else.
-fn ensure_private_dir(dir: &Path) -> Result<()> {
+pub fn ensure_private_dir(dir: &Path) -> Result<()> {
     match std::fs::DirBuilder::new().mode(0o700).create(dir) {
         Ok(()) => return Ok(()),
         Err(err) if err.kind() == ErrorKind::AlreadyExists => {}
@@ -125,7 +141,7 @@ fn ensure_private_dir(dir: &Path) -> Result<()> {
     let euid = unsafe { libc::geteuid() };
     if !meta.is_dir() || meta.uid() != euid || meta.permissions().mode() & 0o022 != 0 {
         bail!(
-            "refusing to put the control socket in {}: it must be a directory owned by uid {euid} that others cannot write",
+            "refusing to put a socket in {}: it must be a directory owned by uid {euid} that others cannot write",
             dir.display()
         );
     }
@@ -203,7 +219,7 @@ fn serve_one(mut stream: UnixStream, requests: &Sender<Request>) -> Result<()> {
     let text = if !line.ends_with(b"\n") && line.len() as u64 >= MAX_REQUEST {
         format!("error: request longer than {MAX_REQUEST} bytes")
     } else if let Ok(line) = String::from_utf8(line) {
-        let (reply, replies) = mpsc::channel();
+        let (reply, replies) = channel::bounded(1);
         requests.send(Request {
             command: line.trim().to_string(),
             reply,
@@ -285,10 +301,7 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(
-            err.starts_with(&format!(
-                "refusing to put the control socket in {}",
-                dir.display()
-            )),
+            err.starts_with(&format!("refusing to put a socket in {}", dir.display())),
             "{err}"
         );
         let private = dir.join("private");
@@ -314,7 +327,8 @@ mod tests {
         // Served one at a time, the request would come after the silent
         // client's 5 s timeout.
         let request = listener
-            .next(Duration::from_secs(3))
+            .requests()
+            .recv_timeout(Duration::from_secs(3))
             .expect("request behind a silent client");
         assert_eq!(request.command, "status");
         request.reply("ok: policy mlfq".into());
@@ -331,7 +345,10 @@ mod tests {
         reply.clear();
         binary.read_to_string(&mut reply).unwrap();
         assert_eq!(reply, "error: the request is not UTF-8\n");
-        assert!(listener.next(Duration::from_millis(100)).is_none());
+        assert!(listener
+            .requests()
+            .recv_timeout(Duration::from_millis(100))
+            .is_err());
         drop(listener);
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -354,7 +371,10 @@ mod tests {
             })
         };
         for answer in ["ok: policy prio", "error: unknown policy 'lottery'"] {
-            let request = listener.next(Duration::from_secs(5)).unwrap();
+            let request = listener
+                .requests()
+                .recv_timeout(Duration::from_secs(5))
+                .unwrap();
             assert!(answer.contains(request.command.split(' ').nth(1).unwrap()));
             request.reply(answer.into());
         }

@@ -24,15 +24,17 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use bpf_skel::*;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use crossbeam::channel::{Receiver, Sender};
 use libbpf_rs::OpenObject;
 use log::{info, warn};
+use scx_stats::ToJson;
 use scx_utils::{
     scx_ops_attach, scx_ops_load, scx_ops_open, uei_exited, uei_report, Topology, UserExitInfo,
 };
 
 const SCHEDULER_NAME: &str = "scx_llmos";
 
-/// How often the run loop wakes to check for exit, signals and statistics.
+/// How often the run loop wakes, between requests, to check for exit and signals.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -146,9 +148,24 @@ struct Opts {
     #[arg(long, value_name = "PATH", default_value = ctl::DEFAULT_SOCKET)]
     ctl_socket: PathBuf,
 
-    /// Print dispatch statistics every SEC seconds (0.1 to 3600).
+    /// Run, and print every SEC seconds what the scheduler did (0.1 to
+    /// 3600): its policy and the events of the interval.
     #[arg(long, value_name = "SEC", value_parser = parse_interval)]
     stats: Option<Duration>,
+
+    /// Load nothing: print every SEC seconds what the running scx_llmos did,
+    /// as --stats does (0.1 to 3600).
+    #[arg(long, value_name = "SEC", value_parser = parse_interval, conflicts_with = "stats")]
+    monitor: Option<Duration>,
+
+    /// Describe every statistic the scheduler serves and exit.
+    #[arg(long)]
+    help_stats: bool,
+
+    /// The scx_stats socket where the scheduler serves its statistics and
+    /// thread rows, and where --monitor, `threads` and scx tools read them.
+    #[arg(long, value_name = "PATH", default_value = stats::DEFAULT_SOCKET)]
+    stats_socket: PathBuf,
 
     /// Size of the kernel's debug dump printed if the scheduler exits with an
     /// error, in bytes (0: the kernel's default).
@@ -245,6 +262,10 @@ struct ThreadsOpts {
     /// With --interval: stop after this many tables.
     #[arg(long, requires = "interval")]
     count: Option<u64>,
+
+    /// One JSON object per table (the stats socket's `threads` target), for scripts.
+    #[arg(long)]
+    json: bool,
 }
 
 /// A request line of the control socket, as `Ctl::request` writes it.
@@ -421,9 +442,12 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
 struct Scheduler<'a> {
     skel: BpfSkel<'a>,
     struct_ops: Option<libbpf_rs::Link>,
-    stats_interval: Option<Duration>,
     settings: Settings,
     control: &'a ctl::Listener,
+    stats_queries: Receiver<stats::Query>,
+    stats_answers: Sender<stats::Answer>,
+    /// The counters of the runs before a restart.
+    earlier_counters: stats::Counters,
 }
 
 impl<'a> Scheduler<'a> {
@@ -432,6 +456,8 @@ impl<'a> Scheduler<'a> {
         settings: &Settings,
         file: &config::Config,
         control: &'a ctl::Listener,
+        stats_server: &stats::Server,
+        earlier_counters: stats::Counters,
         open_object: &'a mut MaybeUninit<OpenObject>,
     ) -> Result<Self> {
         let topo = Topology::new().context("failed to read the CPU topology")?;
@@ -515,42 +541,80 @@ impl<'a> Scheduler<'a> {
             opts.ctl_socket.display(),
         );
 
+        let (stats_answers, stats_queries) = stats_server.channels();
         Ok(Self {
             skel,
             struct_ops,
-            stats_interval: opts.stats,
             settings: settings.clone(),
             control,
+            stats_queries,
+            stats_answers,
+            earlier_counters,
         })
     }
 
     fn run(&mut self, shutdown: &AtomicBool) -> Result<UserExitInfo> {
-        let mut last_counters = stats::read(&self.skel.maps.stats)?;
-        let mut last_report = Instant::now();
+        let control = self.control;
+        let (requests, queries) = (control.requests(), self.stats_queries.clone());
         while !shutdown.load(Ordering::Relaxed) && !uei_exited!(&self.skel, uei) {
-            if let Some(request) = self.control.next(POLL_INTERVAL) {
-                let reply = match self.handle(&request.command) {
-                    Ok(text) => format!("ok: {text}"),
-                    Err(err) => format!("error: {err:#}"),
-                };
-                request.reply(reply);
-            }
-            if let Some(interval) = self.stats_interval {
-                if last_report.elapsed() >= interval {
-                    let counters = stats::read(&self.skel.maps.stats)?;
-                    let levels = match self.settings.policy {
-                        Policy::Mlfq => self.settings.mlfq_levels as usize,
-                        _ => 1,
-                    };
-                    println!("{}", stats::format_delta(&last_counters, &counters, levels));
-                    last_counters = counters;
-                    last_report = Instant::now();
-                }
+            // A channel whose serving thread is gone (neither ever returns)
+            // is always ready: the loop then sleeps rather than spin.
+            crossbeam::select! {
+                recv(requests) -> request => match request {
+                    Ok(request) => {
+                        let reply = match self.handle(&request.command) {
+                            Ok(text) => format!("ok: {text}"),
+                            Err(err) => format!("error: {err:#}"),
+                        };
+                        request.reply(reply);
+                    }
+                    Err(_) => std::thread::sleep(POLL_INTERVAL),
+                },
+                recv(queries) -> query => match query {
+                    // The client has gone if nobody takes the answer.
+                    Ok(query) => drop(self.stats_answers.send(self.answer(query))),
+                    Err(_) => std::thread::sleep(POLL_INTERVAL),
+                },
+                default(POLL_INTERVAL) => {}
             }
         }
         // Dropping the link detaches the scheduler; the kernel then records why.
         self.struct_ops.take();
         uei_report!(&self.skel, uei)
+    }
+
+    /// The JSON of the stats target a client asked for.
+    fn answer(&self, query: stats::Query) -> stats::Answer {
+        Ok(match query {
+            stats::Query::Top => self.metrics()?.to_json()?,
+            stats::Query::Threads { tgid } => stats::Threads {
+                threads: threads::read(&self.skel.progs.dump_threads, tgid)?,
+            }
+            .to_json()?,
+        })
+    }
+
+    /// The counters since scx_llmos started, this run's and the earlier ones'.
+    fn counters(&self) -> Result<stats::Counters> {
+        Ok(stats::add(
+            &self.earlier_counters,
+            &stats::read(&self.skel.maps.stats)?,
+        ))
+    }
+
+    /// The policy, the tunables in force and the counters.
+    fn metrics(&self) -> Result<stats::Metrics> {
+        let settings = &self.settings;
+        let counters = self.counters()?;
+        Ok(stats::Metrics {
+            policy: settings.policy.name().into(),
+            slice_us: settings.slice_us,
+            mlfq_levels: settings.mlfq_levels.into(),
+            mlfq_slices_us: settings.mlfq_slices_us.clone(),
+            boost_ms: settings.boost_ms,
+            prio_aging_ms: settings.prio_aging_ms,
+            ..stats::Metrics::from_counters(&counters, settings.mlfq_levels as usize)
+        })
     }
 
     /// Carries out one control request; returns what to tell the client.
@@ -688,13 +752,30 @@ fn run(opts: &Opts) -> Result<()> {
         Some(Command::Threads(threads)) => {
             // SAFETY: geteuid() has no preconditions and cannot fail.
             preflight::require_root(unsafe { libc::geteuid() })?;
-            return threads::show(threads.pid, threads.interval, threads.count);
+            return threads::show(
+                &opts.stats_socket,
+                threads.pid,
+                threads.interval,
+                threads.count,
+                threads.json,
+            );
         }
         Some(Command::Ctl(command)) => {
             println!("{}", ctl::send(&opts.ctl_socket, &command.request())?);
             return Ok(());
         }
         None => {}
+    }
+    if opts.help_stats {
+        stats::server_data()
+            .describe_meta(&mut std::io::stdout(), Some(&["Metrics", "Threads"]))?;
+        return Ok(());
+    }
+    if let Some(interval) = opts.monitor {
+        // SAFETY: geteuid() has no preconditions and cannot fail.
+        preflight::require_root(unsafe { libc::geteuid() })?;
+        // Loads nothing, so Ctrl-C may end it as it ends any reader.
+        return stats::monitor(&opts.stats_socket, interval, &AtomicBool::new(false));
     }
     let file = match &opts.config {
         Some(path) => config::load(path)?,
@@ -712,21 +793,43 @@ fn run(opts: &Opts) -> Result<()> {
         .context("failed to install the SIGINT/SIGTERM handler")?;
 
     // Before attaching: a scheduler nobody can control must not start. It
-    // outlives restarts, so that `ctl` keeps its socket and nothing leaks.
+    // outlives restarts, so that `ctl` keeps its socket and nothing leaks;
+    // so does the stats server, whose socket only root may use.
     let control = ctl::Listener::bind(&opts.ctl_socket)?;
+    let stats_server = stats::Server::launch(&opts.stats_socket)?;
+    if let Some(interval) = opts.stats {
+        let (socket, shutdown) = (opts.stats_socket.clone(), shutdown.clone());
+        std::thread::Builder::new()
+            .name("stats".into())
+            .spawn(move || {
+                if let Err(err) = stats::monitor(&socket, interval, &shutdown) {
+                    warn!("--stats stopped: {err:#}");
+                }
+            })?;
+    }
     let mut open_object = MaybeUninit::uninit();
     let mut settings = settings;
     let mut restarts = Restarts::default();
+    let mut earlier_counters = [0; bpf_intf::llmos_stat_LLMOS_NR_STATS as usize];
     loop {
         let started = Instant::now();
-        let mut sched = Scheduler::init(opts, &settings, &file, &control, &mut open_object)?;
+        let mut sched = Scheduler::init(
+            opts,
+            &settings,
+            &file,
+            &control,
+            &stats_server,
+            earlier_counters,
+            &mut open_object,
+        )?;
         // uei_report! has printed the kernel's reason for the exit.
         let exit_info = sched.run(&shutdown)?;
         if !exit_info.should_restart() || shutdown.load(Ordering::Relaxed) {
             return Ok(());
         }
-        // A restart keeps what `ctl` changed.
+        // A restart keeps what `ctl` changed, and the counts so far.
         settings = sched.settings.clone();
+        earlier_counters = sched.counters()?;
         drop(sched);
         let wait = restarts.next(started.elapsed())?;
         info!(
@@ -812,8 +915,12 @@ mod tests {
     #[test]
     fn defaults() {
         let opts = parse(&[]).unwrap();
-        assert_eq!(opts.stats, None);
+        assert_eq!(
+            (opts.stats, opts.monitor, opts.help_stats),
+            (None, None, false)
+        );
         assert_eq!(opts.ctl_socket, PathBuf::from("/run/scx_llmos/ctl.sock"));
+        assert_eq!(opts.stats_socket, PathBuf::from("/var/run/scx/root/stats"));
         assert_eq!(
             settings(&[], "").unwrap(),
             Settings {
@@ -953,6 +1060,14 @@ mod tests {
             Err("'soon' is not a number of seconds".into())
         );
         assert!(parse(&["--stats", "7200"]).is_err());
+        assert_eq!(
+            parse(&["--monitor", "0.5"]).unwrap().monitor,
+            Some(Duration::from_millis(500))
+        );
+        // --monitor loads nothing, --stats runs the scheduler: not both.
+        assert!(parse(&["--monitor", "1", "--stats", "1"])
+            .unwrap_err()
+            .contains("cannot be used with"));
     }
 
     #[test]
@@ -992,9 +1107,13 @@ mod tests {
             panic!("no threads command")
         };
         assert_eq!(
-            (t.pid, t.interval, t.count),
-            (Some(42), Some(Duration::from_millis(500)), Some(3))
+            (t.pid, t.interval, t.count, t.json),
+            (Some(42), Some(Duration::from_millis(500)), Some(3), false)
         );
+        let Some(Command::Threads(t)) = parse(&["threads", "--json"]).unwrap().command else {
+            panic!("no threads command")
+        };
+        assert!(t.json);
         assert!(parse(&["threads", "--count", "3"]).is_err());
     }
 

@@ -1,18 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0
-//! `scx_llmos threads`: the per-thread table, read from the running
-//! scheduler's `dump_threads` BPF iterator by any root process.
+//! The per-thread view: the scheduler reads its `dump_threads` BPF iterator
+//! to answer the stats socket's `threads` target, and `scx_llmos threads`
+//! asks for it and prints it as a table or as JSON.
 
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use libbpf_rs::libbpf_sys;
-use libbpf_rs::query::ProgInfoIter;
-use libbpf_rs::ProgramType;
 
 use crate::bpf_intf::llmos_thread_stats as ThreadStats;
+use crate::stats::{self, ThreadRow, Threads};
 
 // SAFETY: a C struct of integers and a char array: every bit pattern is valid.
 unsafe impl plain::Plain for ThreadStats {}
@@ -23,9 +24,6 @@ fn zeroed() -> ThreadStats {
     unsafe { std::mem::zeroed() }
 }
 
-/// The iterator program's name as the kernel reports it.
-const PROG_NAME: &str = "dump_threads";
-
 /// Takes ownership of a file descriptor a libbpf call returned, or of its error.
 fn owned_fd(ret: i32, what: &str) -> Result<OwnedFd> {
     if ret < 0 {
@@ -35,23 +33,11 @@ fn owned_fd(ret: i32, what: &str) -> Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(ret) })
 }
 
-/// Links the dump_threads iterator of the attached scx_llmos (the newest
-/// program with that name) for reading: over every task, or, given `tgid`,
-/// over that process's threads only (the kernel walks just those, so watching
-/// one process costs the same on a machine with thousands of tasks).
-pub fn open_iterator(tgid: Option<u32>) -> Result<OwnedFd> {
-    let id = ProgInfoIter::default()
-        .filter(|info| info.name.to_str() == Some(PROG_NAME) && info.ty == ProgramType::Tracing)
-        .map(|info| info.id)
-        .max();
-    let Some(id) = id else {
-        bail!("scx_llmos is not running (no {PROG_NAME} iterator is loaded)");
-    };
-    // SAFETY: plain libbpf calls on integers; the results are checked.
-    let prog = owned_fd(
-        unsafe { libbpf_sys::bpf_prog_get_fd_by_id(id) },
-        "cannot open the thread iterator",
-    )?;
+/// Every thread the `dump_threads` iterator program `prog` walks: all of
+/// them, or, given `tgid`, that process's only (the kernel walks just those,
+/// so watching one process costs the same on a machine with thousands of
+/// tasks). Most CPU time first.
+pub fn read(prog: impl AsFd, tgid: Option<u32>) -> Result<Vec<ThreadRow>> {
     let mut only = libbpf_sys::bpf_iter_link_info::default();
     let mut opts = libbpf_sys::bpf_link_create_opts {
         sz: std::mem::size_of::<libbpf_sys::bpf_link_create_opts>() as _,
@@ -62,16 +48,20 @@ pub fn open_iterator(tgid: Option<u32>) -> Result<OwnedFd> {
         opts.iter_info = &mut only;
         opts.iter_info_len = std::mem::size_of::<libbpf_sys::bpf_iter_link_info>() as u32;
     }
-    // SAFETY: as above; `prog`, `only` and `opts` outlive the call.
-    let link = unsafe {
-        libbpf_sys::bpf_link_create(prog.as_raw_fd(), 0, libbpf_sys::BPF_TRACE_ITER, &opts)
-    };
-    owned_fd(link, "cannot link the thread iterator")
-}
-
-/// Every thread the scheduler knows of those the iterator walks.
-pub fn read_all(link: &OwnedFd) -> Result<Vec<ThreadStats>> {
-    // SAFETY: a plain libbpf call on a link descriptor we own; the result is checked.
+    // SAFETY: plain libbpf calls on descriptors we hold; `only` and `opts`
+    // outlive them, and the results are checked.
+    let link = owned_fd(
+        unsafe {
+            libbpf_sys::bpf_link_create(
+                prog.as_fd().as_raw_fd(),
+                0,
+                libbpf_sys::BPF_TRACE_ITER,
+                &opts,
+            )
+        },
+        "cannot link the thread iterator",
+    )?;
+    // SAFETY: as above.
     let iter = owned_fd(
         unsafe { libbpf_sys::bpf_iter_create(link.as_raw_fd()) },
         "cannot read the thread iterator",
@@ -87,69 +77,102 @@ pub fn read_all(link: &OwnedFd) -> Result<Vec<ThreadStats>> {
             bytes.len()
         );
     }
-    let mut threads = Vec::with_capacity(bytes.len() / size);
+    let mut rows = Vec::with_capacity(bytes.len() / size);
     for chunk in bytes.chunks_exact(size) {
-        let mut stats = zeroed();
-        plain::copy_from_bytes(&mut stats, chunk)
+        let mut record = zeroed();
+        plain::copy_from_bytes(&mut record, chunk)
             .map_err(|e| anyhow::anyhow!("malformed thread row: {e:?}"))?;
-        threads.push(stats);
+        rows.push(row(&record));
     }
-    threads.sort_by_key(|t| (std::cmp::Reverse(t.counters.runtime_ns), t.tid));
-    Ok(threads)
+    rows.sort_by_key(|t| (std::cmp::Reverse(t.runtime_ns), t.tid));
+    Ok(rows)
+}
+
+/// An iterator record as a stats row.
+fn row(t: &ThreadStats) -> ThreadRow {
+    let c = &t.counters;
+    let comm: Vec<u8> = t
+        .comm
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    ThreadRow {
+        tid: t.tid.into(),
+        tgid: t.tgid.into(),
+        comm: String::from_utf8_lossy(&comm).into_owned(),
+        level: t.level.into(),
+        priority: t.priority.into(),
+        group: t.group.into(),
+        cpu: c.last_cpu.into(),
+        runtime_ns: c.runtime_ns,
+        wait_ns: c.wait_ns,
+        runs: c.nr_runs,
+        voluntary: c.nr_voluntary,
+        involuntary: c.nr_involuntary,
+        migrations: c.nr_migrations,
+        demotions: c.nr_demotions,
+        boosts: c.nr_boosts,
+    }
 }
 
 /// The table's header line; `format_row` fills the same columns.
 pub const HEADER: &str =
     "    TID    TGID LVL CPU      RUN_MS     WAIT_MS     RUNS      VOL    INVOL   MIGR DEMOTE  BOOST PRIO GRP COMM";
 
-fn comm(stats: &ThreadStats) -> String {
-    let bytes: Vec<u8> = stats
-        .comm
-        .iter()
-        .take_while(|&&c| c != 0)
-        .map(|&c| c as u8)
-        .collect();
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
 /// One thread as a table row. The name comes last: it may contain spaces.
-pub fn format_row(t: &ThreadStats) -> String {
-    let c = &t.counters;
+pub fn format_row(t: &ThreadRow) -> String {
     format!(
         "{:>7} {:>7} {:>3} {:>3} {:>11.3} {:>11.3} {:>8} {:>8} {:>8} {:>6} {:>6} {:>6} {:>4} {:>3} {}",
         t.tid,
         t.tgid,
         t.level,
-        c.last_cpu,
-        c.runtime_ns as f64 / 1e6,
-        c.wait_ns as f64 / 1e6,
-        c.nr_runs,
-        c.nr_voluntary,
-        c.nr_involuntary,
-        c.nr_migrations,
-        c.nr_demotions,
-        c.nr_boosts,
+        t.cpu,
+        t.runtime_ns as f64 / 1e6,
+        t.wait_ns as f64 / 1e6,
+        t.runs,
+        t.voluntary,
+        t.involuntary,
+        t.migrations,
+        t.demotions,
+        t.boosts,
         t.priority,
         t.group,
-        comm(t)
+        t.comm
     )
 }
 
-/// Prints the table once, or every `interval` up to `count` times.
-pub fn show(tgid: Option<u32>, interval: Option<Duration>, count: Option<u64>) -> Result<()> {
-    let link = open_iterator(tgid)?;
+/// `scx_llmos threads`: asks the scheduler at `socket` for its threads (of
+/// process `tgid` only, if given) and prints them once, or every `interval`
+/// up to `count` times: as a table, or as one JSON object per line.
+pub fn show(
+    socket: &Path,
+    tgid: Option<u32>,
+    interval: Option<Duration>,
+    count: Option<u64>,
+    json: bool,
+) -> Result<()> {
+    let mut client = stats::connect(socket)?;
+    let mut args = vec![("target".to_string(), "threads".to_string())];
+    if let Some(tgid) = tgid {
+        args.push(("pid".into(), tgid.to_string()));
+    }
     let start = Instant::now();
     let mut printed = 0u64;
     loop {
-        let threads = read_all(&link)?;
-        println!(
-            "# t_ms={} threads={}",
-            start.elapsed().as_millis(),
-            threads.len()
-        );
-        println!("{HEADER}");
-        for t in &threads {
-            println!("{}", format_row(t));
+        let threads: Threads = client.request("stats", args.clone())?;
+        if json {
+            println!("{}", serde_json::to_string(&threads)?);
+        } else {
+            println!(
+                "# t_ms={} threads={}",
+                start.elapsed().as_millis(),
+                threads.threads.len()
+            );
+            println!("{HEADER}");
+            for t in &threads.threads {
+                println!("{}", format_row(t));
+            }
         }
         printed += 1;
         match interval {
@@ -167,7 +190,7 @@ mod tests {
     use crate::bpf_intf::llmos_thread_counters as ThreadCounters;
 
     #[test]
-    fn row_has_every_column_and_the_name_last() {
+    fn record_becomes_a_row_with_every_field() {
         let mut t = ThreadStats {
             tid: 4242,
             tgid: 4200,
@@ -191,12 +214,33 @@ mod tests {
         for (dst, src) in t.comm.iter_mut().zip(b"Web Content") {
             *dst = *src as _;
         }
-        let row = format_row(&t);
+        let row = row(&t);
         assert_eq!(
             row,
+            ThreadRow {
+                tid: 4242,
+                tgid: 4200,
+                comm: "Web Content".into(),
+                level: 3,
+                priority: 19,
+                group: -1,
+                cpu: 1,
+                runtime_ns: 1_234_567_000,
+                wait_ns: 5_000,
+                runs: 10,
+                voluntary: 4,
+                involuntary: 6,
+                migrations: 2,
+                demotions: 3,
+                boosts: 1,
+            }
+        );
+        let line = format_row(&row);
+        assert_eq!(
+            line,
             "   4242    4200   3   1    1234.567       0.005       10        4        6      2      3      1   19  -1 Web Content"
         );
         assert_eq!(HEADER.split_whitespace().count(), 15);
-        assert_eq!(row.split_whitespace().count(), 16);
+        assert_eq!(line.split_whitespace().count(), 16);
     }
 }

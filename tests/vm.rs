@@ -550,6 +550,7 @@ fn mlfq_guest_checks() -> Vec<String> {
     for check in [
         "hog_runs_below_busy_top",
         "stayed_attached",
+        "threads_read",
         "detached",
         "no_stall",
     ] {
@@ -564,44 +565,37 @@ const SLEEPER_ON_TOP_PERCENT: usize = 95;
 /// spends climbing (see judge_mlfq()).
 const STARTUP_ON_TOP_PERCENT: usize = 80;
 
-/// A row of `scx_llmos threads`.
-#[derive(Debug, Clone, PartialEq)]
+/// The fields the checks read of a row of the stats socket's `threads`
+/// target, by name.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 struct ThreadRow {
     tid: u32,
     level: u32,
-    runtime_ms: f64,
+    runtime_ns: u64,
     runs: u64,
     boosts: u64,
     demotions: u64,
 }
 
-/// Parses the tables `scx_llmos threads` prints: one map from tid to row
-/// per table.
+#[derive(serde::Deserialize)]
+struct Threads {
+    threads: Vec<ThreadRow>,
+}
+
+/// Parses what `scx_llmos threads --json` prints, one JSON object per
+/// sample: one map from tid to row per sample.
 fn parse_thread_tables(text: &str) -> Vec<HashMap<u32, ThreadRow>> {
-    let mut tables = Vec::new();
-    for line in text.lines() {
-        if line.starts_with("# t_ms=") {
-            tables.push(HashMap::new());
-            continue;
-        }
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let Some(table) = tables.last_mut() else {
-            continue;
-        };
-        if f.len() < 15 || f[0] == "TID" {
-            continue;
-        }
-        let row = ThreadRow {
-            tid: f[0].parse().unwrap(),
-            level: f[2].parse().unwrap(),
-            runtime_ms: f[4].parse().unwrap(),
-            runs: f[6].parse().unwrap(),
-            demotions: f[10].parse().unwrap(),
-            boosts: f[11].parse().unwrap(),
-        };
-        table.insert(row.tid, row);
-    }
-    tables
+    text.lines()
+        .map(|line| {
+            let sample: Threads = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not a threads sample ({e}): {line}"));
+            sample
+                .threads
+                .into_iter()
+                .map(|row| (row.tid, row))
+                .collect()
+        })
+        .collect()
 }
 
 /// The level of thread `tid` in each table that lists it.
@@ -907,14 +901,14 @@ fn judge_mlfq(out: &Path) -> Vec<String> {
             continue;
         }
         compared += 1;
-        let map_ns = row.runtime_ms * 1e6;
+        let map_ns = row.runtime_ns as f64;
         let off = (map_ns - kernel_ns as f64).abs() / kernel_ns as f64;
         verdict(
             &format!("runtime_{tid}_matches_schedstat"),
             off <= 0.10,
             format!(
                 "map {:.1} ms, schedstat {:.1} ms ({:.1}% apart)",
-                row.runtime_ms,
+                map_ns / 1e6,
                 kernel_ns as f64 / 1e6,
                 off * 100.0
             ),
@@ -978,22 +972,24 @@ fn latency_verdict_compares_medians_and_names_the_worst_round() {
 #[test]
 fn thread_tables_and_probe_output_parse() {
     let tables = parse_thread_tables(
-        "# t_ms=1 threads=1\n    TID    TGID LVL CPU      RUN_MS     WAIT_MS     RUNS      VOL    INVOL   MIGR DEMOTE  BOOST PRIO GRP COMM\n    \
-         239     235   3   0    4125.050    8028.785      671        4      667      0     39     12   19  -1 llmos-probe\n",
+        "{\"threads\":[{\"tid\":239,\"tgid\":235,\"comm\":\"llmos-probe\",\"level\":3,\"priority\":19,\"group\":-1,\"cpu\":0,\"runtime_ns\":4125050000,\"wait_ns\":8028785000,\"runs\":671,\"voluntary\":4,\"involuntary\":667,\"migrations\":0,\"demotions\":39,\"boosts\":12}]}\n{\"threads\":[]}\n",
     );
     assert_eq!(
         tables,
-        vec![HashMap::from([(
-            239,
-            ThreadRow {
-                tid: 239,
-                level: 3,
-                runtime_ms: 4125.05,
-                runs: 671,
-                boosts: 12,
-                demotions: 39
-            }
-        )])]
+        vec![
+            HashMap::from([(
+                239,
+                ThreadRow {
+                    tid: 239,
+                    level: 3,
+                    runtime_ns: 4_125_050_000,
+                    runs: 671,
+                    boosts: 12,
+                    demotions: 39
+                }
+            )]),
+            HashMap::new()
+        ]
     );
     let probe = parse_probe(
         "thread sleeper tid=7\nthread spinner0 tid=5\nHOLD\nlatency_us p50=1 p99=23 max=40 samples=9 late_over_1ms=0.1\nqueue_wait_us p50=0 p99=17 max=30 wakeups=9\nprogress spinner0 3,0,4\n",

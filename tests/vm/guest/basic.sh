@@ -104,6 +104,7 @@ read -r eevdf_kworker_us eevdf_kworker_detail < <(kworker_wait_beside_hog)
 
 # --- Attach ------------------------------------------------------------------
 start_scheduler attach --stats 1
+attached_at=$(now_ms)
 if [[ -n $ATTACH_MS ]]; then
   ok attach "state enabled ${ATTACH_MS} ms after start"
   echo "metric attach_ms $ATTACH_MS"
@@ -142,7 +143,7 @@ stress=$!
 # every STRESS_SECS / 12 s.
 (
   sleep $((STRESS_SECS / 2))
-  grep -c '^events:' "$OUT/attach.log" >"$OUT/mlfq-lines.txt"
+  echo "$((($(now_ms) - attached_at) / 1000)) $(stats_get policy boosts preemptions level_runs.3)" >"$OUT/mlfq-counters.txt"
   for policy in "${POLICIES[@]}"; do
     echo "$policy $("$BIN" ctl policy "$policy" 2>&1 | head -n 1)"
     sleep $((STRESS_SECS / 12))
@@ -176,10 +177,14 @@ wait $switcher
 switched=$(awk '$2 == "ok:" && $3 == "policy" && $4 == $1' "$OUT/switches.txt" | wc -l)
 verdict ctl_every_policy "$switched of ${#POLICIES[@]} switches under stress answered ok: $(paste -sd';' "$OUT/switches.txt")" \
   test "$switched" = ${#POLICIES[@]}
+# The per-thread rows, as a table and as JSON, and from the stats socket
+# as a client that is not scx_llmos reads them.
 "$BIN" threads >"$OUT/threads.txt" 2>&1
-pin_row=$(awk -v t=$pin0 '$1 == t' "$OUT/threads.txt")
-verdict threads_lists_rows "$(grep -c . "$OUT/threads.txt") lines; CPU 0 spinner: $pin_row" \
-  test "$(awk '{print $4}' <<<"$pin_row")" = 0
+"$BIN" threads --json --pid $pin0 >"$OUT/threads.json" 2>&1
+read -r pin_cpu pin_comm < <(thread_get $pin0 -- cpu comm)
+json_cpu=$(python3 -c 'import json, sys; t = json.load(sys.stdin)["threads"]; print(len(t), t[0]["cpu"])' <"$OUT/threads.json")
+verdict threads_lists_rows "table of $(grep -c . "$OUT/threads.txt") lines; CPU 0 spinner: CPU $pin_cpu ($pin_comm) on the stats socket, 'rows CPU' $json_cpu in threads --json" \
+  test "$pin_cpu" = 0 -a "$pin_comm" = bash -a "$json_cpu" = "1 0" -a "$(grep -c . "$OUT/threads.txt")" -gt 10
 kill $pin0 $pin1
 wait $pin0 $pin1 2>/dev/null
 
@@ -199,22 +204,16 @@ kill $hog1 $hog2
 wait $hog1 $hog2 2>/dev/null
 verdict hotplug_no_restart "CPU $last_cpu offline and back 3 times: ${refused}state $(state), enable_seq $seq -> $(cat $SYS/enable_seq)" \
   test -z "$refused" -a "$(state)" = enabled -a "$(cat $SYS/enable_seq)" = "$seq"
-stats_lines=$(grep -c '^events:' "$OUT/attach.log")
-dispatched=$(grep '^events:' "$OUT/attach.log" | grep -oE ' (idle|kthread|pinned|shared)=[0-9]*' | cut -d= -f2 |
-  awk '{s += $1} END {print s + 0}')
-verdict stats_reported "$stats_lines --stats lines, $dispatched dispatches counted" \
-  test "$stats_lines" -ge $((STRESS_SECS / 2)) -a "${dispatched:-0}" -gt 0
+stats_lines=$(grep -c '^\[[a-z]*\] dispatch' "$OUT/attach.log")
+read -r policy switches d1 d2 d3 d4 < <(stats_get policy policy_switches idle_dispatches kthread_dispatches pinned_dispatches shared_dispatches)
+verdict stats_reported "$stats_lines --stats lines; stats socket: policy $policy, $switches switches, $((d1 + d2 + d3 + d4)) dispatches counted" \
+  test "$stats_lines" -ge $((STRESS_SECS / 2)) -a "$policy" = mlfq -a "$switches" = ${#POLICIES[@]} -a $((d1 + d2 + d3 + d4)) -gt 0
 tail -n 1 "$OUT/attach.log" | sed 's/^/  last stats: /'
 # The default policy's counters, from attach to the first switch (the first
 # half of the stress run, and what ran before it).
-mlfq_lines=$(cat "$OUT/mlfq-lines.txt")
-counter() {
-  grep '^events:' "$OUT/attach.log" | head -n "$mlfq_lines" | grep -o " $1=[0-9]*" | cut -d= -f2 |
-    awk '{s += $1} END {print s + 0}'
-}
-boosts=$(counter boost) preempts=$(counter preempt) bottom_runs=$(counter l3)
-verdict mlfq_counters "default policy mlfq, $mlfq_lines s: $boosts boosts (one a second), $preempts preemptions, $bottom_runs runs on level 3" \
-  test "$boosts" -ge $((mlfq_lines / 2)) -a "$mlfq_lines" -ge $((STRESS_SECS / 2)) -a "$preempts" -gt 0 -a "$bottom_runs" -gt 0
+read -r mlfq_secs policy boosts preempts bottom_runs <"$OUT/mlfq-counters.txt"
+verdict mlfq_counters "policy $policy for $mlfq_secs s: $boosts boosts (one a second), $preempts preemptions, $bottom_runs runs on level 3" \
+  test "$policy" = mlfq -a "$boosts" -ge $((mlfq_secs / 2)) -a "$preempts" -gt 0 -a "$bottom_runs" -gt 0
 
 # --- Detach on SIGINT, SIGTERM; kernel fallback on SIGKILL --------------------
 detach_check() { # NAME SIGNAL
@@ -275,6 +274,7 @@ verdict sigstop_keeps_scheduling "loader stopped 10 s: state $stopped_state, the
 # The BPF scheduler asks to be restarted: the loader loads it again, in the
 # same process, without a thread or descriptor more, and ctl still answers.
 sleep 0.5
+runs0=$(stats_get level_runs.0)
 seq0=$(cat $SYS/enable_seq) fds0=$(ls /proc/$SCHED_PID/fd | wc -l) threads0=$(ls /proc/$SCHED_PID/task | wc -l)
 asked=$("$BIN" ctl inject-fault restart 2>&1)
 for _ in {1..300}; do
@@ -285,9 +285,11 @@ seq1=$(cat $SYS/enable_seq)
 sleep 0.5
 fds1=$(ls /proc/$SCHED_PID/fd | wc -l) threads1=$(ls /proc/$SCHED_PID/task | wc -l)
 reply=$("$BIN" ctl status 2>&1 | head -n 1)
-verdict restart_on_request "ctl: $asked; enable_seq $seq0 -> $seq1, state $(state); loader fds $fds0 -> $fds1, threads $threads0 -> $threads1; then ctl status: $reply; log: $(grep -m1 -o 'restarting.*' "$OUT/faults.log"); dmesg: $(dmesg | grep -m1 -o 'disabled (unregistered from BPF)')" \
+# The counters go on from where the first run left them.
+runs1=$(stats_get level_runs.0)
+verdict restart_on_request "ctl: $asked; enable_seq $seq0 -> $seq1, state $(state); loader fds $fds0 -> $fds1, threads $threads0 -> $threads1; then ctl status: $reply; runs on level 0 since start: $runs0 -> $runs1; log: $(grep -m1 -o 'restarting.*' "$OUT/faults.log"); dmesg: $(dmesg | grep -m1 -o 'disabled (unregistered from BPF)')" \
   test "$seq1" = $((seq0 + 1)) -a "$(state)" = enabled -a "$fds1" = "$fds0" -a "$threads1" = "$threads0" \
-  -a "$reply" = "ok: policy mlfq" -a -d /proc/$SCHED_PID
+  -a "$reply" = "ok: policy mlfq" -a -d /proc/$SCHED_PID -a "$runs1" -gt "$runs0"
 
 # A BPF-side error, as a bug would raise: the kernel returns every thread to
 # its default scheduler, and the loader prints the reason and the dump and

@@ -14,18 +14,10 @@ set -u
 BIN=$1 KCONFIG=$2 ROUNDS=$3 PROBE_SECS=$4 SCALE_THREADS=$5 MSG_LOOPS=$6 SCALE_SCHEDS=$7
 MATRIX_SECS=$8 MATRIX_SCHEDS=$9
 PROBE=$(dirname "$BIN")/llmos-probe
-SYS=/sys/kernel/sched_ext
 NCPU=$(nproc)
 export PATH=/opt/scx/bin:$PATH
 
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
-wait_state() { # STATE SECONDS
-  local deadline=$(($(now_ms) + $2 * 1000))
-  until [[ $(cat $SYS/state) == "$1" ]]; do
-    (($(now_ms) < deadline)) || return 1
-    sleep 0.1
-  done
-}
+. "$(dirname "$0")/checks.sh"
 
 # libbpf reads kconfig from /boot; give it the booted kernel's config.
 if [[ -n $KCONFIG && ! -e /boot/config-$(uname -r) ]]; then
@@ -40,8 +32,6 @@ schedulers=("eevdf")
 for policy in mlfq vtime prio affinity fifo rr; do
   schedulers+=("$policy $BIN --policy $policy")
 done
-# mlfq prints its counters each second, for the cost of its boosts (boost_cost()).
-schedulers[1]+=" --stats 1"
 command -v scx_bpfland >/dev/null && schedulers+=("bpfland scx_bpfland")
 command -v scx_lavd >/dev/null && schedulers+=("lavd scx_lavd")
 echo "# bench: kernel $(uname -r), $NCPU CPUs, rounds $ROUNDS, probe ${PROBE_SECS}s," \
@@ -53,14 +43,14 @@ attach() { # NAME COMMAND...
   (($#)) || return 0
   "$@" >"$TMP/sched.log" 2>&1 &
   SCHED_PID=$!
-  wait_state enabled 60
+  wait_state enabled 60 >/dev/null
 }
 detach() {
   [[ -n $SCHED_PID ]] || return 0
   kill -INT "$SCHED_PID"
   wait "$SCHED_PID"
   SCHED_PID=""
-  wait_state disabled 30
+  wait_state disabled 30 >/dev/null
 }
 
 # Mean BPF cost per call over all loaded struct_ops programs (the attached
@@ -208,12 +198,13 @@ if ((MATRIX_SECS > 0)); then
   done
 fi
 
-# ns the tick spent per mlfq boost since attach, from the --stats lines (the
-# timer's callback is no BPF program that bpf_stats would count).
+# ns the housekeeping timer spent per mlfq boost since attach, from the
+# scheduler's stats (the timer's callback is no BPF program that bpf_stats
+# would count).
 boost_cost() {
-  awk '/^events:/ { for (i = 2; i <= NF; i++) { split($i, kv, "=")
-                      if (kv[1] == "boost") n += kv[2]; if (kv[1] == "boost_ns") t += kv[2] } }
-       END { if (n > 0) printf "boost_ns=%d boosts=%d", t / n, n }' "$TMP/sched.log"
+  local boosts boost_ns
+  read -r boosts boost_ns < <(stats_get boosts boost_ns)
+  ((boosts > 0)) && echo "boost_ns=$((boost_ns / boosts)) boosts=$boosts"
 }
 
 scale_step() { # NAME; $threads

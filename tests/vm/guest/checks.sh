@@ -134,5 +134,33 @@ fds_of() { ls "/proc/$1/fd" | wc -l; }
 threads_of() { awk '/^Threads:/ {print $2}' "/proc/$1/status"; }
 # Times the kernel moved task PID to another CPU.
 migrations() { awk '/^se.nr_migrations/ {print $3}' "/proc/$1/sched"; }
-# The scheduler's event counter NAME summed over a --stats log (one line a second).
-events_in() { grep -o "$2=[0-9]*" "$1" | awk -F= '{ s += $2 } END { print s + 0 }'; }
+# Fields of the running scheduler's statistics, read through its scx_stats
+# socket by a client that is not scx_llmos (stats-client.py), space-separated:
+#   stats_get FIELD...           the "top" target: counters since scx_llmos
+#                                started, the policy and tunables
+#                                (level_runs.3: a list index)
+#   thread_get TID... -- FIELD...  each thread's row of the "threads" target,
+#                                the fields of the first thread first
+# A figure that cannot be read fails check stats_read, on the script's
+# output even from a $(...), and reads as 0, so that the arithmetic on it
+# stays valid. Run as SCHED_OTHER in the real-time drivers ("${ext[@]}").
+STATS_CLIENT=$(dirname "${BASH_SOURCE[0]}")/stats-client.py
+exec {VERDICT_FD}>&1
+stats_query() { # TARGET -- PATH...
+  local out
+  if ! out=$("${ext[@]}" python3 "$STATS_CLIENT" "$@" 2>&1); then
+    echo "FAIL stats_read: stats-client.py $*: $out [at ${SECONDS} s]" >&"$VERDICT_FD"
+    out=$(printf '0 %.0s' "${@:3}")
+  fi
+  echo "$out"
+}
+stats_get() { stats_query top -- "$@"; }
+thread_get() {
+  local tids=() paths=() tid path
+  while [[ $1 != -- ]]; do tids+=("$1"); shift; done
+  shift
+  for tid in "${tids[@]}"; do
+    for path in "$@"; do paths+=("threads[tid=$tid].$path"); done
+  done
+  stats_query threads -- "${paths[@]}"
+}

@@ -159,7 +159,7 @@ for ((cycle = 1; cycle <= CYCLES; cycle++)); do
     rcu_reader grp-spin
     grp+=("$SPIN_PID")
     sleep 1
-    grp_steps0=$steps grp_mig0=$(grp_migrations) pushed0=$(events_in "$OUT/sched.log" pushed)
+    grp_steps0=$steps grp_mig0=$(grp_migrations) pushed0=$(stats_get pushed_offline)
   fi
   for cpu in 3 2 1; do set_online $cpu 0; done
   for cpu in 1 2 3; do set_online $cpu 1; done
@@ -179,7 +179,7 @@ for cpu in 1 2 3; do set_online $cpu 1; done
 hotplug_secs=$((SECONDS - t0))
 sleep 1
 grp_steps=$((steps - grp_steps0)) grp_mig=$(($(grp_migrations) - grp_mig0))
-pushed=$(($(events_in "$OUT/sched.log" pushed) - pushed0))
+pushed=$(($(stats_get pushed_offline) - pushed0))
 touch "$OUT/stop"
 wait $watcher
 read -r watched looks misses longest <"$OUT/progress.txt"
@@ -212,10 +212,10 @@ STRAY_SECS=40
 "${ext[@]}" "$PROBE" --duration-s $((STRAY_SECS + 2)) --warmup-ms 0 --spinners "$NCPU" >"$OUT/probe-stray.txt" 2>&1 &
 probe=$!
 sleep 2
-before=$(events_in "$OUT/sched.log" carried)
+before=$(stats_get carried_over)
 asked=$("$BIN" ctl inject-fault stray 2>&1)
 sleep $STRAY_SECS
-carried=$(($(events_in "$OUT/sched.log" carried) - before))
+carried=$(($(stats_get carried_over) - before))
 wait $probe
 probe_status=$?
 verdict stray_found "$asked; tasks carried between queues since: $carried; state $(state), enable_seq $SEQ -> $(cat $SYS/enable_seq) after $STRAY_SECS s without a switch" \

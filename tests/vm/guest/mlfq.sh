@@ -101,11 +101,11 @@ held() { # NAME SECONDS: one sleep while measuring, then the hold point
 }
 
 start_probe levels $LEVELS_SECS
-"$BIN" threads --pid $probe --interval 0.1 --count $((LEVELS_SECS * 10)) >"$OUT/threads-levels.txt" 2>&1 &
+"$BIN" threads --json --pid $probe --interval 0.1 --count $((LEVELS_SECS * 10)) >"$OUT/threads-levels.txt" 2>>"$OUT/threads.err" &
 sampler=$!
 held levels $LEVELS_SECS
 # The probe's threads are parked: the map and schedstat stand still.
-"$BIN" threads --pid $probe >"$OUT/threads-final.txt" 2>&1
+"$BIN" threads --json --pid $probe >"$OUT/threads-final.txt" 2>>"$OUT/threads.err"
 for task in /proc/$probe/task/*; do
   echo "${task##*/} $(cat "$task/schedstat")"
 done >"$OUT/schedstat.txt"
@@ -114,7 +114,7 @@ wait $probe
 
 start_probe burst $BURST_SECS --run-us 2000
 held burst $BURST_SECS
-"$BIN" threads --pid $probe >"$OUT/threads-burst.txt" 2>&1
+"$BIN" threads --json --pid $probe >"$OUT/threads-burst.txt" 2>>"$OUT/threads.err"
 wait $probe
 
 # Inside a level the queue is ordered by weighted vtime: nice 0 (weight
@@ -150,12 +150,10 @@ while True:
     time.sleep(0.002)' $reniced &
 renicer=$!
 sleep 3
-"$BIN" threads >"$OUT/threads-reniced.txt" 2>&1
+# One read for both, as the demotions of the two hogs go on.
+read -r reniced_demotions twin_demotions < <(thread_get $reniced $twin -- demotions)
 kill $reniced $twin $renicer
 wait $reniced $twin $renicer 2>/dev/null
-demotions_of() { awk -v t=$1 '$1 == t { print $11 }' "$OUT/threads-reniced.txt"; }
-reniced_demotions=$(demotions_of $reniced)
-twin_demotions=$(demotions_of $twin)
 verdict renice_is_no_wakeup \
   "in 3 s a hog reniced every 2 ms was demoted ${reniced_demotions:-?} times, its twin ${twin_demotions:-?} (need <= 2x + 6)" \
   test "${reniced_demotions:-999}" -le $((2 * ${twin_demotions:-0} + 6))
@@ -171,8 +169,8 @@ sampled_probe() { # SHAPE PROBE_ARGS...
   file="$OUT/probe-$shape-$policy-$round.txt"
   "$PROBE" --main-thread-sleeper --duration-s $STARTUP_SECS "$@" >"$file" 2>&1 &
   probe=$!
-  "$BIN" threads --pid $probe --interval 0.1 --count $((STARTUP_SECS * 10 - 2)) \
-    >"$OUT/threads-$shape-$policy-$round.txt" 2>&1
+  "$BIN" threads --json --pid $probe --interval 0.1 --count $((STARTUP_SECS * 10 - 2)) \
+    >"$OUT/threads-$shape-$policy-$round.txt" 2>>"$OUT/threads.err"
   wait $probe
   verdict "${shape}_probe_ran_${policy}_$round" "$(grep latency_us "$file")" grep -q '^latency_us' "$file"
 }
@@ -215,6 +213,8 @@ verdict hog_runs_below_busy_top "a CPU hog beside $((40 * NCPU)) threads on leve
   test $longest -le $STARVE_MAX_GAP
 
 verdict stayed_attached "state $(cat $SYS/state) after the probes" is_state enabled
+touch "$OUT/threads.err"
+verdict threads_read "every \`threads --json\` sample read: $(head -c 300 "$OUT/threads.err")" test ! -s "$OUT/threads.err"
 kill -INT $sched
 wait $sched
 status=$?

@@ -95,10 +95,10 @@ sleep 0.5
 top0=$(cpu_ns $top) plain0=$(cpu_ns $plain)
 sleep 4
 top_ms=$((($(cpu_ns $top) - top0) / 1000000)) plain_ms=$((($(cpu_ns $plain) - plain0) / 1000000))
-row=$("$BIN" threads --pid $top | awk -v t=$top '$1 == t')
+read -r top_prio top_comm < <(thread_get $top -- priority comm)
 kill $top $plain
-verdict prio_rule_by_comm "rule-matched (priority 39): $top_ms ms, plain nice 0: $plain_ms ms in 4 s (need >= 3:1 and > 0); map row: $row" \
-  test $top_ms -ge $((3 * plain_ms)) -a $plain_ms -gt 0 -a "$(awk '{print $13}' <<<"$row")" = 39
+verdict prio_rule_by_comm "rule-matched (priority 39): $top_ms ms, plain nice 0: $plain_ms ms in 4 s (need >= 3:1 and > 0); its stats row: priority $top_prio, $top_comm" \
+  test $top_ms -ge $((3 * plain_ms)) -a $plain_ms -gt 0 -a "$top_prio" = 39
 
 # Rules by cgroup (a thread in a cgroup below the named one) and by uid; the
 # rules apply when the thread execs, after it joined the cgroup or took the uid.
@@ -107,13 +107,10 @@ cg=$SPIN_PID
 spin prio-uid setpriv --reuid 4242 --regid 4242 --clear-groups
 uid=$SPIN_PID
 sleep 1
-cg_row=$("$BIN" threads --pid $cg | awk -v t=$cg '$1 == t')
-uid_row=$("$BIN" threads --pid $uid | awk -v t=$uid '$1 == t')
+read -r cg_prio uid_prio < <(thread_get $cg $uid -- priority)
 kill $cg $uid
-verdict prio_rule_by_cgroup "thread in /llmos-test/inner: $cg_row" \
-  test "$(awk '{print $13}' <<<"$cg_row")" = 35
-verdict prio_rule_by_uid "thread of uid 4242: $uid_row" \
-  test "$(awk '{print $13}' <<<"$uid_row")" = 3
+verdict prio_rule_by_cgroup "thread in /llmos-test/inner: priority $cg_prio (need 35)" test "$cg_prio" = 35
+verdict prio_rule_by_uid "thread of uid 4242: priority $uid_prio (need 3)" test "$uid_prio" = 3
 
 # --- affinity -----------------------------------------------------------------
 "$BIN" ctl policy affinity >"$OUT/ctl-affinity.txt" 2>&1
@@ -157,8 +154,8 @@ sleep 0.5
 read on0 on1 < <(where $g1 $g2 $g3)
 verdict affinity_group_spills "3 grp-spin on 2 CPUs sampled on CPU 0: $on0, CPU 1: $on1 (need CPU 0 in >= 1/4)" \
   test $on0 -ge 45
-row=$("$BIN" threads --pid $g1 | awk -v t=$g1 '$1 == t')
-verdict affinity_group_in_map "grp-spin row: $row" test "$(awk '{print $14}' <<<"$row")" = 0
+read -r g1_group g1_comm < <(thread_get $g1 -- group comm)
+verdict affinity_group_in_map "$g1_comm's stats row: group $g1_group (need 0)" test "$g1_group" = 0
 kill $g1 $g2 $g3
 # The thread's own cpumask beats the group: pinned to CPU 0, it never runs on CPU 1.
 spin grp-spin taskset -c 0
@@ -288,8 +285,7 @@ wait $stress
 stress_status=$?
 verdict switch_stress_completed "stress-ng exit $stress_status" test $stress_status = 0
 sleep 1.5
-settled=$(grep -o 'switch=[0-9]*' "$OUT/sched.log" | awk -F= '{ s += $2 } END { print s + 0 }')
-carried=$(events_in "$OUT/sched.log" carried)
+read -r settled carried < <(stats_get policy_switches carried_over)
 verdict switch_settled_in_bpf "BPF settled $settled switches (ctl made $switches, and 4 before), carrying $carried queued tasks over" \
   test $settled -eq $((switches + 4))
 

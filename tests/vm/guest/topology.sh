@@ -106,22 +106,9 @@ stop_hogs() {
   wait "${HOGS[@]}" 2>/dev/null
   HOGS=()
 }
-# Sums counter NAME over the --stats lines of LOG after line FROM.
-counter_since() { # LOG FROM NAME
-  tail -n +"$(($2 + 1))" "$1" | grep '^events:' | grep -o " $3=[0-9]*" | cut -d= -f2 |
-    awk '{s += $1} END {print s + 0}'
-}
-# Builtins only, as cpu_of: this script is a SCHED_FIFO thread, so whatever
-# it forks is RT too, and under TCG an RT fork holds a CPU for longer than
-# RT_HOLD_NS. The scheduler then moves the hog it preempted elsewhere, and
-# a measurement of migrations that forks measures its own forks.
-# Sets LOG_LINES to the number of lines of file $1 (0 if absent).
-lines() {
-  local line
-  LOG_LINES=0
-  [[ -f $1 ]] || return 0
-  while IFS= read -r line; do LOG_LINES=$((LOG_LINES + 1)); done <"$1"
-}
+# The scheduler's counter FIELD since it attached (0 under EEVDF), read
+# outside the measurements: the client is a fork.
+counter() { if [[ $name == eevdf ]]; then echo 0; else stats_get "$1"; fi; }
 # Sets MIGRATIONS to the hogs' migrations between CPUs so far.
 hog_migrations() {
   local pid key colon value
@@ -177,15 +164,14 @@ for name in "${SCHEDULERS[@]}"; do
   for cpu in "${LLC1_CPUS[@]}"; do start_hogs 1 "$cpu"; done
   blockers=("${HOGS[@]}") HOGS=("${hogs[@]}")
   sleep 1
-  lines "$log"
-  from=$LOG_LINES
+  steals0=$(counter steals)
   for pid in "${HOGS[@]}"; do taskset -a -p -c "0-$((NCPU - 1))" "$pid" >/dev/null; done
   sleep 1
   kill "${blockers[@]}"
   wait "${blockers[@]}" 2>/dev/null
   nap 0.5
   measure_hogs
-  steals=$(counter_since "$log" "$from" steal)
+  steals=$(($(counter steals) - steals0))
   stop_hogs
   WORK_OF[$name]=$WORK
   echo "metric work_permille_$name $WORK"
@@ -207,20 +193,17 @@ for name in "${SCHEDULERS[@]}"; do
   # Balanced: one hog per CPU, already spread; tasks should stay in their LLC.
   start_hogs "$NCPU" "0-$((NCPU - 1))"
   sleep 1
-  lines "$log"
-  from=$LOG_LINES
+  xllc0=$(counter llc_migrations)
   hog_migrations
   migr_before=$MIGRATIONS
   nap "$MEASURE_SECS"
   hog_migrations
   migr_after=$MIGRATIONS
-  rows=""
-  [[ $name == affinity ]] && rows=$("$BIN" threads 2>/dev/null)
+  xllc=$(($(counter llc_migrations) - xllc0))
   stop_hogs
   migr=$(((migr_after - migr_before) * 10 / MEASURE_SECS))
   echo "  $name balanced: hog migrations $((migr / 10)).$((migr % 10))/s (all CPUs)"
   if [[ $name != eevdf ]]; then
-    xllc=$(counter_since "$log" "$from" xllc)
     echo "metric xllc_per_s_$name $((xllc / MEASURE_SECS))"
     # Measured over four runs: 0-7/s per policy (13/s once for mlfq, before
     # the idle re-placement preferred the task's LLC). A task bounced at
@@ -244,13 +227,12 @@ for name in "${SCHEDULERS[@]}"; do
   if [[ $name == mlfq || $name == prio || $name == vtime ]]; then
     start_hogs "$NCPU" "0-$((NCPU - 1))"
     sleep 1
-    lines "$log"
-    from=$LOG_LINES
+    preempts0=$(counter preemptions)
     # nice -10: under prio a waking thread preempts only a lower priority.
     "${ext[@]}" nice -n -10 "$PROBE" --duration-s "$MEASURE_SECS" --warmup-ms 0 --spinners 0 >"$OUT/probe-$name.txt" 2>&1
     stop_hogs
     sleep 1.2
-    preempts=$(counter_since "$log" "$from" preempt)
+    preempts=$(($(counter preemptions) - preempts0))
     wakeups=0 same_llc=0
     for move in $(grep '^sleeper_cpus' "$OUT/probe-$name.txt" | cut -d' ' -f2-); do
       pair=${move%:*} n=${move##*:}
