@@ -54,9 +54,9 @@ impl Listener {
     /// Creates the socket, readable and writable by its owner (root) only,
     /// in a directory that only its owner may write (created mode 0700 if
     /// missing), and serves connections on a thread that hands requests to
-    /// `next`. Refuses a path where something other than a socket exists.
+    /// `requests`. Refuses a path where something other than a socket exists.
     pub fn bind(path: &Path) -> Result<Self> {
-        let _umask = lock_umask();
+        let umask = lock_umask();
         let dir = path
             .parent()
             .filter(|dir| !dir.as_os_str().is_empty())
@@ -74,11 +74,7 @@ impl Listener {
         }
         // The socket is created mode 0600 through the umask: bind() creates
         // it, and a chmod() by path afterwards could follow a symlink.
-        // SAFETY: umask() only swaps the process's file mode mask.
-        let old_mask = unsafe { libc::umask(0o177) };
-        let bound = UnixListener::bind(path);
-        // SAFETY: as above, restoring the previous mask.
-        unsafe { libc::umask(old_mask) };
+        let bound = under_umask(&umask, 0o177, || UnixListener::bind(path));
         let listener = bound.with_context(|| format!("cannot listen on {}", path.display()))?;
 
         let (sender, requests) = channel::unbounded();
@@ -106,16 +102,24 @@ fn lock_umask() -> MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Runs `create` with the umask 077, so that the directories and sockets it
-/// creates are its owner's (root's) alone.
-pub fn owner_only<T>(create: impl FnOnce() -> T) -> T {
-    let _umask = lock_umask();
+/// Runs `create` with the umask `mask`, which the held lock keeps ours.
+fn under_umask<T>(
+    _held: &MutexGuard<'static, ()>,
+    mask: libc::mode_t,
+    create: impl FnOnce() -> T,
+) -> T {
     // SAFETY: umask() only swaps the process's file mode mask.
-    let old_mask = unsafe { libc::umask(0o077) };
+    let old_mask = unsafe { libc::umask(mask) };
     let created = create();
     // SAFETY: as above, restoring the previous mask.
     unsafe { libc::umask(old_mask) };
     created
+}
+
+/// Runs `create` with the umask 077, so that the directories and sockets it
+/// creates are its owner's (root's) alone.
+pub fn owner_only<T>(create: impl FnOnce() -> T) -> T {
+    under_umask(&lock_umask(), 0o077, create)
 }
 
 impl Drop for Listener {
