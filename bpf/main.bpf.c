@@ -249,6 +249,32 @@ static void note_push(const struct task_struct *p, const struct task_ctx *tctx, 
 	next_sweep_at = 0;
 }
 
+/*
+ * Where a task that may run only on one CPU, not @cpu, the CPU it is on,
+ * goes: its cpumask changed, and the kernel could not move it, its CPU
+ * having left the active mask meanwhile. The kernel moves it at its next
+ * wakeup; a CPU hog never wakes up. Its own CPU, through that CPU's local
+ * queue, if it serves again; @cpu's local queue if @cpu is going down too,
+ * where the kernel runs it and so pushes it off (in @cpu's own queue it would
+ * wait for a dispatch that a CPU going down no longer makes, and if it holds
+ * an RCU read section, the hotplug waits for it: 15 such tasks waited 38 s
+ * in a 6.16 hotplug test). Otherwise -1: it queues on @cpu's own queue, which
+ * serves it (a CPU takes the tasks of its own runqueue from a queue whatever
+ * their cpumask) by its key. Always inserted into @cpu's local queue, it
+ * never let @cpu ask for another task while two of them took turns: the
+ * tasks queued there waited 32 s for the watchdog (7.2, stress-ng's affinity
+ * stressors pinned to CPU 1 as it went offline, the hotplug itself held up
+ * by an RCU reader among them).
+ */
+static s32 pinned_elsewhere(struct task_struct *p, s32 cpu)
+{
+	s32 own = bpf_cpumask_first(p->cpus_ptr);
+
+	if (own < nr_cpu_ids && is_online(own))
+		return own;
+	return is_online(cpu) ? -1 : cpu;
+}
+
 void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 {
 	u32 policy = active_policy, llc;
@@ -329,20 +355,16 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 	 * where it competes by rank and key with the LLC queue.
 	 */
 	if (is_pcpu_task(p)) {
-		/*
-		 * Its one CPU is another: its cpumask changed, and the kernel
-		 * could not move it there, that CPU having left the active
-		 * mask meanwhile. Only this runqueue holds it, and the kernel
-		 * moves it on once it runs here (at its next wakeup, or pushed
-		 * off if this CPU goes down too). In this CPU's own queue it
-		 * would wait for a dispatch that a CPU going down no longer
-		 * makes, and if it holds an RCU read section, the hotplug waits
-		 * for it: 15 such tasks waited 38 s in a 6.16 hotplug test.
-		 */
+		/* Its one CPU is another (see pinned_elsewhere()). */
 		if (!bpf_cpumask_test_cpu(cpu, p->cpus_ptr)) {
-			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, task_slice(policy, tctx), enq_flags);
-			stat_inc(LLMOS_STAT_PINNED_DISPATCH);
-			return;
+			s32 to = pinned_elsewhere(p, cpu);
+
+			if (to >= 0) {
+				scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | to, task_slice(policy, tctx),
+						   enq_flags);
+				stat_inc(LLMOS_STAT_PINNED_DISPATCH);
+				return;
+			}
 		}
 		dsq = cpu_dsq(cpu, policy);
 		key = enter_queue(policy, p, tctx, llc_of(cpu), cpu_queued(cpu, policy), &slice);
@@ -884,7 +906,8 @@ int dump_threads(struct bpf_iter__task *ctx)
  * Moves every task queued on @dsq to the queue, and with the key, that
  * @policy gives it, as if it were enqueued now. A task that may run only on
  * an offline CPU goes to that CPU's local queue: the kernel still runs what
- * is there, and so moves the task to a CPU that is online.
+ * is there, and so moves the task to a CPU that is online. One on a CPU it
+ * may not use goes where pinned_elsewhere() says.
  *
  * A global function, which the verifier checks once, on its own: inlined
  * in the tick's loops, it made an attach take 15-24 s on 6.16 to 6.18 under
@@ -912,12 +935,16 @@ __noinline int carry_over(u64 dsq, u32 policy)
 
 		if (!tctx)
 			continue;
-		if (is_pcpu_task(p) && !is_online(cpu)) {
-			if (scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, SCX_DSQ_LOCAL_ON | cpu, 0))
-				stat_inc(LLMOS_STAT_CARRIED);
-			continue;
-		}
 		if (is_pcpu_task(p)) {
+			s32 local = is_online(cpu) ? -1 : cpu;
+
+			if (!bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
+				local = pinned_elsewhere(p, cpu);
+			if (local >= 0) {
+				if (scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, SCX_DSQ_LOCAL_ON | local, 0))
+					stat_inc(LLMOS_STAT_CARRIED);
+				continue;
+			}
 			llc = llc_of(cpu);
 			to = cpu_dsq(cpu, policy);
 			queued = scx_bpf_dsq_nr_queued(to);

@@ -410,6 +410,7 @@ const HOTPLUG_CHECKS: &[&str] = &[
     "hotplug_loader_steady",
     "hotplug_group_runs_off_its_cpus",
     "hotplug_every_thread_progresses",
+    "stranded_hog_goes_home",
     "stray_found",
     "stray_every_thread_progresses",
     "detached",

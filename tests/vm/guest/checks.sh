@@ -132,6 +132,9 @@ become_rt_driver() {
 # Descriptors and threads of process $1.
 fds_of() { ls "/proc/$1/fd" | wc -l; }
 threads_of() { awk '/^Threads:/ {print $2}' "/proc/$1/status"; }
+# The CPU task PID is on (field 39 of stat), and those it may use (a list).
+task_cpu() { awk '{print $39}' "/proc/$1/stat"; }
+allowed_cpus() { awk '$1 == "Cpus_allowed_list:" {print $2}' "/proc/$1/status"; }
 # Times the kernel moved task PID to another CPU.
 migrations() { awk '/^se.nr_migrations/ {print $3}' "/proc/$1/sched"; }
 # Fields of the running scheduler's statistics, read through its scx_stats

@@ -206,6 +206,44 @@ verdict hotplug_group_runs_off_its_cpus "2 grp-spin (group CPUs 2-3) got $grp_ms
 verdict hotplug_every_thread_progresses "$NCPU hogs watched for $watched s, $looks looks (need one per 4 s): $misses times one had no CPU time since the last, at most $longest in a row (need < 2)$(misses_summary "$OUT/steps.txt"); stress-ng still running: $stress_alive" \
   test "$watched" -ge "$hotplug_secs" -a $((looks * 4)) -ge "$watched" -a "$longest" -lt 2 -a $stress_alive = yes
 
+# --- A hog stranded on a CPU it may not use ------------------------------------
+# A CPU hog given CPU 1 alone just as CPU 1 leaves the active mask stays
+# where it is: the kernel accepted the cpumask but its move fails, and only
+# a wakeup, which a hog never has, would move it. strand.py flips a hog
+# between CPUs 0 and 1 as CPU 1 goes offline until that happens (in 2-5
+# tries in 7.2 and 6.16 guests); a try whose hog the kernel has given
+# another cpumask by the time CPU 1 is back does not count. The scheduler
+# sends the hog to CPU 1 once it serves again. It used to put it back on
+# CPU 0's local queue at every turn, where it stayed for good, and two of
+# them there took turns without CPU 0 ever asking for another task: with
+# CPU 1's hotplug held up by an RCU reader, its queues waited 32 s for the
+# watchdog (7.2, stress-ng's affinity stressors, 1 of 7 hotplug cycles).
+spin hp-strand
+strand=$SPIN_PID tries=0 stranded="" home=""
+while ((tries++ < 15)) && [[ -z $stranded ]]; do
+  python3 "$(dirname "$0")/strand.py" $strand 30 >"$OUT/strand.txt" &
+  driver=$!
+  sleep 0.5
+  set_online 1 0
+  kill $driver 2>/dev/null
+  wait $driver 2>/dev/null
+  set_online 1 1
+  grep -q '^stranded' "$OUT/strand.txt" && [[ $(allowed_cpus $strand) == 1 ]] && stranded=$(<"$OUT/strand.txt")
+done
+if [[ -n $stranded ]]; then
+  started=${EPOCHREALTIME/./}
+  # Within 3 s: a turn of CPU 0's queues is a few slices.
+  for _ in {1..30}; do
+    on=$(task_cpu $strand)
+    [[ $on == 1 ]] && break
+    nap 0.1
+  done
+  home="$stranded flips in try $((tries - 1)): CPUs allowed $(allowed_cpus $strand), on CPU $on $(((${EPOCHREALTIME/./} - started) / 1000)) ms after CPU 1 came back"
+fi
+verdict stranded_hog_goes_home "${home:-no hog stranded in $((tries - 1)) tries (the race was not driven)}" \
+  test -n "$stranded" -a "${on:-}" = 1
+kill $strand
+
 # --- A stray after a switch -----------------------------------------------------
 "$BIN" ctl policy vtime >/dev/null || fail switch_to_vtime "ctl failed"
 STRAY_SECS=40

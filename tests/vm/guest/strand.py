@@ -1,0 +1,43 @@
+#!/usr/bin/env python3
+"""Strands a CPU hog on CPU 0 with CPU 1 alone allowed.
+
+usage: strand.py PID SECONDS
+
+Flips PID's cpumask between CPU 0 and CPU 1 while the caller takes CPU 1
+offline. A flip to CPU 1 that the kernel accepted (CPU 1 was active) but
+could not carry out (CPU 1 had left the active mask by the time the
+stopper moved the task) leaves the task on CPU 0, allowed only CPU 1: then
+it prints "stranded FLIPS" and exits 0. Otherwise, after SECONDS, "not
+stranded FLIPS" and exit 1. A flip to CPU 1 refused (CPU 1 inactive) is
+skipped.
+"""
+import os
+import sys
+import time
+
+
+def task_cpu(pid):
+    """The CPU the task is on: field 39 of /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[36])
+
+
+def main():
+    pid, secs = int(sys.argv[1]), float(sys.argv[2])
+    end, flips = time.monotonic() + secs, 0
+    while time.monotonic() < end:
+        os.sched_setaffinity(pid, {0})
+        try:
+            os.sched_setaffinity(pid, {1})
+        except OSError:
+            continue
+        flips += 1
+        if task_cpu(pid) == 0:
+            print(f"stranded {flips}", flush=True)
+            return 0
+    print(f"not stranded {flips}", flush=True)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
