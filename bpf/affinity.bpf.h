@@ -29,7 +29,7 @@ static bool may_use_group_cpu(const struct task_struct *p, s32 group, s32 cpu)
  */
 static u32 group_words(void)
 {
-	return (nr_cpu_ids + 63) / 64;
+	return (nr_cpu_ids + LLMOS_WORD_BITS - 1) / LLMOS_WORD_BITS;
 }
 
 static const u64 *group_bitmap(s32 group)

@@ -102,7 +102,7 @@ static void reclassify_after_exec(struct task_struct *p, struct task_ctx *tctx)
 /* The task's static priority: from a rule, else 19 - nice, so 0..39 like nice reversed. */
 static u32 task_prio(const struct task_struct *p, const struct task_ctx *tctx)
 {
-	s32 prio = tctx->rule_prio >= 0 ? tctx->rule_prio : 139 - p->static_prio;
+	s32 prio = tctx->rule_prio >= 0 ? tctx->rule_prio : LOWEST_STATIC_PRIO - p->static_prio;
 
 	if (prio < 0)
 		return 0;

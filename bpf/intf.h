@@ -27,8 +27,11 @@ enum llmos_consts {
 	LLMOS_MAX_PRIO = 39,
 	/* Deepest cgroup a rule may name. */
 	LLMOS_MAX_CGROUP_DEPTH = 64,
-	/* Words of a CPU bitmap. */
-	LLMOS_CPU_WORDS = LLMOS_MAX_CPUS / 64,
+	/* Bits of a word of a CPU bitmap, and the words of one. */
+	LLMOS_WORD_BITS = 64,
+	LLMOS_CPU_WORDS = LLMOS_MAX_CPUS / LLMOS_WORD_BITS,
+	/* A thread's name, as the kernel's TASK_COMM_LEN. */
+	LLMOS_COMM_LEN = 16,
 
 	/*
 	 * DSQ ids. Every policy owns one queue per CPU and one per LLC, so a
@@ -98,7 +101,7 @@ struct llmos_rule {
 	u64 id;			/* uid, pid, or cgroup id */
 	u32 cgroup_level;	/* depth of the cgroup below the root */
 	u32 pad;
-	char comm[16];
+	char comm[LLMOS_COMM_LEN];
 };
 
 /* Per-CPU event counters, summed by the loader for its stats (src/stats.rs). */
@@ -139,7 +142,7 @@ struct llmos_thread_counters {
 struct llmos_thread_stats {
 	u32 tid;
 	u32 tgid;
-	char comm[16];
+	char comm[LLMOS_COMM_LEN];
 	u32 level;		/* current MLFQ level (0 = top) */
 	u32 priority;		/* static priority (prio policy), 0..LLMOS_MAX_PRIO */
 	s32 group;		/* affinity group from the config, or -1 */

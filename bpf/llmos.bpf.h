@@ -10,6 +10,20 @@
 #include <bpf_experimental.h>
 #include "intf.h"
 
+#define NSEC_PER_MSEC 1000000ULL
+
+/*
+ * Per-CPU and per-LLC state that other CPUs read is aligned to a cache line,
+ * so that one CPU's writes do not invalidate its neighbours' lines.
+ */
+#define CACHE_LINE_BYTES 64
+
+/* p->scx.weight of a nice-0 task (sched_prio_to_weight[] scaled to 100). */
+#define NICE_0_WEIGHT 100
+
+/* p->static_prio of nice 19, the lowest (MAX_PRIO - 1 in the kernel). */
+#define LOWEST_STATIC_PRIO 139
+
 /* Set by the loader before the program is loaded. */
 const volatile u32 nr_llcs = 1;
 const volatile u32 cpu_llc[LLMOS_MAX_CPUS];
@@ -167,7 +181,7 @@ static bool cpu_in_bitmap(const volatile u64 *words, s32 cpu)
 {
 	u32 idx = cpu_idx(cpu);
 
-	return (words[idx / 64] >> (idx % 64)) & 1;
+	return (words[idx / LLMOS_WORD_BITS] >> (idx % LLMOS_WORD_BITS)) & 1;
 }
 
 static bool in_topology(s32 cpu)
@@ -220,9 +234,10 @@ static int cpu_active(s32 cpu)
 	const void *mask = &__cpu_active_mask;
 	u64 word;
 
-	if (!mask || bpf_probe_read_kernel(&word, sizeof(word), mask + cpu / 64 * sizeof(word)))
+	if (!mask || bpf_probe_read_kernel(&word, sizeof(word),
+					   mask + cpu / LLMOS_WORD_BITS * sizeof(word)))
 		return -1;
-	return (word >> (cpu % 64)) & 1;
+	return (word >> (cpu % LLMOS_WORD_BITS)) & 1;
 }
 
 /*
@@ -397,7 +412,7 @@ static void retire_banks(u32 policy)
  */
 struct llc_vtime {
 	u64 now;
-} __attribute__((aligned(64)));
+} __attribute__((aligned(CACHE_LINE_BYTES)));
 
 static struct llc_vtime llc_vtimes[LLMOS_MAX_LLCS];
 

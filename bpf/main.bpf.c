@@ -1171,6 +1171,55 @@ void BPF_STRUCT_OPS(llmos_exit, struct scx_exit_info *ei)
 	UEI_RECORD(uei, ei);
 }
 
+/*
+ * What the kernel prints with an error exit (the loader prints it with the
+ * exit) and on sysrq-D: where tasks wait and which CPUs serve. It lists the
+ * tasks of each runqueue and the DSQ each waits on; these add what the
+ * scheduler knows of them. A stall in CI took a loop of hotplug boots to
+ * explain, as the dump did not say which queues CPU 0 was not serving.
+ */
+void BPF_STRUCT_OPS(llmos_dump, struct scx_dump_ctx *dctx)
+{
+	u32 policy = active_policy, llc;
+	u64 now = bpf_ktime_get_ns();
+
+	scx_bpf_dump("llmos: policy %u, switch %llu settled %llu, boost %llu ms ago, sweep due in %lld ms\n",
+		     policy, switch_seq(policy_switch), settled_seq,
+		     (now - last_boost_at) / NSEC_PER_MSEC, (s64)(next_sweep_at - now) / (s64)NSEC_PER_MSEC);
+	bpf_for(llc, 0, nr_llcs)
+		scx_bpf_dump("llmos: LLC %u queue %d, retired bank %d%s\n", llc,
+			     scx_bpf_dsq_nr_queued(llc_dsq(llc, policy)),
+			     scx_bpf_dsq_nr_queued(llc_retired_dsq(llc, policy)),
+			     llc_bank_overdue[llc_idx(llc)] ? " (overdue)" : "");
+}
+
+void BPF_STRUCT_OPS(llmos_dump_cpu, struct scx_dump_ctx *dctx, s32 cpu, bool idle)
+{
+	u32 policy = active_policy, idx = cpu_idx(cpu);
+	s32 queued = scx_bpf_dsq_nr_queued(cpu_dsq(cpu, policy));
+	s32 retired = scx_bpf_dsq_nr_queued(cpu_retired_dsq(cpu, policy));
+	u64 now = bpf_ktime_get_ns(), held = cpu_held_since[idx], draining = draining_since[idx];
+
+	if (idle && !queued && !retired)
+		return;
+	scx_bpf_dump("llmos: %s, LLC %u, queue %d, retired bank %d%s, running rank %u; RT-held %llu ms, draining %llu ms\n",
+		     cpu_offline[idx] ? "offline" : (draining ? "draining" : "online"), llc_of(cpu),
+		     queued, retired, cpu_bank_overdue[idx] ? " (overdue)" : "", running[idx].rank,
+		     held ? (now - held) / NSEC_PER_MSEC : 0, draining ? (now - draining) / NSEC_PER_MSEC : 0);
+}
+
+void BPF_STRUCT_OPS(llmos_dump_task, struct scx_dump_ctx *dctx, struct task_struct *p)
+{
+	struct task_ctx *tctx = lookup_task_ctx(p);
+
+	if (!tctx)
+		return;
+	scx_bpf_dump("llmos: level %u, priority %u, group %d, vtime %llu, last CPU %d, runnable for %llu ms\n",
+		     task_level(tctx), task_prio(p, tctx), tctx->group, tctx->vtime,
+		     tctx->counters.last_cpu,
+		     tctx->runnable_at ? (scx_bpf_now() - tctx->runnable_at) / NSEC_PER_MSEC : 0);
+}
+
 SCX_OPS_DEFINE(llmos_ops,
 	       .select_cpu	= (void *)llmos_select_cpu,
 	       .enqueue		= (void *)llmos_enqueue,
@@ -1187,6 +1236,9 @@ SCX_OPS_DEFINE(llmos_ops,
 	       .exit_task	= (void *)llmos_exit_task,
 	       .init		= (void *)llmos_init,
 	       .exit		= (void *)llmos_exit,
+	       .dump		= (void *)llmos_dump,
+	       .dump_cpu	= (void *)llmos_dump_cpu,
+	       .dump_task	= (void *)llmos_dump_task,
 	       .timeout_ms	= WATCHDOG_TIMEOUT_MS,
 	       /* A CPU's last task is handed to ops.enqueue() when dispatch() does not keep it. */
 	       .flags		= SCX_OPS_ENQ_LAST,

@@ -44,7 +44,7 @@
 struct cpu_running {
 	u64 key;
 	u32 rank;
-} __attribute__((aligned(64)));
+} __attribute__((aligned(CACHE_LINE_BYTES)));
 
 static struct cpu_running running[LLMOS_MAX_CPUS];
 
@@ -91,7 +91,7 @@ static u64 bounded_vtime(u64 vtime, u32 llc)
 /* vtime for @used ns of CPU: inversely to weight, nice -20 ages ~88x slower than nice 19. */
 static u64 vtime_charge(const struct task_struct *p, u64 used)
 {
-	return used * 100 / p->scx.weight;
+	return used * NICE_0_WEIGHT / p->scx.weight;
 }
 
 /*

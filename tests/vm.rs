@@ -31,6 +31,7 @@ const BASIC_CHECKS: &[&str] = &[
     "bad_config",
     "attach",
     "ops_name",
+    "verifier_stats",
     "enabled_in_dmesg",
     "another_scheduler",
     "kworker_preempts_hog",
@@ -52,6 +53,7 @@ const BASIC_CHECKS: &[&str] = &[
     "sigstop_keeps_scheduling",
     "restart_on_request",
     "error_falls_back",
+    "error_dump_says_where",
     "faults_no_stall",
 ];
 
@@ -215,6 +217,38 @@ fn boot_name(kernel: Option<&Path>) -> String {
     kernel.map_or_else(|| "running kernel".to_string(), release)
 }
 
+/// bench/verifier.md: the instructions the verifier walked in all, per kernel.
+const VERIFIER_TABLE: &str = "bench/verifier.md";
+
+/// How much more than bench/verifier.md records a kernel's verifier may walk
+/// before the portability test calls the BPF program bloated: 20%.
+const VERIFIER_GROWTH_PERCENT: u64 = 20;
+
+/// The total recorded for @kernel in a table of `| KERNEL | total | N | ... |`
+/// rows, if it has one.
+fn recorded_verified_insns(table: &str, kernel: &str) -> Option<u64> {
+    table.lines().find_map(|line| {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        match cells.as_slice() {
+            ["", k, "total", n, ..] if *k == kernel => n.parse().ok(),
+            _ => None,
+        }
+    })
+}
+
+/// A problem if @verified exceeds @recorded by more than
+/// VERIFIER_GROWTH_PERCENT; None for a kernel the table does not have.
+fn verifier_growth(kernel: &str, verified: u64, recorded: Option<u64>) -> Option<String> {
+    let recorded = recorded?;
+    (verified * 100 > recorded * (100 + VERIFIER_GROWTH_PERCENT)).then(|| {
+        format!(
+            "the verifier walked {verified} instructions on {kernel}, {recorded} in {VERIFIER_TABLE}: \
+             over {VERIFIER_GROWTH_PERCENT}% more (a program grew; see which in the test's verifier lines, \
+             and update the table if the growth is meant)"
+        )
+    })
+}
+
 /// The portability test: tests/vm/guest/basic.sh in one boot of each kernel
 /// of the matrix. Every kernel runs even when an earlier one fails, so one
 /// report names every kernel that does not pass.
@@ -231,12 +265,23 @@ fn vm_portability_on_every_kernel() {
             vm_env.push(("SCX_LLMOS_KERNEL", kernel.to_str().unwrap()));
         }
         let (success, output) = run_in_vm("tests/vm/guest/basic.sh", &out, &vm_env, &[]);
-        let problems = guest_problems(success, &output, BASIC_CHECKS);
+        let mut problems = guest_problems(success, &output, BASIC_CHECKS);
+        let verified = metric(&output, "verified_insns").and_then(|v| v.parse().ok());
+        let table = std::fs::read_to_string(VERIFIER_TABLE).unwrap_or_default();
+        if let Some(verified) = verified {
+            problems.extend(verifier_growth(
+                &name,
+                verified,
+                recorded_verified_insns(&table, &name),
+            ));
+        }
         summary.push(format!(
-            "{name}: {}, attach {} ms, boot and checks {} s",
+            "{name}: {}, attach {} ms, boot and checks {} s, {} instructions verified ({} recorded)",
             if problems.is_empty() { "pass" } else { "FAIL" },
             metric(&output, "attach_ms").unwrap_or_else(|| "-".into()),
-            metric(&output, "vm_secs").unwrap_or_else(|| "-".into())
+            metric(&output, "vm_secs").unwrap_or_else(|| "-".into()),
+            verified.map_or_else(|| "-".into(), |v: u64| v.to_string()),
+            recorded_verified_insns(&table, &name).map_or_else(|| "none".into(), |v| v.to_string()),
         ));
         failed.extend(problems.into_iter().map(|p| format!("{name}: {p}")));
     }
@@ -467,6 +512,26 @@ fn guest_problems_and_metrics_parse() {
     assert!(guest_problems(true, output, &["a"]).len() == 1);
     assert_eq!(metric(output, "attach_ms").as_deref(), Some("2050"));
     assert_eq!(metric(output, "attach"), None);
+}
+
+#[test]
+fn verifier_totals_parse_and_growth_is_judged() {
+    let table = "| kernel | program | verified | xlated |\n|---|---|---|---|\n\
+                 | 6.16.12+deb13-amd64 | llmos_enqueue | 900 | 4000 |\n\
+                 | 6.16.12+deb13-amd64 | total | 1000 | |\n\
+                 | 7.2.13+deb14-amd64 | total | 2000 | |\n";
+    assert_eq!(
+        recorded_verified_insns(table, "6.16.12+deb13-amd64"),
+        Some(1000)
+    );
+    assert_eq!(
+        recorded_verified_insns(table, "7.2.13+deb14-amd64"),
+        Some(2000)
+    );
+    assert_eq!(recorded_verified_insns(table, "6.17.13+deb13-amd64"), None);
+    assert_eq!(verifier_growth("k", 1200, Some(1000)), None);
+    assert!(verifier_growth("k", 1201, Some(1000)).is_some());
+    assert_eq!(verifier_growth("k", 5000, None), None);
 }
 
 #[test]

@@ -116,6 +116,14 @@ verdict ops_name "root/ops is '$ops'" test "${ops#scx_llmos}" != "$ops"
 verdict enabled_in_dmesg "dmesg: $(dmesg | grep -o 'sched_ext: BPF scheduler "scx_llmos[^"]*" enabled' | head -n 1)" \
   bash -c 'dmesg | grep -q "sched_ext: BPF scheduler \"scx_llmos[^\"]*\" enabled"'
 expect_refusal another_scheduler "already running: scx_llmos" "$BIN"
+# What the verifier walked per program on this kernel (bench/verifier.md
+# keeps them; tests/vm.rs compares the total with it).
+"$(dirname "$BIN")/llmos-verifier-stats" >"$OUT/verifier.txt" 2>&1
+sed 's/^/verifier /' "$OUT/verifier.txt"
+verified=$(awk '$1 == "total" {print $2}' "$OUT/verifier.txt")
+echo "metric verified_insns ${verified:-0}"
+verdict verifier_stats "$(($(wc -l <"$OUT/verifier.txt") - 1)) programs, $verified instructions verified in all" \
+  test "$(wc -l <"$OUT/verifier.txt")" -gt 10 -a "${verified:-0}" -gt 0
 
 # A waking kworker preempts the hog of its CPU instead of waiting out its
 # slice (mlfq's bottom level, 8 ms): what flush_work() and every I/O
@@ -293,14 +301,28 @@ verdict restart_on_request "ctl: $asked; enable_seq $seq0 -> $seq1, state $(stat
 
 # A BPF-side error, as a bug would raise: the kernel returns every thread to
 # its default scheduler, and the loader prints the reason and the dump and
-# exits non-zero.
+# exits non-zero. Hogs, one more than CPUs, so that the dump has tasks
+# running and queued to tell about.
+hogs=()
+for ((i = 0; i <= NCPU; i++)); do
+  bash -c 'while :; do :; done' &
+  hogs+=($!)
+done
+sleep 0.5
 asked=$("$BIN" ctl inject-fault error 2>&1)
 wait $SCHED_PID
 status=$?
+kill "${hogs[@]}"
+wait "${hogs[@]}" 2>/dev/null
 ms=$(wait_state disabled 10) || ms=""
 verdict error_falls_back "ctl: $asked; exit $status, state disabled after ${ms:-never} ms; loader: $(grep -m1 -o 'error: EXIT.*' "$OUT/faults.log"), $(grep -c 'DEBUG DUMP' "$OUT/faults.log") dump; dmesg: $(dmesg | grep -m1 -o 'disabled (scx_bpf_error)')" \
   test "$status" != 0 -a -n "$ms" -a -n "$(grep 'EXIT: scx_bpf_error.*fault injected' "$OUT/faults.log")" \
   -a -n "$(grep 'DEBUG DUMP' "$OUT/faults.log")"
+# The dump adds what the scheduler knows (ops.dump, dump_cpu, dump_task):
+# the policy, the queues of each LLC and busy CPU, and each task's level.
+verdict error_dump_says_where "$(grep -m1 -o 'llmos: policy.*' "$OUT/faults.log"); $(grep -c 'llmos: LLC' "$OUT/faults.log") LLC lines, $(grep -c 'llmos: .*running rank' "$OUT/faults.log") CPU lines, $(grep -c 'llmos: level' "$OUT/faults.log") task lines" \
+  test -n "$(grep 'llmos: policy' "$OUT/faults.log")" -a -n "$(grep 'llmos: LLC 0 queue' "$OUT/faults.log")" \
+  -a -n "$(grep 'llmos: level [0-9]*, priority' "$OUT/faults.log")"
 found=$(kernel_complaints | grep -v -e 'disabled (scx_bpf_error)' -e 'fault injected' | head -3)
 verdict faults_no_stall "${found:-nothing in dmesg but the injected error}" test -z "$found"
 

@@ -210,17 +210,19 @@ verdict hotplug_every_thread_progresses "$NCPU hogs watched for $watched s, $loo
 # A CPU hog given CPU 1 alone just as CPU 1 leaves the active mask stays
 # where it is: the kernel accepted the cpumask but its move fails, and only
 # a wakeup, which a hog never has, would move it. strand.py flips a hog
-# between CPUs 0 and 1 as CPU 1 goes offline until that happens (in 2-5
-# tries in 7.2 and 6.16 guests); a try whose hog the kernel has given
-# another cpumask by the time CPU 1 is back does not count. The scheduler
-# sends the hog to CPU 1 once it serves again. It used to put it back on
-# CPU 0's local queue at every turn, where it stayed for good, and two of
-# them there took turns without CPU 0 ever asking for another task: with
-# CPU 1's hotplug held up by an RCU reader, its queues waited 32 s for the
-# watchdog (7.2, stress-ng's affinity stressors, 1 of 7 hotplug cycles).
+# between CPUs 0 and 1 as CPU 1 goes offline until that happens (in 3, 3 and
+# 5 tries in 7.2 guests, 2 and 9 in 6.16; a try takes ~4 s, 40 are allowed);
+# a try whose hog the kernel has given another cpumask by the time CPU 1 is
+# back does not count. The scheduler sends the hog to CPU 1 once it serves
+# again. It used to put it back on CPU 0's local queue at every turn, where
+# it stayed for good (before the fix: still on CPU 0 7.7 s later), and two
+# such hogs take turns there without CPU 0 ever asking for another task:
+# with CPU 1's hotplug held up by an RCU reader, the tasks queued for CPU 0
+# waited 32 s for the watchdog (7.2, stress-ng's affinity stressors, in the
+# 7th cycle of a loop of the affinity phase; the RCU stall ended it in CI).
 spin hp-strand
 strand=$SPIN_PID tries=0 stranded="" home=""
-while ((tries++ < 15)) && [[ -z $stranded ]]; do
+while ((tries++ < 40)) && [[ -z $stranded ]]; do
   python3 "$(dirname "$0")/strand.py" $strand 30 >"$OUT/strand.txt" &
   driver=$!
   sleep 0.5
