@@ -19,10 +19,7 @@ export PATH=/opt/scx/bin:$PATH
 
 . "$(dirname "$0")/checks.sh"
 
-# libbpf reads kconfig from /boot; give it the booted kernel's config.
-if [[ -n $KCONFIG && ! -e /boot/config-$(uname -r) ]]; then
-  mount -t tmpfs tmpfs /boot && cp "$KCONFIG" "/boot/config-$(uname -r)"
-fi
+provide_kernel_config "$KCONFIG"
 # Scratch space off virtiofs: host I/O stalls the emulated CPU.
 TMP=$(mktemp -d -p /dev/shm)
 sysctl -qw kernel.bpf_stats_enabled=1
@@ -37,29 +34,10 @@ command -v scx_lavd >/dev/null && schedulers+=("lavd scx_lavd")
 echo "# bench: kernel $(uname -r), $NCPU CPUs, rounds $ROUNDS, probe ${PROBE_SECS}s," \
   "scale ${SCALE_THREADS}, schedulers: ${schedulers[*]%% *}"
 
-SCHED_PID=""
-attach() { # NAME COMMAND...
-  shift
-  (($#)) || return 0
-  "$@" >"$TMP/sched.log" 2>&1 &
-  SCHED_PID=$!
-  wait_state enabled 60 >/dev/null
-}
-detach() {
-  [[ -n $SCHED_PID ]] || return 0
-  kill -INT "$SCHED_PID"
-  wait "$SCHED_PID"
-  SCHED_PID=""
-  wait_state disabled 30 >/dev/null
-}
-
-# Mean BPF cost per call over all loaded struct_ops programs (the attached
-# scheduler's callbacks), since it attached.
+# Mean BPF cost per call over the attached scheduler's callbacks, since it
+# attached.
 bpf_cost() {
-  bpftool prog show 2>/dev/null | awk '
-    / struct_ops / { for (i = 1; i <= NF; i++) {
-        if ($i == "run_time_ns") t += $(i + 1)
-        if ($i == "run_cnt") c += $(i + 1) } }
+  struct_ops_runs | awk '{ t += $2; c += $3 }
     END { if (c > 0) printf "ns_per_op=%d calls=%d", t / c, c; else print "ns_per_op=0 calls=0" }'
 }
 
@@ -81,7 +59,7 @@ under_each() { # WHO TAGS FN
   for entry in "${schedulers[@]}"; do
     read -r -a cmd <<<"$entry"
     [[ -z $who || " $who " == *" ${cmd[0]} "* ]] || continue
-    if ! attach "${cmd[@]}"; then
+    if ! attach "$TMP/sched.log" "${cmd[@]:1}"; then
       echo "row bench=error $tags sched=${cmd[0]} what=attach log=$(tail -n 3 "$TMP/sched.log" | tr '\n ' '|_')"
       detach
       continue
@@ -148,7 +126,7 @@ cyclic_row() { # ROUND NAME
 }
 outside_workloads() { # ROUND NAME: prints the rows
   local secs
-  secs=$(perf bench sched pipe -l "$PIPE_LOOPS" 2>&1 | awk '/Total time:/ {print $3}')
+  secs=$(pipe_secs "$PIPE_LOOPS")
   echo "row bench=pipe round=$1 sched=$2 secs=${secs:-nan}"
   # stress-ng needs a writable working directory: without --temp-path it
   # aborted at once in the guest, and cyclictest ran beside no load at all.

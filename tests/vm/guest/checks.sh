@@ -132,6 +132,39 @@ become_rt_driver() {
 # Descriptors and threads of process $1.
 fds_of() { ls "/proc/$1/fd" | wc -l; }
 threads_of() { awk '/^Threads:/ {print $2}' "/proc/$1/status"; }
+# libbpf reads the kernel's config from /boot (scx_bpfland needs it): give it
+# the booted kernel's, $1, a file from the host, when /boot has none.
+provide_kernel_config() { # CONFIG_FILE (may be "")
+  [[ -n $1 && ! -e /boot/config-$(uname -r) ]] || return 0
+  mount -t tmpfs tmpfs /boot && cp "$1" "/boot/config-$(uname -r)"
+}
+# Starts the scheduler COMMAND... (none: EEVDF stays) with its output in LOG
+# and waits up to 60 s for it to attach; sets SCHED_PID. detach() stops it.
+SCHED_PID=""
+attach() { # LOG COMMAND...
+  local log=$1
+  shift
+  (($#)) || return 0
+  "$@" >"$log" 2>&1 &
+  SCHED_PID=$!
+  wait_state enabled 60 >/dev/null
+}
+detach() {
+  [[ -n $SCHED_PID ]] || return 0
+  kill -INT "$SCHED_PID"
+  wait "$SCHED_PID"
+  SCHED_PID=""
+  wait_state disabled 30 >/dev/null
+}
+# Seconds perf's pipe ping-pong takes for $1 round trips.
+pipe_secs() { perf bench sched pipe -l "$1" 2>&1 | awk '/Total time:/ {print $3}'; }
+# "NAME RUN_TIME_NS RUN_CNT" per loaded struct_ops program (the attached
+# scheduler's callbacks), counted while kernel.bpf_stats_enabled is 1.
+struct_ops_runs() {
+  bpftool prog show 2>/dev/null | awk '/ struct_ops / { t = 0; c = 0
+    for (i = 1; i <= NF; i++) { if ($i == "run_time_ns") t = $(i + 1); if ($i == "run_cnt") c = $(i + 1) }
+    print $4, t, c }'
+}
 # The CPU task PID is on (field 39 of stat), and those it may use (a list).
 task_cpu() { awk '{print $39}' "/proc/$1/stat"; }
 allowed_cpus() { awk '$1 == "Cpus_allowed_list:" {print $2}' "/proc/$1/status"; }
