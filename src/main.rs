@@ -12,6 +12,7 @@ mod preflight;
 mod rules;
 mod stats;
 mod threads;
+mod top;
 
 use std::collections::BTreeMap;
 use std::mem::MaybeUninit;
@@ -163,8 +164,9 @@ struct Opts {
     help_stats: bool,
 
     /// The scx_stats socket where the scheduler serves its statistics and
-    /// thread rows, and where --monitor, `threads` and scx tools read them.
-    #[arg(long, value_name = "PATH", default_value = stats::DEFAULT_SOCKET)]
+    /// thread rows, and where --monitor, `threads`, `top` and scx tools read
+    /// them (before or after the subcommand).
+    #[arg(long, value_name = "PATH", default_value = stats::DEFAULT_SOCKET, global = true)]
     stats_socket: PathBuf,
 
     /// Size of the kernel's debug dump printed if the scheduler exits with an
@@ -183,6 +185,12 @@ enum Command {
     /// level, CPU time, time waiting, runs, switches, migrations, demotions,
     /// boosts, priority and affinity group of every thread.
     Threads(ThreadsOpts),
+    /// Watch the running scx_llmos live in the terminal, as top shows
+    /// processes (as root): its policy, tunables and events per second, the
+    /// threads on each mlfq level, and the threads by CPU %, wait %, runs/s,
+    /// migrations/s, level, priority or tid (keys c w r m l p t; q, Esc or
+    /// Ctrl-C quits).
+    Top(TopOpts),
     /// Control the running scx_llmos (as root) without detaching it.
     #[command(subcommand)]
     Ctl(CtlCommand),
@@ -266,6 +274,13 @@ struct ThreadsOpts {
     /// One JSON object per table (the stats socket's `threads` target), for scripts.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Args)]
+struct TopOpts {
+    /// Poll the scheduler and redraw every SEC seconds (0.1 to 3600).
+    #[arg(long, value_name = "SEC", value_parser = parse_interval, default_value = "1")]
+    interval: Duration,
 }
 
 /// A request line of the control socket, as `Ctl::request` writes it.
@@ -760,6 +775,11 @@ fn run(opts: &Opts) -> Result<()> {
                 threads.json,
             );
         }
+        Some(Command::Top(top)) => {
+            // SAFETY: geteuid() has no preconditions and cannot fail.
+            preflight::require_root(unsafe { libc::geteuid() })?;
+            return top::run(&opts.stats_socket, top.interval);
+        }
         Some(Command::Ctl(command)) => {
             println!("{}", ctl::send(&opts.ctl_socket, &command.request())?);
             return Ok(());
@@ -1115,6 +1135,36 @@ mod tests {
         };
         assert!(t.json);
         assert!(parse(&["threads", "--count", "3"]).is_err());
+    }
+
+    #[test]
+    fn top_subcommand() {
+        let top = |args: &[&str]| match parse(args).map(|opts| (opts.command, opts.stats_socket)) {
+            Ok((Some(Command::Top(top)), socket)) => Ok((top.interval, socket)),
+            Ok((other, _)) => panic!("not a top command: {other:?}"),
+            Err(err) => Err(err),
+        };
+        assert_eq!(
+            top(&["top"]),
+            Ok((Duration::from_secs(1), PathBuf::from(stats::DEFAULT_SOCKET)))
+        );
+        // The socket may come before or after the subcommand.
+        let custom = Ok((Duration::from_millis(500), PathBuf::from("/tmp/s")));
+        assert_eq!(
+            top(&["top", "--interval", "0.5", "--stats-socket", "/tmp/s"]),
+            custom
+        );
+        assert_eq!(
+            top(&["--stats-socket", "/tmp/s", "top", "--interval", "0.5"]),
+            custom
+        );
+        assert_eq!(
+            top(&["top", "--interval", "0"]),
+            Err(
+                "error: invalid value '0' for '--interval <SEC>': 0 is not in 0.1..=3600 seconds"
+                    .into()
+            )
+        );
     }
 
     #[test]

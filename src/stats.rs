@@ -165,6 +165,16 @@ impl Metrics {
         }
     }
 
+    /// Tasks queued anywhere: the dispatch counters together, one per path
+    /// a task takes to a queue (`format` lists them after "dispatch").
+    pub fn dispatches(&self) -> u64 {
+        self.idle_dispatches
+            + self.kthread_dispatches
+            + self.pinned_dispatches
+            + self.shared_dispatches
+            + self.cpu_queued
+    }
+
     /// One line of `--stats`/`--monitor` output: the policy and what
     /// happened in the interval (`self` is a delta).
     pub fn format(&self) -> String {
@@ -314,6 +324,16 @@ impl Drop for Server {
     }
 }
 
+/// The request arguments that ask for the `threads` target: every thread,
+/// or process `tgid`'s only.
+pub fn threads_args(tgid: Option<u32>) -> Vec<(String, String)> {
+    let mut args = vec![("target".to_string(), "threads".to_string())];
+    if let Some(tgid) = tgid {
+        args.push(("pid".into(), tgid.to_string()));
+    }
+    args
+}
+
 /// Connects to the stats socket of a running scx_llmos. Without a timeout: a
 /// scheduler that is attaching or restarting answers once it runs.
 pub fn connect(socket: &Path) -> Result<StatsClient> {
@@ -368,6 +388,19 @@ mod tests {
         assert_eq!(m.preemptions, at(bpf_intf::llmos_stat_LLMOS_STAT_PREEMPT));
         assert_eq!(m.boost_ns, at(bpf_intf::llmos_stat_LLMOS_STAT_BOOST_NS));
         assert_eq!(m.pushed_offline, at(bpf_intf::llmos_stat_LLMOS_STAT_PUSHED));
+        assert_eq!(
+            m.dispatches(),
+            [
+                bpf_intf::llmos_stat_LLMOS_STAT_IDLE_DISPATCH,
+                bpf_intf::llmos_stat_LLMOS_STAT_KTHREAD_DISPATCH,
+                bpf_intf::llmos_stat_LLMOS_STAT_PINNED_DISPATCH,
+                bpf_intf::llmos_stat_LLMOS_STAT_SHARED_DISPATCH,
+                bpf_intf::llmos_stat_LLMOS_STAT_CPU_QUEUE,
+            ]
+            .map(at)
+            .iter()
+            .sum::<u64>()
+        );
         let first = at(bpf_intf::llmos_stat_LLMOS_STAT_LEVEL_RUN);
         assert_eq!(m.level_runs, vec![first, first + 1, first + 2, first + 3]);
         assert_eq!(
@@ -465,18 +498,12 @@ mod tests {
             (top.policy.as_str(), top.boosts, &top.level_runs[..]),
             ("prio", 3, &[1, 2][..])
         );
-        let target = |pid: &str| {
-            vec![
-                ("target".to_string(), "threads".to_string()),
-                ("pid".to_string(), pid.to_string()),
-            ]
-        };
-        let threads: Threads = client.request("stats", target("7")).unwrap();
+        let threads: Threads = client.request("stats", threads_args(Some(7))).unwrap();
         assert_eq!((threads.threads[0].tid, threads.threads[0].tgid), (8, 7));
         // A bad argument is refused before it reaches the run loop.
-        let err = client
-            .request::<Threads>("stats", target("seven"))
-            .unwrap_err();
+        let mut bad_pid = threads_args(None);
+        bad_pid.push(("pid".into(), "seven".into()));
+        let err = client.request::<Threads>("stats", bad_pid).unwrap_err();
         assert!(
             format!("{err:#}").contains("pid 'seven' is not a process id"),
             "{err:#}"

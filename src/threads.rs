@@ -153,10 +153,7 @@ pub fn show(
     json: bool,
 ) -> Result<()> {
     let mut client = stats::connect(socket)?;
-    let mut args = vec![("target".to_string(), "threads".to_string())];
-    if let Some(tgid) = tgid {
-        args.push(("pid".into(), tgid.to_string()));
-    }
+    let args = stats::threads_args(tgid);
     let start = Instant::now();
     let mut printed = 0u64;
     loop {

@@ -2,20 +2,16 @@
 //! What deploy/ installs: systemd checks the unit as it would load it, and
 //! the flags of the environment file are ones scx_llmos accepts.
 
-use std::path::PathBuf;
 use std::process::Command;
+
+use common::scratch_dir;
+
+mod common;
 
 const UNIT: &str = "deploy/scx_llmos.service";
 const DEFAULTS: &str = "deploy/scx_llmos.default";
 /// Where the unit expects the binary.
 const INSTALLED_BINARY: &str = "/usr/local/bin/scx_llmos";
-
-/// A directory of this test's own under the system's temporary directory.
-fn scratch_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("scx_llmos-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 #[test]
 fn systemd_accepts_the_unit() {

@@ -320,6 +320,7 @@ const POLICY_CHECKS: &[&str] = &[
     "ctl_refused_unprivileged",
     "ctl_set_tunable",
     "ctl_set_rejects",
+    "top_in_a_pty",
     "detached",
     "no_stall",
 ];

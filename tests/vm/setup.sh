@@ -3,8 +3,9 @@
 # (bookworm) machine, as root. Idempotent: each step is skipped when its result is present.
 set -euo pipefail
 
+# tmux: the pseudo-terminal `scx_llmos top` is tested in (tests/top_pty.rs, guest/top-check.sh).
 apt_packages=(python3-venv clang-19 libelf-dev zlib1g-dev pkg-config qemu-system-x86 kmod udev bpftool
-  stress-ng rt-tests linux-perf libseccomp-dev libcap-ng-dev util-linux procps gnuplot-nox)
+  stress-ng rt-tests linux-perf libseccomp-dev libcap-ng-dev util-linux procps gnuplot-nox tmux systemd)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

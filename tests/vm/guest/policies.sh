@@ -300,6 +300,14 @@ verdict ctl_set_tunable "$("$BIN" ctl set boost_ms=250 2>&1)" \
 verdict ctl_set_rejects "$("$BIN" ctl set slice_us=5 2>&1)" \
   test -n "$("$BIN" ctl set slice_us=5 2>&1 | grep -F 'not in 100..=100000')"
 
+# `scx_llmos top` in a pseudo-terminal, read as a user reads it.
+. "$(dirname "$0")/top-check.sh"
+cp "$(command -v bash)" /dev/shm/spin-top
+/dev/shm/spin-top -c 'while :; do :; done' &
+spin_top=$!
+check_top "$BIN"
+kill $spin_top
+
 kill -INT $SCHED
 wait $SCHED
 verdict detached "exit $?, state $(state)" test "$(state)" = disabled
