@@ -38,7 +38,8 @@ const SCHEDULER_NAME: &str = "scx_llmos";
 /// How often the run loop wakes, between requests, to check for exit and signals.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 enum Policy {
     /// Multi-level feedback queue: threads that sleep often stay on top and
     /// preempt CPU hogs, which sink to levels with longer slices; every
@@ -209,7 +210,11 @@ enum CtlCommand {
         assignment: String,
     },
     /// Show the active policy and tunables.
-    Status,
+    Status {
+        /// One JSON object, keyed by setting, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
     /// For tests of the exit paths: make the BPF scheduler exit as a bug
     /// would (error: the kernel returns every thread to its default
     /// scheduler and scx_llmos exits non-zero with the reason and a dump),
@@ -246,7 +251,8 @@ impl CtlCommand {
         match self {
             CtlCommand::Policy { policy } => format!("policy {}", policy.name()),
             CtlCommand::Set { assignment } => format!("set {assignment}"),
-            CtlCommand::Status => "status".into(),
+            CtlCommand::Status { json: false } => "status".into(),
+            CtlCommand::Status { json: true } => "status json".into(),
             CtlCommand::InjectFault { fault } => {
                 format!(
                     "inject-fault {}",
@@ -288,7 +294,10 @@ struct TopOpts {
 enum ControlRequest {
     Policy(Policy),
     Set(config::Tunable),
-    Status,
+    /// `status`, or `status json` for one JSON object.
+    Status {
+        json: bool,
+    },
     InjectFault(Fault),
 }
 
@@ -304,7 +313,8 @@ impl ControlRequest {
         Ok(match verb {
             "policy" => Self::Policy(Policy::parse(arg.trim())?),
             "set" => Self::Set(config::parse_tunable(arg.trim())?),
-            "status" if arg.trim().is_empty() => Self::Status,
+            "status" if arg.trim().is_empty() => Self::Status { json: false },
+            "status" if arg.trim() == "json" => Self::Status { json: true },
             "inject-fault" => {
                 Self::InjectFault(Fault::from_str(arg.trim(), false).map_err(|_| {
                     anyhow::anyhow!(
@@ -322,7 +332,7 @@ impl ControlRequest {
 
 /// The tunables in force: the command line over the config file over the
 /// defaults.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 struct Settings {
     policy: Policy,
     slice_us: u64,
@@ -637,7 +647,8 @@ impl<'a> Scheduler<'a> {
         match ControlRequest::parse(command)? {
             ControlRequest::Policy(policy) => self.switch_policy(policy),
             ControlRequest::Set(tunable) => self.set_tunable(tunable),
-            ControlRequest::Status => Ok(self.settings.describe()),
+            ControlRequest::Status { json: false } => Ok(self.settings.describe()),
+            ControlRequest::Status { json: true } => Ok(serde_json::to_string(&self.settings)?),
             ControlRequest::InjectFault(fault) => {
                 let bss = self.skel.maps.bss_data.as_deref_mut().unwrap();
                 // SAFETY: bss is the BPF program's mmapped globals; the tick
@@ -781,7 +792,14 @@ fn run(opts: &Opts) -> Result<()> {
             return top::run(&opts.stats_socket, top.interval);
         }
         Some(Command::Ctl(command)) => {
-            println!("{}", ctl::send(&opts.ctl_socket, &command.request())?);
+            let reply = ctl::send(&opts.ctl_socket, &command.request())?;
+            // JSON for scripts: the object alone, without the "ok: " of a reply.
+            match command {
+                CtlCommand::Status { json: true } => {
+                    println!("{}", reply.strip_prefix("ok: ").unwrap_or(&reply))
+                }
+                _ => println!("{reply}"),
+            }
             return Ok(());
         }
         None => {}
@@ -996,6 +1014,7 @@ mod tests {
         assert_eq!(request(&["ctl", "policy", "fifo"]), "policy fifo");
         assert_eq!(request(&["ctl", "set", "boost_ms=500"]), "set boost_ms=500");
         assert_eq!(request(&["ctl", "status"]), "status");
+        assert_eq!(request(&["ctl", "status", "--json"]), "status json");
         assert_eq!(
             request(&["ctl", "inject-fault", "restart"]),
             "inject-fault restart"
@@ -1005,6 +1024,7 @@ mod tests {
             &["ctl", "policy", "fifo"][..],
             &["ctl", "set", "boost_ms=500"],
             &["ctl", "status"],
+            &["ctl", "status", "--json"],
             &["ctl", "inject-fault", "error"],
             &["ctl", "inject-fault", "stray"],
         ] {
@@ -1026,7 +1046,7 @@ mod tests {
             match ControlRequest::parse(&line) {
                 Ok(ControlRequest::Policy(policy)) => proptest::prop_assert_eq!(policy.name(), arg.trim()),
                 Ok(ControlRequest::Set(tunable)) => proptest::prop_assert!(arg.trim().starts_with(tunable.key())),
-                Ok(ControlRequest::Status) => proptest::prop_assert_eq!(verb.as_str(), "status"),
+                Ok(ControlRequest::Status { .. }) => proptest::prop_assert_eq!(verb.as_str(), "status"),
                 Ok(ControlRequest::InjectFault(_)) => proptest::prop_assert_eq!(verb.as_str(), "inject-fault"),
                 Err(err) => {
                     let text = err.to_string();
@@ -1041,6 +1061,22 @@ mod tests {
         assert_eq!(
             settings(&[], "").unwrap().describe(),
             "policy mlfq\nslice_us 20000\nmlfq_levels 4\nmlfq_slices_us 1000,2000,4000,8000\nboost_ms 1000\nprio_aging_ms 10"
+        );
+    }
+
+    #[test]
+    fn status_json_keys_every_setting() {
+        let json = serde_json::to_value(settings(&["--policy", "prio"], "").unwrap()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "policy": "prio", "slice_us": 20000, "mlfq_levels": 4,
+                "mlfq_slices_us": [1000, 2000, 4000, 8000], "boost_ms": 1000, "prio_aging_ms": 10
+            })
+        );
+        assert_eq!(
+            ControlRequest::parse("status json").unwrap(),
+            ControlRequest::Status { json: true }
         );
     }
 

@@ -295,8 +295,11 @@ status=$?
 after=$("$BIN" ctl status | head -1)
 verdict ctl_refused_unprivileged "exit $status: $err; then: $after" \
   test $status -ne 0 -a -n "$(grep -F 'permission denied' <<<"$err")" -a -n "$(grep -F "ok: policy" <<<"$after")"
-verdict ctl_set_tunable "$("$BIN" ctl set boost_ms=250 2>&1)" \
-  test "$("$BIN" ctl status | grep boost_ms)" = "boost_ms 250"
+# Read back by name from `ctl status --json`, as a script would.
+set_reply=$("$BIN" ctl set boost_ms=250 2>&1)
+status_json=$("$BIN" ctl status --json 2>&1)
+verdict ctl_set_tunable "$set_reply; ctl status --json: $status_json" \
+  test "$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["boost_ms"])' "$status_json" 2>&1)" = 250
 verdict ctl_set_rejects "$("$BIN" ctl set slice_us=5 2>&1)" \
   test -n "$("$BIN" ctl set slice_us=5 2>&1 | grep -F 'not in 100..=100000')"
 
