@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use bpf_skel::*;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use crossbeam::channel::{Receiver, Sender};
 use libbpf_rs::OpenObject;
 use log::{info, warn};
@@ -195,6 +195,15 @@ enum Command {
     /// Control the running scx_llmos (as root) without detaching it.
     #[command(subcommand)]
     Ctl(CtlCommand),
+    /// Print the completion script for a shell, e.g.
+    /// `scx_llmos completions bash > /etc/bash_completion.d/scx_llmos`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g.
+    /// `scx_llmos man > /usr/local/share/man/man8/scx_llmos.8`.
+    Man,
 }
 
 #[derive(Debug, Subcommand)]
@@ -791,6 +800,17 @@ fn run(opts: &Opts) -> Result<()> {
             preflight::require_root(unsafe { libc::geteuid() })?;
             return top::run(&opts.stats_socket, top.interval);
         }
+        Some(Command::Completions { shell }) => {
+            let mut command = Opts::command();
+            clap_complete::generate(*shell, &mut command, SCHEDULER_NAME, &mut std::io::stdout());
+            return Ok(());
+        }
+        Some(Command::Man) => {
+            clap_mangen::Man::new(Opts::command())
+                .section("8")
+                .render(&mut std::io::stdout())?;
+            return Ok(());
+        }
         Some(Command::Ctl(command)) => {
             let reply = ctl::send(&opts.ctl_socket, &command.request())?;
             // JSON for scripts: the object alone, without the "ok: " of a reply.
@@ -1062,6 +1082,37 @@ mod tests {
             settings(&[], "").unwrap().describe(),
             "policy mlfq\nslice_us 20000\nmlfq_levels 4\nmlfq_slices_us 1000,2000,4000,8000\nboost_ms 1000\nprio_aging_ms 10"
         );
+    }
+
+    #[test]
+    fn completions_and_man_page_come_from_the_cli() {
+        let mut bash = Vec::new();
+        clap_complete::generate(
+            clap_complete::Shell::Bash,
+            &mut Opts::command(),
+            SCHEDULER_NAME,
+            &mut bash,
+        );
+        let bash = String::from_utf8(bash).unwrap();
+        let mut man = Vec::new();
+        clap_mangen::Man::new(Opts::command())
+            .section("8")
+            .render(&mut man)
+            .unwrap();
+        let man = String::from_utf8(man).unwrap();
+        assert!(man.contains(".TH scx_llmos 8"), "{man}");
+        // Every option and subcommand of --help is in both.
+        let cli = Opts::command();
+        for arg in cli.get_arguments().filter_map(|a| a.get_long()) {
+            assert!(bash.contains(&format!("--{arg}")), "bash lacks --{arg}");
+            assert!(
+                man.contains(&arg.replace('-', "\\-")),
+                "man page lacks --{arg}"
+            );
+        }
+        for sub in cli.get_subcommands().map(|c| c.get_name()) {
+            assert!(bash.contains(sub) && man.contains(sub), "{sub} missing");
+        }
     }
 
     #[test]
