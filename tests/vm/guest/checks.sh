@@ -44,6 +44,15 @@ wait_state() {
   done
   echo $(($(now_ms) - start))
 }
+# Runs CONDITION... every 50 ms until it succeeds, for at most SECONDS.
+wait_for() { # SECONDS CONDITION...
+  local deadline=$(($(now_ms) + $1 * 1000))
+  shift
+  until "$@"; do
+    (($(now_ms) < deadline)) || return 1
+    sleep 0.05
+  done
+}
 # Sets $lost to "WHERE: state S, enable_seq N" the first time sched_ext is
 # found not enabled with enable_seq $SEQ (a detach or a restart since the
 # start); later calls keep the first. Builtins only, as nap().

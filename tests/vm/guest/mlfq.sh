@@ -51,14 +51,6 @@ STARVE_SECS=20
 # this phase ended with the watchdog ("python3[364] failed to run for 42.564s").
 STARVE_MAX_GAP=6
 . "$(dirname "$0")/checks.sh"
-wait_for() { # SECONDS CONDITION...: polls every 50 ms
-  local deadline=$(($(now_ms) + $1 * 1000))
-  shift
-  until "$@"; do
-    (($(now_ms) < deadline)) || return 1
-    sleep 0.05
-  done
-}
 is_state() { [[ $(cat $SYS/state) == "$1" ]]; }
 switch_to() { # CHECK POLICY: a live switch with `ctl`, judged by its answer
   "$BIN" ctl policy "$2" >"$OUT/ctl.txt" 2>&1

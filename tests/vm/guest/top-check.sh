@@ -1,4 +1,4 @@
-# Sourced by a guest script after checks.sh (ok, fail, verdict, now_ms,
+# Sourced by a guest script after checks.sh (ok, fail, verdict, wait_for,
 # stats_get): check_top BIN runs `BIN top` against the running scheduler in
 # a pseudo-terminal that tmux provides, with the TERM tmux sets, and reads
 # the screen as a user would: the header names the active policy, the CPU %
@@ -29,15 +29,6 @@ top_first_row_is() { # NAME
   [[ $(top_first_row) == "$1 "* ]]
 }
 top_gone() { ! top_tmux has-session -t "$TOP_SESSION" 2>/dev/null; }
-# Runs COMMAND... until it succeeds, for at most SECONDS.
-top_until() { # SECONDS COMMAND...
-  local deadline=$(($(now_ms) + $1 * 1000))
-  shift
-  until "$@"; do
-    (($(now_ms) < deadline)) || return 1
-    sleep 0.2
-  done
-}
 top_fail() { # DETAIL
   printf '%s\n' "$top_screen" >"${OUT:-/tmp}/top-screen.txt"
   fail top_in_a_pty "$1 (screen in ${OUT:-/tmp}/top-screen.txt)"
@@ -52,19 +43,19 @@ check_top() { # BIN
   if ! "${ext[@]}" tmux -L "$TOP_SESSION" -f /dev/null new-session -d -s "$TOP_SESSION" -x 100 -y 30 \
     "$bin top --stats-socket ${STATS_SOCKET:-/var/run/scx/root/stats}" 2>"${OUT:-/dev/shm}/top-tmux.err"; then
     top_fail "tmux could not start: $(head -c 300 "${OUT:-/dev/shm}/top-tmux.err")"
-  elif ! top_until 10 top_shows_header "$policy"; then
+  elif ! wait_for 10 top_shows_header "$policy"; then
     top_fail "no header naming policy $policy within 10 s"
   else
     header_ms=$(($(now_ms) - start))
     top_tmux send-keys -t "$TOP_SESSION" c
     # CPU % comes with the second poll, a second after the first.
-    if ! top_until 10 top_first_row_is spin-top; then
+    if ! wait_for 10 top_first_row_is spin-top; then
       top_fail "sorted by CPU %, the first row is '$(top_first_row)', not spin-top"
     else
       first=$(top_first_row)
       start=$(now_ms)
       top_tmux send-keys -t "$TOP_SESSION" q
-      if top_until 5 top_gone; then
+      if wait_for 5 top_gone; then
         quit_ms=$(($(now_ms) - start))
         ok top_in_a_pty "header with policy $policy after $header_ms ms; first by CPU %: $first %; q ended top in $quit_ms ms"
       else
