@@ -10,6 +10,8 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::io;
 use std::path::Path;
+use std::sync::atomic::{self, AtomicBool};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -453,25 +455,45 @@ pub fn run(socket: &Path, interval: Duration) -> Result<()> {
     let mut now = poll(&mut client)?;
     let mut before = None;
     let mut sort = SortKey::Cpu;
+    // SIGTERM, SIGHUP (a closed terminal) and SIGINT end it as q does, so
+    // that the guard gives the terminal back rather than leave it raw.
+    let stop = Arc::new(AtomicBool::new(false));
+    let on_signal = stop.clone();
+    ctrlc::set_handler(move || on_signal.store(true, atomic::Ordering::Relaxed))
+        .context("cannot catch SIGTERM")?;
     let _screen = FullScreen::enter()?;
     let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
-    loop {
+    let mut redraw = true;
+    while !stop.load(atomic::Ordering::Relaxed) {
         if now.at.elapsed() >= interval {
             before = Some(std::mem::replace(&mut now, poll(&mut client)?));
+            redraw = true;
         }
-        terminal.draw(|frame| draw(frame, before.as_ref(), &now, sort))?;
-        // Until the next poll is due; a key or a resize draws at once.
-        if event::poll(interval.saturating_sub(now.at.elapsed()))? {
-            if let Event::Key(key) = event::read()? {
-                match action(key) {
-                    Some(Action::Quit) => return Ok(()),
+        if redraw {
+            terminal.draw(|frame| draw(frame, before.as_ref(), &now, sort))?;
+            redraw = false;
+        }
+        // Until the next poll is due, or the signal check; a key or a
+        // resize draws at once.
+        let wait = interval.saturating_sub(now.at.elapsed()).min(SIGNAL_CHECK);
+        if event::poll(wait)? {
+            match event::read()? {
+                Event::Key(key) => match action(key) {
+                    Some(Action::Quit) => break,
                     Some(Action::Sort(key)) => sort = key,
                     None => {}
-                }
+                },
+                Event::Resize(..) => {}
+                _ => continue,
             }
+            redraw = true;
         }
     }
+    Ok(())
 }
+
+/// How often the view looks whether a signal asked it to end.
+const SIGNAL_CHECK: Duration = Duration::from_millis(100);
 
 #[cfg(test)]
 mod tests {

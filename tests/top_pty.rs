@@ -165,17 +165,16 @@ fn row_order(screen: &str) -> Vec<&'static str> {
         .collect()
 }
 
-#[test]
-fn top_draws_sorts_and_quits_in_a_terminal() {
-    let dir = scratch_dir("top-pty");
+/// `scx_llmos top` in a tmux pane of its own, against canned stats served
+/// on a socket in `dir`. After `top`, the pane's shell tells how it exited
+/// and whether the terminal is cooked again (line editing and echo on); the
+/// pane stays to be read after its command ends.
+fn start_top(dir: &Path) -> (Tmux, StatsServer<(), ()>) {
     let stats_socket = dir.join("stats");
     let server = serve(&stats_socket);
     let tmux = Tmux {
         socket: dir.join("tmux"),
     };
-    // After `top`, the pane's shell tells how it exited and whether the
-    // terminal is cooked again (line editing and echo on); the pane stays
-    // to be read after its command ends.
     let command = format!(
         "'{}' top --stats-socket '{}' --interval {INTERVAL}; \
          echo \"top exited $?, terminal $(stty -a | tr ' ;' '\\n\\n' | grep -xE -- '-?(icanon|echo)' | paste -sd' ')\"",
@@ -200,6 +199,25 @@ fn top_draws_sorts_and_quits_in_a_terminal() {
         "40",
         &command,
     ]);
+    (tmux, server)
+}
+
+/// Waits for the pane's command to end; its screen then.
+fn screen_after_exit(tmux: &Tmux) -> String {
+    wait_until("end of the pane's command", || {
+        if tmux.pane_dead() {
+            Ok(())
+        } else {
+            Err(tmux.screen())
+        }
+    });
+    tmux.screen()
+}
+
+#[test]
+fn top_draws_sorts_and_quits_in_a_terminal() {
+    let dir = scratch_dir("top-pty");
+    let (tmux, server) = start_top(&dir);
 
     tmux.wait_for("policy and threads", |screen| {
         screen.contains(&format!("policy {POLICY}")) && screen.contains("spin-hog")
@@ -222,20 +240,37 @@ fn top_draws_sorts_and_quits_in_a_terminal() {
     });
 
     tmux.run(&["send-keys", "-t", "top", "q"]);
-    wait_until("end of the pane's command", || {
-        if tmux.pane_dead() {
-            Ok(())
-        } else {
-            Err(tmux.screen())
-        }
-    });
-    let screen = tmux.screen();
+    let screen = screen_after_exit(&tmux);
     assert!(
         screen.contains("top exited 0, terminal icanon echo"),
         "top did not exit cleanly or left the terminal raw:\n{screen}"
     );
     // Off the alternate screen: nothing of top's view is left.
     assert!(!screen.contains("sorted by"), "{screen}");
+    drop((tmux, server));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// SIGTERM (a `kill`, a closed SSH session's SIGHUP alike) ends top as q
+/// does: the terminal is cooked again, not left raw on the alternate screen.
+#[test]
+fn top_gives_the_terminal_back_on_sigterm() {
+    let dir = scratch_dir("top-sigterm");
+    let (tmux, server) = start_top(&dir);
+    tmux.wait_for("policy", |screen| {
+        screen.contains(&format!("policy {POLICY}"))
+    });
+    let pattern = format!("top --stats-socket {}", dir.join("stats").display());
+    let killed = Command::new("pkill")
+        .args(["-TERM", "-f", &pattern])
+        .status()
+        .expect("pkill runs");
+    assert!(killed.success(), "no process matched {pattern}");
+    let screen = screen_after_exit(&tmux);
+    assert!(
+        screen.contains("top exited 0, terminal icanon echo"),
+        "after SIGTERM top did not exit cleanly or left the terminal raw:\n{screen}"
+    );
     drop((tmux, server));
     std::fs::remove_dir_all(&dir).unwrap();
 }
