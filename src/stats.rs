@@ -103,66 +103,90 @@ pub struct Metrics {
     pub level_runs: Vec<u64>,
 }
 
+/// Each counter field of `Metrics` with the `enum llmos_stat` entry it
+/// counts: the one list that `from_counters` and `delta` walk.
+type CounterField = (fn(&mut Metrics) -> &mut u64, u32);
+const COUNTER_FIELDS: [CounterField; FIRST_LEVEL] = [
+    (
+        |m| &mut m.idle_dispatches,
+        bpf_intf::llmos_stat_LLMOS_STAT_IDLE_DISPATCH,
+    ),
+    (
+        |m| &mut m.kthread_dispatches,
+        bpf_intf::llmos_stat_LLMOS_STAT_KTHREAD_DISPATCH,
+    ),
+    (
+        |m| &mut m.pinned_dispatches,
+        bpf_intf::llmos_stat_LLMOS_STAT_PINNED_DISPATCH,
+    ),
+    (
+        |m| &mut m.shared_dispatches,
+        bpf_intf::llmos_stat_LLMOS_STAT_SHARED_DISPATCH,
+    ),
+    (|m| &mut m.steals, bpf_intf::llmos_stat_LLMOS_STAT_STEAL),
+    (
+        |m| &mut m.slice_refills,
+        bpf_intf::llmos_stat_LLMOS_STAT_SLICE_REFILL,
+    ),
+    (
+        |m| &mut m.preemptions,
+        bpf_intf::llmos_stat_LLMOS_STAT_PREEMPT,
+    ),
+    (|m| &mut m.boosts, bpf_intf::llmos_stat_LLMOS_STAT_BOOST),
+    (
+        |m| &mut m.boost_ns,
+        bpf_intf::llmos_stat_LLMOS_STAT_BOOST_NS,
+    ),
+    (
+        |m| &mut m.cpu_queued,
+        bpf_intf::llmos_stat_LLMOS_STAT_CPU_QUEUE,
+    ),
+    (
+        |m| &mut m.policy_switches,
+        bpf_intf::llmos_stat_LLMOS_STAT_SWITCH,
+    ),
+    (
+        |m| &mut m.carried_over,
+        bpf_intf::llmos_stat_LLMOS_STAT_CARRIED,
+    ),
+    (
+        |m| &mut m.llc_migrations,
+        bpf_intf::llmos_stat_LLMOS_STAT_LLC_MIGRATION,
+    ),
+    (
+        |m| &mut m.pushed_offline,
+        bpf_intf::llmos_stat_LLMOS_STAT_PUSHED,
+    ),
+];
+
 impl Metrics {
     /// The counters of `counters`, bound to their fields by symbol, with
     /// the run counters of the first `levels` levels; policy and tunables
     /// are the caller's to fill.
     pub fn from_counters(counters: &Counters, levels: usize) -> Self {
-        let count = |stat: u32| counters[stat as usize];
-        Self {
-            idle_dispatches: count(bpf_intf::llmos_stat_LLMOS_STAT_IDLE_DISPATCH),
-            kthread_dispatches: count(bpf_intf::llmos_stat_LLMOS_STAT_KTHREAD_DISPATCH),
-            pinned_dispatches: count(bpf_intf::llmos_stat_LLMOS_STAT_PINNED_DISPATCH),
-            shared_dispatches: count(bpf_intf::llmos_stat_LLMOS_STAT_SHARED_DISPATCH),
-            steals: count(bpf_intf::llmos_stat_LLMOS_STAT_STEAL),
-            slice_refills: count(bpf_intf::llmos_stat_LLMOS_STAT_SLICE_REFILL),
-            preemptions: count(bpf_intf::llmos_stat_LLMOS_STAT_PREEMPT),
-            boosts: count(bpf_intf::llmos_stat_LLMOS_STAT_BOOST),
-            boost_ns: count(bpf_intf::llmos_stat_LLMOS_STAT_BOOST_NS),
-            cpu_queued: count(bpf_intf::llmos_stat_LLMOS_STAT_CPU_QUEUE),
-            policy_switches: count(bpf_intf::llmos_stat_LLMOS_STAT_SWITCH),
-            carried_over: count(bpf_intf::llmos_stat_LLMOS_STAT_CARRIED),
-            llc_migrations: count(bpf_intf::llmos_stat_LLMOS_STAT_LLC_MIGRATION),
-            pushed_offline: count(bpf_intf::llmos_stat_LLMOS_STAT_PUSHED),
+        let mut metrics = Self {
             level_runs: counters[FIRST_LEVEL..][..levels].to_vec(),
             ..Self::default()
+        };
+        for (field, stat) in COUNTER_FIELDS {
+            *field(&mut metrics) = counters[stat as usize];
         }
+        metrics
     }
 
     /// The counters' growth since `prev`; policy and tunables are this one's.
     pub fn delta(&self, prev: &Self) -> Self {
-        let runs = self
-            .level_runs
-            .iter()
-            .enumerate()
-            .map(|(level, now)| {
-                now.saturating_sub(prev.level_runs.get(level).copied().unwrap_or(0))
-            })
-            .collect();
-        Self {
-            idle_dispatches: self.idle_dispatches.saturating_sub(prev.idle_dispatches),
-            kthread_dispatches: self
-                .kthread_dispatches
-                .saturating_sub(prev.kthread_dispatches),
-            pinned_dispatches: self
-                .pinned_dispatches
-                .saturating_sub(prev.pinned_dispatches),
-            shared_dispatches: self
-                .shared_dispatches
-                .saturating_sub(prev.shared_dispatches),
-            steals: self.steals.saturating_sub(prev.steals),
-            slice_refills: self.slice_refills.saturating_sub(prev.slice_refills),
-            preemptions: self.preemptions.saturating_sub(prev.preemptions),
-            boosts: self.boosts.saturating_sub(prev.boosts),
-            boost_ns: self.boost_ns.saturating_sub(prev.boost_ns),
-            cpu_queued: self.cpu_queued.saturating_sub(prev.cpu_queued),
-            policy_switches: self.policy_switches.saturating_sub(prev.policy_switches),
-            carried_over: self.carried_over.saturating_sub(prev.carried_over),
-            llc_migrations: self.llc_migrations.saturating_sub(prev.llc_migrations),
-            pushed_offline: self.pushed_offline.saturating_sub(prev.pushed_offline),
-            level_runs: runs,
-            ..self.clone()
+        let mut delta = self.clone();
+        let mut prev = prev.clone();
+        for (field, _) in COUNTER_FIELDS {
+            let before = *field(&mut prev);
+            let count = field(&mut delta);
+            *count = count.saturating_sub(before);
         }
+        for (level, runs) in delta.level_runs.iter_mut().enumerate() {
+            *runs = runs.saturating_sub(prev.level_runs.get(level).copied().unwrap_or(0));
+        }
+        delta
     }
 
     /// Tasks queued anywhere: the dispatch counters together, one per path
@@ -401,6 +425,10 @@ mod tests {
             .iter()
             .sum::<u64>()
         );
+        // Every counter before the level runs has one field, and each field one counter.
+        let mut stats: Vec<u32> = COUNTER_FIELDS.iter().map(|&(_, stat)| stat).collect();
+        stats.sort_unstable();
+        assert_eq!(stats, (0..FIRST_LEVEL as u32).collect::<Vec<_>>());
         let first = at(bpf_intf::llmos_stat_LLMOS_STAT_LEVEL_RUN);
         assert_eq!(m.level_runs, vec![first, first + 1, first + 2, first + 3]);
         assert_eq!(
