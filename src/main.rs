@@ -782,11 +782,16 @@ fn init_logging() -> Result<()> {
     .context("failed to set up logging")
 }
 
+/// Fails unless this process runs as root (see preflight::require_root).
+fn require_root() -> Result<()> {
+    // SAFETY: geteuid() has no preconditions and cannot fail.
+    preflight::require_root(unsafe { libc::geteuid() })
+}
+
 fn run(opts: &Opts) -> Result<()> {
     match &opts.command {
         Some(Command::Threads(threads)) => {
-            // SAFETY: geteuid() has no preconditions and cannot fail.
-            preflight::require_root(unsafe { libc::geteuid() })?;
+            require_root()?;
             return threads::show(
                 &opts.stats_socket,
                 threads.pid,
@@ -796,8 +801,7 @@ fn run(opts: &Opts) -> Result<()> {
             );
         }
         Some(Command::Top(top)) => {
-            // SAFETY: geteuid() has no preconditions and cannot fail.
-            preflight::require_root(unsafe { libc::geteuid() })?;
+            require_root()?;
             return top::run(&opts.stats_socket, top.interval);
         }
         Some(Command::Completions { shell }) => {
@@ -830,8 +834,7 @@ fn run(opts: &Opts) -> Result<()> {
         return Ok(());
     }
     if let Some(interval) = opts.monitor {
-        // SAFETY: geteuid() has no preconditions and cannot fail.
-        preflight::require_root(unsafe { libc::geteuid() })?;
+        require_root()?;
         // Loads nothing, so Ctrl-C may end it as it ends any reader.
         return stats::monitor(&opts.stats_socket, interval, &AtomicBool::new(false));
     }
@@ -841,8 +844,7 @@ fn run(opts: &Opts) -> Result<()> {
     };
     let settings = Settings::resolve(opts, &file)?;
     preflight::require_sched_ext_free(Path::new(preflight::SCHED_EXT_SYSFS))?;
-    // SAFETY: geteuid() has no preconditions and cannot fail.
-    preflight::require_root(unsafe { libc::geteuid() })?;
+    require_root()?;
     init_logging()?;
 
     let shutdown = Arc::new(AtomicBool::new(false));

@@ -255,6 +255,7 @@ fn verifier_growth(kernel: &str, verified: u64, recorded: Option<u64>) -> Option
 #[test]
 fn vm_portability_on_every_kernel() {
     let kernels = kernels();
+    let verifier_table = std::fs::read_to_string(VERIFIER_TABLE).unwrap_or_default();
     let mut summary = Vec::new();
     let mut failed = Vec::new();
     for kernel in boots(&kernels) {
@@ -267,13 +268,9 @@ fn vm_portability_on_every_kernel() {
         let (success, output) = run_in_vm("tests/vm/guest/basic.sh", &out, &vm_env, &[]);
         let mut problems = guest_problems(success, &output, BASIC_CHECKS);
         let verified = metric(&output, "verified_insns").and_then(|v| v.parse().ok());
-        let table = std::fs::read_to_string(VERIFIER_TABLE).unwrap_or_default();
+        let recorded = recorded_verified_insns(&verifier_table, &name);
         if let Some(verified) = verified {
-            problems.extend(verifier_growth(
-                &name,
-                verified,
-                recorded_verified_insns(&table, &name),
-            ));
+            problems.extend(verifier_growth(&name, verified, recorded));
         }
         summary.push(format!(
             "{name}: {}, attach {} ms, boot and checks {} s, {} instructions verified ({} recorded)",
@@ -281,7 +278,7 @@ fn vm_portability_on_every_kernel() {
             metric(&output, "attach_ms").unwrap_or_else(|| "-".into()),
             metric(&output, "vm_secs").unwrap_or_else(|| "-".into()),
             verified.map_or_else(|| "-".into(), |v: u64| v.to_string()),
-            recorded_verified_insns(&table, &name).map_or_else(|| "none".into(), |v| v.to_string()),
+            recorded.map_or_else(|| "none".into(), |v| v.to_string()),
         ));
         failed.extend(problems.into_iter().map(|p| format!("{name}: {p}")));
     }
