@@ -73,6 +73,19 @@ enum llmos_policy {
 	LLMOS_NR_POLICIES,
 };
 
+/*
+ * The tunables the loader may change while the scheduler runs (`scx_llmos
+ * ctl set`), in one .data struct: each field is written by the loader from
+ * its table of settings (src/settings.rs) and read on the scheduling path; a
+ * stale read costs one decision under the old value.
+ */
+struct llmos_tunables {
+	u64 slice_ns;			/* vtime, prio, affinity, rr: a task's slice */
+	u64 level_slice_ns[LLMOS_MAX_LEVELS];	/* mlfq: each level's slice */
+	u64 boost_interval_ns;		/* mlfq: every thread back to the top */
+	u64 prio_aging_ns;		/* prio: a wait that is worth one priority step */
+};
+
 /* What `scx_llmos ctl inject-fault` asks the BPF side to do, for tests. */
 enum llmos_fault {
 	LLMOS_FAULT_NONE = 0,

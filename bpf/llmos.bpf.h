@@ -56,10 +56,8 @@ const volatile u64 cpus_in_topology[LLMOS_CPU_WORDS];
  * scheduling decision; a stale read costs one decision under the old value.
  */
 volatile u32 active_policy = LLMOS_POLICY_MLFQ;
-volatile u64 slice_ns = 20000000;	/* vtime, prio, affinity, rr: 20 ms, as SCX_SLICE_DFL */
-volatile u64 level_slice_ns[LLMOS_MAX_LEVELS];
-volatile u64 boost_interval_ns = 1000000000;
-volatile u64 prio_aging_ns = 10000000;
+/* Filled by the loader before it loads the program (see intf.h). */
+volatile struct llmos_tunables tunables;
 /* enum llmos_fault, asked for by the loader: tick() and llmos_enqueue() act on it. */
 volatile u32 injected_fault;
 

@@ -1080,7 +1080,7 @@ static int tick(void *map, int *key, struct bpf_timer *timer)
 			stat_inc(LLMOS_STAT_SWITCH);
 		}
 	}
-	if (is_mlfq() && now - last_boost_at >= boost_interval_ns) {
+	if (is_mlfq() && now - last_boost_at >= tunables.boost_interval_ns) {
 		mlfq_boost();
 		last_boost_at = now;
 		stat_add(LLMOS_STAT_BOOST_NS, bpf_ktime_get_ns() - now);

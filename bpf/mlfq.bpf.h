@@ -49,7 +49,7 @@ static u32 task_level(const struct task_ctx *tctx)
 
 static u64 level_slice(u32 level)
 {
-	return level_slice_ns[level & (LLMOS_MAX_LEVELS - 1)];
+	return tunables.level_slice_ns[level & (LLMOS_MAX_LEVELS - 1)];
 }
 
 /* Whether the task is on top only because a boost lifted it there. */
@@ -228,7 +228,7 @@ static u64 mlfq_retired_key(u64 key, u32 llc, bool overdue)
  */
 static void mlfq_end_starvation(struct task_ctx *tctx, u64 waited)
 {
-	if (waited >= boost_interval_ns)
+	if (waited >= tunables.boost_interval_ns)
 		tctx->lifted = false;
 }
 

@@ -83,7 +83,7 @@ static bool preempts_on_wakeup(u32 policy)
  */
 static u64 bounded_vtime(u64 vtime, u32 llc)
 {
-	u64 floor = vtime_now(llc) - slice_ns;
+	u64 floor = vtime_now(llc) - tunables.slice_ns;
 
 	return time_before(vtime, floor) ? floor : vtime;
 }
@@ -129,7 +129,7 @@ static u64 run_so_far(const struct task_struct *p, const struct task_ctx *tctx)
 
 static u64 prio_key(const struct task_struct *p, const struct task_ctx *tctx, u64 waiting_since)
 {
-	return waiting_since + (LLMOS_MAX_PRIO - task_prio(p, tctx)) * prio_aging_ns;
+	return waiting_since + (LLMOS_MAX_PRIO - task_prio(p, tctx)) * tunables.prio_aging_ns;
 }
 
 /* The task's key in its queue under @policy. */
@@ -156,7 +156,7 @@ static u64 task_slice(u32 policy, const struct task_ctx *tctx)
 	case LLMOS_POLICY_FIFO:
 		return FIFO_MAX_RUN_NS;
 	default:
-		return slice_ns;
+		return tunables.slice_ns;
 	}
 }
 

@@ -553,15 +553,15 @@ impl<'a> Scheduler<'a> {
         tables.write_to(rodata);
         let data = skel.maps.data_data.as_mut().unwrap();
         data.active_policy = settings.policy.bpf_id();
-        data.slice_ns = settings.slice_us * 1000;
-        data.boost_interval_ns = settings.boost_ms * 1_000_000;
-        data.prio_aging_ns = settings.prio_aging_ms * 1_000_000;
         let bss = skel.maps.bss_data.as_mut().unwrap();
-        // Switch 0: the policy it starts with.
-        bss.policy_switch = u64::from(settings.policy.bpf_id());
-        for (dst, us) in bss.level_slice_ns.iter_mut().zip(&settings.mlfq_slices_us) {
+        bss.tunables.slice_ns = settings.slice_us * 1000;
+        bss.tunables.boost_interval_ns = settings.boost_ms * 1_000_000;
+        bss.tunables.prio_aging_ns = settings.prio_aging_ms * 1_000_000;
+        for (dst, us) in bss.tunables.level_slice_ns.iter_mut().zip(&settings.mlfq_slices_us) {
             *dst = us * 1000;
         }
+        // Switch 0: the policy it starts with.
+        bss.policy_switch = u64::from(settings.policy.bpf_id());
 
         let mut skel = scx_ops_load!(skel, llmos_ops, uei)?;
         let struct_ops = Some(scx_ops_attach!(skel, llmos_ops)?);
@@ -715,21 +715,21 @@ impl<'a> Scheduler<'a> {
     /// Changes a tunable of the running scheduler; it applies to the next
     /// scheduling decision.
     fn set_tunable(&mut self, tunable: config::Tunable) -> Result<String> {
-        let data = self.skel.maps.data_data.as_deref_mut().unwrap();
+        let data = self.skel.maps.bss_data.as_deref_mut().unwrap();
         let settings = &mut self.settings;
         // SAFETY (all writes below): data and bss are the BPF program's
         // mmapped globals; volatile writes reach it as they are.
         match &tunable {
             config::Tunable::SliceUs(us) => {
-                unsafe { std::ptr::write_volatile(&mut data.slice_ns, us * 1000) };
+                unsafe { std::ptr::write_volatile(&mut data.tunables.slice_ns, us * 1000) };
                 settings.slice_us = *us;
             }
             config::Tunable::BoostMs(ms) => {
-                unsafe { std::ptr::write_volatile(&mut data.boost_interval_ns, ms * 1_000_000) };
+                unsafe { std::ptr::write_volatile(&mut data.tunables.boost_interval_ns, ms * 1_000_000) };
                 settings.boost_ms = *ms;
             }
             config::Tunable::PrioAgingMs(ms) => {
-                unsafe { std::ptr::write_volatile(&mut data.prio_aging_ns, ms * 1_000_000) };
+                unsafe { std::ptr::write_volatile(&mut data.tunables.prio_aging_ns, ms * 1_000_000) };
                 settings.prio_aging_ms = *ms;
             }
             config::Tunable::MlfqSlicesUs(slices) => {
@@ -740,8 +740,7 @@ impl<'a> Scheduler<'a> {
                         settings.mlfq_levels
                     );
                 }
-                let bss = self.skel.maps.bss_data.as_deref_mut().unwrap();
-                for (dst, us) in bss.level_slice_ns.iter_mut().zip(slices) {
+                for (dst, us) in data.tunables.level_slice_ns.iter_mut().zip(slices) {
                     unsafe { std::ptr::write_volatile(dst, us * 1000) };
                 }
                 settings.mlfq_slices_us = slices.clone();
