@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
-//! The config file (`--config FILE`) and the `ctl set KEY=VALUE` tunables.
+//! The config file (`--config FILE`): the policy, tunables, `[[priority]]`
+//! rules and affinity `[[group]]`s.
 //!
 //! Everything is validated here, before the scheduler attaches, so that a
-//! typo fails with its line instead of quietly running with a default. Keys
-//! and ranges mirror the command-line options (`--slice-us` <-> `slice_us`).
+//! typo fails with its line instead of quietly running with a default. The
+//! tunables' keys and ranges are those of `settings::TUNABLES`.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::RangeInclusive;
 use std::path::Path;
@@ -13,7 +15,7 @@ use anyhow::{anyhow, bail, ensure, Result};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::Policy;
+use crate::settings::{Given, Policy, Tunable, Value, LEVELS, TUNABLES};
 
 /// Sizes of the BPF side's rule and group tables (bpf/intf.h).
 pub const MAX_PRIORITY_RULES: usize = 32;
@@ -26,15 +28,12 @@ const MAX_CPUS: u32 = 1024;
 /// The kernel keeps 15 bytes of a task's comm (TASK_COMM_LEN includes the NUL).
 const MAX_COMM_LEN: usize = 15;
 
-const SLICE_US: RangeInclusive<u64> = 100..=100_000;
-const MLFQ_LEVELS: RangeInclusive<u32> = 2..=8;
-const BOOST_MS: RangeInclusive<u64> = 10..=2000;
-/// 39 steps of aging must stay well inside the kernel watchdog's 5 s.
-const PRIO_AGING_MS: RangeInclusive<u64> = 1..=50;
 const PRIORITY: RangeInclusive<u32> = 0..=MAX_PRIORITY;
 const PID: RangeInclusive<u32> = 1..=u32::MAX;
 
-const SETTABLE: [&str; 4] = ["slice_us", "mlfq_slices_us", "boost_ms", "prio_aging_ms"];
+/// The keys of the file besides the tunables.
+const POLICY: &str = "policy";
+const TABLES: [&str; 2] = ["priority", "group"];
 
 /// Which threads a rule or group applies to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,11 +66,7 @@ pub struct Group {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Config {
     pub policy: Option<Policy>,
-    pub slice_us: Option<u64>,
-    pub mlfq_levels: Option<u32>,
-    pub mlfq_slices_us: Option<Vec<u64>>,
-    pub boost_ms: Option<u64>,
-    pub prio_aging_ms: Option<u64>,
+    pub tunables: Given,
     pub priority_rules: Vec<PriorityRule>,
     pub groups: Vec<Group>,
 }
@@ -92,26 +87,70 @@ fn parse_text(text: &str) -> Result<Config> {
         let before = &text.as_bytes()[..offset.min(text.len())];
         before.iter().filter(|&&b| b == b'\n').count() + 1
     };
-    let raw: RawConfig = toml::from_str(text).map_err(|e| match e.span() {
+    let toml_error = |e: toml::de::Error| match e.span() {
         Some(span) => anyhow!("line {}: {}", line(span.start), e.message().trim_end()),
         None => anyhow!("{}", e.message().trim_end()),
-    })?;
+    };
+    // The keys first, in the order they are written, so that the first
+    // mistake is the one reported.
+    let keys: BTreeMap<Spanned<String>, Spanned<toml::Value>> =
+        toml::from_str(text).map_err(toml_error)?;
+    let mut keys: Vec<_> = keys.into_iter().collect();
+    keys.sort_by_key(|(key, _)| key.span().start);
 
-    let mlfq_slices_us = match raw.mlfq_slices_us {
-        None => None,
-        Some(spanned) => {
-            let at = line(spanned.span().start);
-            let slices = spanned.into_inner();
-            check_slices(&slices).map_err(|e| anyhow!("line {at}: {e}"))?;
-            if let Some(levels) = raw.mlfq_levels.filter(|&l| l as usize != slices.len()) {
-                bail!(
-                    "line {at}: mlfq_slices_us has {} entries but mlfq_levels = {levels}; they must match",
-                    slices.len()
+    let mut policy = None;
+    let mut tunables = Given::new();
+    let mut lines = BTreeMap::new();
+    for (key, value) in keys {
+        let at = line(value.span().start);
+        let in_line = |e: anyhow::Error| anyhow!("line {at}: {e}");
+        match key.get_ref().as_str() {
+            POLICY => {
+                let name = value
+                    .get_ref()
+                    .as_str()
+                    .ok_or_else(|| anyhow!("policy must be a string, got {}", value.get_ref()))
+                    .map_err(in_line)?;
+                policy = Some(Policy::parse(name).map_err(in_line)?);
+            }
+            name if TABLES.contains(&name) => {}
+            name => {
+                let Some((_, tunable)) = Tunable::find(name) else {
+                    let known: Vec<String> = std::iter::once(POLICY)
+                        .chain(TUNABLES.iter().map(|t| t.name))
+                        .chain(TABLES)
+                        .map(|key| format!("`{key}`"))
+                        .collect();
+                    bail!(
+                        "line {}: unknown field `{name}`, expected one of {}",
+                        line(key.span().start),
+                        known.join(", ")
+                    );
+                };
+                tunables.insert(
+                    tunable.name,
+                    tunable.read_toml(value.get_ref()).map_err(in_line)?,
+                );
+                lines.insert(tunable.name, at);
+            }
+        }
+    }
+    // A list given with the number of levels must match it; alone, it is
+    // checked against the number of levels in force.
+    if let Some(Value::One(levels)) = tunables.get(LEVELS) {
+        for (name, value) in &tunables {
+            if let Value::PerLevel(values) = value {
+                ensure!(
+                    values.len() as u64 == *levels,
+                    "line {}: {name} has {} entries but {LEVELS} = {levels}; they must match",
+                    lines[name],
+                    values.len()
                 );
             }
-            Some(slices)
         }
-    };
+    }
+
+    let raw: RawTables = toml::from_str(text).map_err(toml_error)?;
     let priority_rules = entries(
         raw.priority,
         "[[priority]]",
@@ -136,72 +175,10 @@ fn parse_text(text: &str) -> Result<Config> {
     })?;
 
     Ok(Config {
-        policy: raw.policy,
-        slice_us: raw.slice_us,
-        mlfq_levels: raw.mlfq_levels,
-        mlfq_slices_us,
-        boost_ms: raw.boost_ms,
-        prio_aging_ms: raw.prio_aging_ms,
+        policy,
+        tunables,
         priority_rules,
         groups,
-    })
-}
-
-/// One live-settable tunable, from `ctl set KEY=VALUE`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Tunable {
-    SliceUs(u64),
-    MlfqSlicesUs(Vec<u64>),
-    BoostMs(u64),
-    PrioAgingMs(u64),
-}
-
-impl Tunable {
-    pub fn key(&self) -> &'static str {
-        match self {
-            Tunable::SliceUs(_) => "slice_us",
-            Tunable::MlfqSlicesUs(_) => "mlfq_slices_us",
-            Tunable::BoostMs(_) => "boost_ms",
-            Tunable::PrioAgingMs(_) => "prio_aging_ms",
-        }
-    }
-}
-
-/// Parses "KEY=VALUE" with the keys and ranges of the file; mlfq_slices_us
-/// takes "500,1000,2000,4000". Whether the slice count matches the running
-/// number of levels is for the caller, who knows it. Errors are one line.
-pub fn parse_tunable(arg: &str) -> Result<Tunable> {
-    parse_assignment(arg).map_err(one_line)
-}
-
-fn parse_assignment(arg: &str) -> Result<Tunable> {
-    let Some((key, value)) = arg.split_once('=') else {
-        bail!("expected KEY=VALUE, got '{arg}'");
-    };
-    let (key, value) = (key.trim(), value.trim());
-    let number = |v: &str| {
-        v.parse::<u64>()
-            .map_err(|_| anyhow!("{key}: '{v}' is not an unsigned integer"))
-    };
-    let ranged = |range| check(key, number(value)?, range);
-    Ok(match key {
-        "slice_us" => Tunable::SliceUs(ranged(SLICE_US)?),
-        "boost_ms" => Tunable::BoostMs(ranged(BOOST_MS)?),
-        "prio_aging_ms" => Tunable::PrioAgingMs(ranged(PRIO_AGING_MS)?),
-        "mlfq_slices_us" => {
-            let slices = value
-                .split(',')
-                .map(|v| number(v.trim()))
-                .collect::<Result<Vec<_>>>()?;
-            check_slices(&slices)?;
-            Tunable::MlfqSlicesUs(slices)
-        }
-        "policy" => bail!("policy cannot be set with `ctl set`; use `ctl policy`"),
-        "mlfq_levels" => bail!("mlfq_levels cannot be changed live; it needs a restart"),
-        _ => bail!(
-            "unknown tunable '{key}' (settable: {})",
-            SETTABLE.join(", ")
-        ),
     })
 }
 
@@ -262,19 +239,6 @@ fn check<T: PartialOrd + Debug>(key: &str, value: T, range: RangeInclusive<T>) -
     Ok(value)
 }
 
-fn check_slices(slices: &[u64]) -> Result<()> {
-    let levels = *MLFQ_LEVELS.start() as usize..=*MLFQ_LEVELS.end() as usize;
-    ensure!(
-        levels.contains(&slices.len()),
-        "mlfq_slices_us needs {levels:?} entries, got {}",
-        slices.len()
-    );
-    for (i, &slice) in slices.iter().enumerate() {
-        check(&format!("mlfq_slices_us[{i}]"), slice, SLICE_US)?;
-    }
-    Ok(())
-}
-
 fn matcher(
     comm: Option<String>,
     cgroup: Option<String>,
@@ -323,21 +287,10 @@ fn entries<R, T>(
         .collect()
 }
 
+/// The `[[priority]]` and `[[group]]` tables; `parse_text` has checked the
+/// other keys.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    #[serde(default, deserialize_with = "de::policy")]
-    policy: Option<Policy>,
-    #[serde(default, deserialize_with = "de::slice_us")]
-    slice_us: Option<u64>,
-    #[serde(default, deserialize_with = "de::mlfq_levels")]
-    mlfq_levels: Option<u32>,
-    /// Checked after parsing, against mlfq_levels, hence the span.
-    mlfq_slices_us: Option<Spanned<Vec<u64>>>,
-    #[serde(default, deserialize_with = "de::boost_ms")]
-    boost_ms: Option<u64>,
-    #[serde(default, deserialize_with = "de::prio_aging_ms")]
-    prio_aging_ms: Option<u64>,
+struct RawTables {
     #[serde(default)]
     priority: Vec<Spanned<RawRule>>,
     #[serde(default)]
@@ -394,10 +347,6 @@ mod de {
     }
 
     ranged! {
-        slice_us: u64 = SLICE_US;
-        mlfq_levels: u32 = MLFQ_LEVELS;
-        boost_ms: u64 = BOOST_MS;
-        prio_aging_ms: u64 = PRIO_AGING_MS;
         priority: u32 = PRIORITY;
         pid: u32 = PID;
     }
@@ -410,10 +359,6 @@ mod de {
         f(String::deserialize(d)?)
             .map(R::from)
             .map_err(D::Error::custom)
-    }
-
-    pub fn policy<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Policy>, D::Error> {
-        string(d, |s| Policy::parse(&s))
     }
 
     pub fn comm<'de, D: Deserializer<'de>, R: From<String>>(d: D) -> Result<R, D::Error> {
@@ -488,11 +433,16 @@ cpus = "1023"
             config,
             Config {
                 policy: Some(Policy::Prio),
-                slice_us: Some(20_000),
-                mlfq_levels: Some(4),
-                mlfq_slices_us: Some(vec![1000, 2000, 4000, 8000]),
-                boost_ms: Some(1000),
-                prio_aging_ms: Some(10),
+                tunables: Given::from([
+                    ("slice_us", Value::One(20_000)),
+                    ("mlfq_levels", Value::One(4)),
+                    (
+                        "mlfq_slices_us",
+                        Value::PerLevel(vec![1000, 2000, 4000, 8000])
+                    ),
+                    ("boost_ms", Value::One(1000)),
+                    ("prio_aging_ms", Value::One(10)),
+                ]),
                 priority_rules: vec![
                     PriorityRule {
                         matcher: Matcher::Comm("Xorg".into()),
@@ -578,11 +528,19 @@ cpus = "1023"
     fn wrong_type() {
         assert_eq!(
             err("\nslice_us = \"fast\"\n"),
-            "line 2: invalid type: string \"fast\", expected u64"
+            "line 2: slice_us must be an integer, got \"fast\""
         );
         assert_eq!(
             err("boost_ms = -5\n"),
-            "line 1: invalid value: integer `-5`, expected u64"
+            "line 1: boost_ms = -5 is not in 10..=2000"
+        );
+        assert_eq!(
+            err("mlfq_slices_us = 1000\n"),
+            "line 1: mlfq_slices_us must be an array of integers, got 1000"
+        );
+        assert_eq!(
+            err("policy = 1\n"),
+            "line 1: policy must be a string, got 1"
         );
     }
 
@@ -702,10 +660,8 @@ cpus = "1023"
         );
         // Alone, the list is checked only for its own length.
         assert_eq!(
-            parse("mlfq_slices_us = [100, 200, 300]")
-                .unwrap()
-                .mlfq_slices_us,
-            Some(vec![100, 200, 300])
+            parse("mlfq_slices_us = [100, 200, 300]").unwrap().tunables,
+            Given::from([("mlfq_slices_us", Value::PerLevel(vec![100, 200, 300]))])
         );
     }
 
@@ -761,60 +717,6 @@ cpus = "1023"
     }
 
     #[test]
-    fn tunables() {
-        let ok = |arg| parse_tunable(arg).unwrap();
-        let e = |arg| parse_tunable(arg).unwrap_err().to_string();
-        assert_eq!(ok("slice_us=5000"), Tunable::SliceUs(5000));
-        assert_eq!(ok(" boost_ms = 10 "), Tunable::BoostMs(10));
-        assert_eq!(ok("prio_aging_ms=50"), Tunable::PrioAgingMs(50));
-        assert_eq!(
-            ok("mlfq_slices_us=500, 1000,2000,4000"),
-            Tunable::MlfqSlicesUs(vec![500, 1000, 2000, 4000])
-        );
-        for arg in [
-            "slice_us=100",
-            "mlfq_slices_us=100,100",
-            "boost_ms=10",
-            "prio_aging_ms=1",
-        ] {
-            assert_eq!(ok(arg).key(), arg.split('=').next().unwrap());
-        }
-
-        assert_eq!(e("slice_us=99"), "slice_us = 99 is not in 100..=100000");
-        assert_eq!(e("boost_ms=5000"), "boost_ms = 5000 is not in 10..=2000");
-        assert_eq!(e("prio_aging_ms=0"), "prio_aging_ms = 0 is not in 1..=50");
-        assert_eq!(
-            e("mlfq_slices_us=500,50"),
-            "mlfq_slices_us[1] = 50 is not in 100..=100000"
-        );
-        assert_eq!(
-            e("mlfq_slices_us=500"),
-            "mlfq_slices_us needs 2..=8 entries, got 1"
-        );
-        assert_eq!(
-            e("mlfq_slices_us=500,,600"),
-            "mlfq_slices_us: '' is not an unsigned integer"
-        );
-        assert_eq!(
-            e("slice_us=fast"),
-            "slice_us: 'fast' is not an unsigned integer"
-        );
-        assert_eq!(e("slice_us"), "expected KEY=VALUE, got 'slice_us'");
-        assert_eq!(
-            e("slice=100"),
-            "unknown tunable 'slice' (settable: slice_us, mlfq_slices_us, boost_ms, prio_aging_ms)"
-        );
-        assert_eq!(
-            e("policy=fifo"),
-            "policy cannot be set with `ctl set`; use `ctl policy`"
-        );
-        assert_eq!(
-            e("mlfq_levels=3"),
-            "mlfq_levels cannot be changed live; it needs a restart"
-        );
-    }
-
-    #[test]
     fn limits_match_bpf() {
         use crate::bpf_intf::*;
         assert_eq!(
@@ -824,7 +726,6 @@ cpus = "1023"
         assert_eq!(MAX_GROUPS, llmos_consts_LLMOS_MAX_GROUPS as usize);
         assert_eq!(MAX_PRIORITY, llmos_consts_LLMOS_MAX_PRIO);
         assert_eq!(MAX_CPUS, llmos_consts_LLMOS_MAX_CPUS);
-        assert_eq!(*MLFQ_LEVELS.end(), llmos_consts_LLMOS_MAX_LEVELS);
     }
 
     #[test]
@@ -925,25 +826,6 @@ mod hostile_input {
             if let Err(err) = parse(&text) {
                 one_line(err)?;
             }
-        }
-
-        #[test]
-        fn tunables(key in "[a-z_]{0,16}|slice_us|boost_ms|mlfq_slices_us|prio_aging_ms",
-                    value in text()) {
-            if let Err(err) = parse_tunable(&format!("{key}={value}")) {
-                one_line(err)?;
-            }
-        }
-
-        #[test]
-        fn ranged_tunables_accept_exactly_their_range(n in any::<u64>()) {
-            let parsed = |key: &str| parse_tunable(&format!("{key}={n}")).ok();
-            prop_assert_eq!(parsed("slice_us"), SLICE_US.contains(&n).then_some(Tunable::SliceUs(n)));
-            prop_assert_eq!(parsed("boost_ms"), BOOST_MS.contains(&n).then_some(Tunable::BoostMs(n)));
-            prop_assert_eq!(
-                parsed("prio_aging_ms"),
-                PRIO_AGING_MS.contains(&n).then_some(Tunable::PrioAgingMs(n))
-            );
         }
 
         #[test]

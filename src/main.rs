@@ -10,6 +10,7 @@ mod ctl;
 mod kconfig;
 mod preflight;
 mod rules;
+mod settings;
 mod stats;
 mod threads;
 mod top;
@@ -32,70 +33,12 @@ use scx_stats::ToJson;
 use scx_utils::{
     scx_ops_attach, scx_ops_load, scx_ops_open, uei_exited, uei_report, Topology, UserExitInfo,
 };
+use settings::{Policy, Settings};
 
 const SCHEDULER_NAME: &str = "scx_llmos";
 
 /// How often the run loop wakes, between requests, to check for exit and signals.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-enum Policy {
-    /// Multi-level feedback queue: threads that sleep often stay on top and
-    /// preempt CPU hogs, which sink to levels with longer slices; every
-    /// --boost-ms everything returns to the top.
-    Mlfq,
-    /// Weighted fair virtual time: each thread gets CPU in proportion to its
-    /// nice weight, and a waking thread gets at most one slice of credit.
-    Vtime,
-    /// Static priority from nice or the config's [[priority]] rules: higher
-    /// runs first; waiting raises a thread one step per --prio-aging-ms, so
-    /// nothing starves.
-    Prio,
-    /// Cache- and group-aware placement: threads stay on their CPU while it
-    /// is not overloaded, [[group]] threads prefer their CPUs; vtime order.
-    Affinity,
-    /// First come, first served: a thread runs until it sleeps (at most
-    /// 100 ms at a time).
-    Fifo,
-    /// Round robin: first come, first served with a fixed --slice-us.
-    Rr,
-}
-
-impl Policy {
-    fn bpf_id(self) -> u32 {
-        match self {
-            Policy::Mlfq => bpf_intf::llmos_policy_LLMOS_POLICY_MLFQ,
-            Policy::Vtime => bpf_intf::llmos_policy_LLMOS_POLICY_VTIME,
-            Policy::Prio => bpf_intf::llmos_policy_LLMOS_POLICY_PRIO,
-            Policy::Affinity => bpf_intf::llmos_policy_LLMOS_POLICY_AFFINITY,
-            Policy::Fifo => bpf_intf::llmos_policy_LLMOS_POLICY_FIFO,
-            Policy::Rr => bpf_intf::llmos_policy_LLMOS_POLICY_RR,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Policy::Mlfq => "mlfq",
-            Policy::Vtime => "vtime",
-            Policy::Prio => "prio",
-            Policy::Affinity => "affinity",
-            Policy::Fifo => "fifo",
-            Policy::Rr => "rr",
-        }
-    }
-
-    /// Parses a policy name as the command line does.
-    fn parse(name: &str) -> Result<Self> {
-        Policy::from_str(name, false).map_err(|_| {
-            let names: Vec<&str> = Policy::value_variants().iter().map(|p| p.name()).collect();
-            anyhow::anyhow!(
-                "unknown policy '{name}' (expected one of: {})",
-                names.join(", ")
-            )
-        })
-    }
-}
 
 /// scx_llmos: a sched_ext CPU scheduler that keeps interactive threads
 /// responsive under load.
@@ -118,33 +61,8 @@ struct Opts {
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 
-    /// Time slice in microseconds of the vtime, prio, affinity and rr
-    /// policies: how long a thread may run before others waiting for its
-    /// CPU get a turn (100 to 100000; default 20000, the kernel's default
-    /// sched_ext slice).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(100..=100_000))]
-    slice_us: Option<u64>,
-
-    /// mlfq policy: number of priority levels (2 to 8; default 4).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(2..=8))]
-    mlfq_levels: Option<u32>,
-
-    /// mlfq policy: each level's time slice in microseconds, top level first,
-    /// comma-separated, one per level (each 100 to 100000). A thread that
-    /// uses a level's slice, counted across turns, drops a level. Default:
-    /// 1000 at the top, doubling per level.
-    #[arg(long, value_name = "US,US,...", value_delimiter = ',', value_parser = clap::value_parser!(u64).range(100..=100_000))]
-    mlfq_slices_us: Vec<u64>,
-
-    /// mlfq policy: every this many milliseconds every thread returns to the
-    /// top level, so nothing starves (10 to 2000; default 1000).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(10..=2000))]
-    boost_ms: Option<u64>,
-
-    /// prio policy: a waiting thread gains one priority step per this many
-    /// milliseconds, so none waits longer than 39 steps (1 to 50; default 10).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=50))]
-    prio_aging_ms: Option<u64>,
+    #[command(flatten)]
+    tunables: settings::TunableArgs,
 
     /// The control socket `scx_llmos ctl` talks to.
     #[arg(long, value_name = "PATH", default_value = ctl::DEFAULT_SOCKET)]
@@ -213,7 +131,7 @@ enum CtlCommand {
         #[arg(value_enum)]
         policy: Policy,
     },
-    /// Change a tunable: slice_us, mlfq_slices_us, boost_ms or prio_aging_ms.
+    /// Change a tunable that may change live (see --help and the README).
     Set {
         #[arg(value_name = "KEY=VALUE")]
         assignment: String,
@@ -302,7 +220,7 @@ struct TopOpts {
 #[derive(Debug, PartialEq, Eq)]
 enum ControlRequest {
     Policy(Policy),
-    Set(config::Tunable),
+    Set(settings::Assignment),
     /// `status`, or `status json` for one JSON object.
     Status {
         json: bool,
@@ -321,7 +239,7 @@ impl ControlRequest {
         let (verb, arg) = command.split_once(' ').unwrap_or((command, ""));
         Ok(match verb {
             "policy" => Self::Policy(Policy::parse(arg.trim())?),
-            "set" => Self::Set(config::parse_tunable(arg.trim())?),
+            "set" => Self::Set(settings::Assignment::parse(arg.trim())?),
             "status" if arg.trim().is_empty() => Self::Status { json: false },
             "status" if arg.trim() == "json" => Self::Status { json: true },
             "inject-fault" => {
@@ -339,68 +257,13 @@ impl ControlRequest {
     }
 }
 
-/// The tunables in force: the command line over the config file over the
-/// defaults.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-struct Settings {
-    policy: Policy,
-    slice_us: u64,
-    mlfq_levels: u32,
-    mlfq_slices_us: Vec<u64>,
-    boost_ms: u64,
-    prio_aging_ms: u64,
-}
-
-impl Settings {
-    fn resolve(opts: &Opts, file: &config::Config) -> Result<Self> {
-        let policy = match (opts.policy, file.policy) {
-            (Some(policy), _) => policy,
-            (None, Some(policy)) => policy,
-            (None, None) => Policy::Mlfq,
-        };
-        let mlfq_levels = opts.mlfq_levels.or(file.mlfq_levels).unwrap_or(4);
-        let given_slices = match (&opts.mlfq_slices_us[..], &file.mlfq_slices_us) {
-            ([], Some(slices)) => &slices[..],
-            (slices, _) => slices,
-        };
-        Ok(Self {
-            policy,
-            slice_us: opts.slice_us.or(file.slice_us).unwrap_or(20_000),
-            mlfq_levels,
-            mlfq_slices_us: mlfq_slices_us(mlfq_levels, given_slices)?,
-            boost_ms: opts.boost_ms.or(file.boost_ms).unwrap_or(1000),
-            prio_aging_ms: opts.prio_aging_ms.or(file.prio_aging_ms).unwrap_or(10),
-        })
-    }
-
-    /// `ctl status`: one "key value" line per setting.
-    fn describe(&self) -> String {
-        let slices: Vec<String> = self.mlfq_slices_us.iter().map(u64::to_string).collect();
-        format!(
-            "policy {}\nslice_us {}\nmlfq_levels {}\nmlfq_slices_us {}\nboost_ms {}\nprio_aging_ms {}",
-            self.policy.name(),
-            self.slice_us,
-            self.mlfq_levels,
-            slices.join(","),
-            self.boost_ms,
-            self.prio_aging_ms
-        )
-    }
-}
-
-/// The MLFQ level slices in microseconds: the user's list, which must have
-/// one value per level, or 1000 doubling per level.
-fn mlfq_slices_us(levels: u32, given: &[u64]) -> Result<Vec<u64>> {
-    if given.is_empty() {
-        return Ok((0..levels).map(|level| 1000 << level).collect());
-    }
-    if given.len() != levels as usize {
-        bail!(
-            "--mlfq-slices-us has {} values but --mlfq-levels is {levels}",
-            given.len()
-        );
-    }
-    Ok(given.to_vec())
+/// The policy and tunables in force: the command line's over the config
+/// file's over the defaults.
+fn resolve_settings(opts: &Opts, file: &config::Config) -> Result<Settings> {
+    Ok(Settings {
+        policy: opts.policy.or(file.policy).unwrap_or(Policy::Mlfq),
+        tunables: settings::Tunables::resolve(&opts.tunables.given, &file.tunables)?,
+    })
 }
 
 /// Parses a statistics interval in seconds, fractions allowed.
@@ -548,18 +411,13 @@ impl<'a> Scheduler<'a> {
         for &cpu in cpu_llcs.keys() {
             rodata.cpus_in_topology[cpu / 64] |= 1 << (cpu % 64);
         }
-        rodata.nr_levels = settings.mlfq_levels;
+        settings.tunables.write_at_load(rodata);
         rodata.loader_tgid = std::process::id();
         tables.write_to(rodata);
         let data = skel.maps.data_data.as_mut().unwrap();
         data.active_policy = settings.policy.bpf_id();
         let bss = skel.maps.bss_data.as_mut().unwrap();
-        bss.tunables.slice_ns = settings.slice_us * 1000;
-        bss.tunables.boost_interval_ns = settings.boost_ms * 1_000_000;
-        bss.tunables.prio_aging_ns = settings.prio_aging_ms * 1_000_000;
-        for (dst, us) in bss.tunables.level_slice_ns.iter_mut().zip(&settings.mlfq_slices_us) {
-            *dst = us * 1000;
-        }
+        settings.tunables.write_live(&mut bss.tunables);
         // Switch 0: the policy it starts with.
         bss.policy_switch = u64::from(settings.policy.bpf_id());
 
@@ -641,13 +499,9 @@ impl<'a> Scheduler<'a> {
         let settings = &self.settings;
         let counters = self.counters()?;
         Ok(stats::Metrics {
-            policy: settings.policy.name().into(),
-            slice_us: settings.slice_us,
-            mlfq_levels: settings.mlfq_levels.into(),
-            mlfq_slices_us: settings.mlfq_slices_us.clone(),
-            boost_ms: settings.boost_ms,
-            prio_aging_ms: settings.prio_aging_ms,
-            ..stats::Metrics::from_counters(&counters, settings.mlfq_levels as usize)
+            policy: settings.policy.name(),
+            tunables: settings.tunables.clone(),
+            ..stats::Metrics::from_counters(&counters, settings.tunables.levels() as usize)
         })
     }
 
@@ -714,44 +568,17 @@ impl<'a> Scheduler<'a> {
 
     /// Changes a tunable of the running scheduler; it applies to the next
     /// scheduling decision.
-    fn set_tunable(&mut self, tunable: config::Tunable) -> Result<String> {
-        let data = self.skel.maps.bss_data.as_deref_mut().unwrap();
-        let settings = &mut self.settings;
-        // SAFETY (all writes below): data and bss are the BPF program's
-        // mmapped globals; volatile writes reach it as they are.
-        match &tunable {
-            config::Tunable::SliceUs(us) => {
-                unsafe { std::ptr::write_volatile(&mut data.tunables.slice_ns, us * 1000) };
-                settings.slice_us = *us;
-            }
-            config::Tunable::BoostMs(ms) => {
-                unsafe { std::ptr::write_volatile(&mut data.tunables.boost_interval_ns, ms * 1_000_000) };
-                settings.boost_ms = *ms;
-            }
-            config::Tunable::PrioAgingMs(ms) => {
-                unsafe { std::ptr::write_volatile(&mut data.tunables.prio_aging_ns, ms * 1_000_000) };
-                settings.prio_aging_ms = *ms;
-            }
-            config::Tunable::MlfqSlicesUs(slices) => {
-                if slices.len() != settings.mlfq_levels as usize {
-                    bail!(
-                        "mlfq_slices_us needs one value per level: {} values, {} levels",
-                        slices.len(),
-                        settings.mlfq_levels
-                    );
-                }
-                for (dst, us) in data.tunables.level_slice_ns.iter_mut().zip(slices) {
-                    unsafe { std::ptr::write_volatile(dst, us * 1000) };
-                }
-                settings.mlfq_slices_us = slices.clone();
-            }
-        }
-        let description = settings
-            .describe()
-            .lines()
-            .find(|line| line.starts_with(tunable.key()))
-            .unwrap_or_default()
-            .replacen(' ', " = ", 1);
+    fn set_tunable(&mut self, assignment: settings::Assignment) -> Result<String> {
+        self.settings.tunables.set(&assignment)?;
+        let bss = self.skel.maps.bss_data.as_deref_mut().unwrap();
+        // SAFETY: bss is the BPF program's mmapped globals, which it reads
+        // concurrently: volatile accesses reach it as they are, and only
+        // the loader writes the tunables.
+        let mut live = unsafe { std::ptr::read_volatile(&bss.tunables) };
+        self.settings.tunables.write_live(&mut live);
+        // SAFETY: as above.
+        unsafe { std::ptr::write_volatile(&mut bss.tunables, live) };
+        let description = format!("{} = {}", assignment.key(), assignment.value);
         info!("set {description}");
         Ok(description)
     }
@@ -828,8 +655,10 @@ fn run(opts: &Opts) -> Result<()> {
         None => {}
     }
     if opts.help_stats {
-        stats::server_data()
-            .describe_meta(&mut std::io::stdout(), Some(&["Metrics", "Threads"]))?;
+        stats::server_data().describe_meta(
+            &mut std::io::stdout(),
+            Some(&["Metrics", "Tunables", "Threads"]),
+        )?;
         return Ok(());
     }
     if let Some(interval) = opts.monitor {
@@ -841,7 +670,7 @@ fn run(opts: &Opts) -> Result<()> {
         Some(path) => config::load(path)?,
         None => config::Config::default(),
     };
-    let settings = Settings::resolve(opts, &file)?;
+    let settings = resolve_settings(opts, &file)?;
     preflight::require_sched_ext_free(Path::new(preflight::SCHED_EXT_SYSFS))?;
     require_root()?;
     init_logging()?;
@@ -968,7 +797,7 @@ mod tests {
     }
 
     fn settings(args: &[&str], file: &str) -> Result<Settings> {
-        Settings::resolve(&parse(args).unwrap(), &config::parse(file)?)
+        resolve_settings(&parse(args).unwrap(), &config::parse(file)?)
     }
 
     #[test]
@@ -984,11 +813,7 @@ mod tests {
             settings(&[], "").unwrap(),
             Settings {
                 policy: Policy::Mlfq,
-                slice_us: 20_000,
-                mlfq_levels: 4,
-                mlfq_slices_us: vec![1000, 2000, 4000, 8000],
-                boost_ms: 1000,
-                prio_aging_ms: 10,
+                tunables: settings::Tunables::default(),
             }
         );
     }
@@ -996,33 +821,21 @@ mod tests {
     #[test]
     fn command_line_overrides_the_config_file() {
         let file = "policy = \"prio\"\nslice_us = 5000\nmlfq_levels = 2\nboost_ms = 100\n";
-        let from_file = settings(&[], file).unwrap();
         assert_eq!(
-            (from_file.policy, from_file.slice_us, from_file.boost_ms),
-            (Policy::Prio, 5000, 100)
+            settings(&[], file).unwrap().describe(),
+            "policy prio\nslice_us 5000\nmlfq_levels 2\nmlfq_slices_us 1000,2000\nboost_ms 100\nprio_aging_ms 10"
         );
-        assert_eq!(from_file.mlfq_slices_us, vec![1000, 2000]);
-        let both = settings(&["--policy", "rr", "--slice-us", "700"], file).unwrap();
         assert_eq!(
-            (both.policy, both.slice_us, both.boost_ms),
-            (Policy::Rr, 700, 100)
+            settings(&["--policy", "rr", "--slice-us", "700"], file)
+                .unwrap()
+                .describe(),
+            "policy rr\nslice_us 700\nmlfq_levels 2\nmlfq_slices_us 1000,2000\nboost_ms 100\nprio_aging_ms 10"
         );
         assert_eq!(
             settings(&["--mlfq-slices-us", "100,200,300"], "mlfq_levels = 2")
                 .unwrap_err()
                 .to_string(),
-            "--mlfq-slices-us has 3 values but --mlfq-levels is 2"
-        );
-    }
-
-    #[test]
-    fn policy_names_round_trip() {
-        for policy in Policy::value_variants() {
-            assert_eq!(Policy::parse(policy.name()).unwrap(), *policy);
-        }
-        assert_eq!(
-            Policy::parse("lottery").unwrap_err().to_string(),
-            "unknown policy 'lottery' (expected one of: mlfq, vtime, prio, affinity, fifo, rr)"
+            "mlfq_slices_us has 3 values but mlfq_levels is 2; they must match"
         );
     }
 
@@ -1143,11 +956,10 @@ mod tests {
 
     #[test]
     fn slice_bounds() {
-        assert_eq!(parse(&["--slice-us", "100"]).unwrap().slice_us, Some(100));
-        assert_eq!(
-            parse(&["--slice-us", "100000"]).unwrap().slice_us,
-            Some(100_000)
-        );
+        let slice =
+            |arg: &str| parse(&["--slice-us", arg]).unwrap().tunables.given["slice_us"].clone();
+        assert_eq!(slice("100"), settings::Value::One(100));
+        assert_eq!(slice("100000"), settings::Value::One(100_000));
         assert_eq!(
             parse(&["--slice-us", "99"]).unwrap_err(),
             "error: invalid value '99' for '--slice-us <SLICE_US>': 99 is not in 100..=100000"
@@ -1179,24 +991,26 @@ mod tests {
     }
 
     #[test]
-    fn mlfq_slices_default_and_explicit() {
-        assert_eq!(
-            mlfq_slices_us(4, &[]).unwrap(),
-            vec![1000, 2000, 4000, 8000]
-        );
-        assert_eq!(mlfq_slices_us(2, &[]).unwrap(), vec![1000, 2000]);
+    fn tunable_options_come_from_the_table() {
         let opts = parse(&["--mlfq-levels", "3", "--mlfq-slices-us", "500,1500,9000"]).unwrap();
         assert_eq!(
-            mlfq_slices_us(opts.mlfq_levels.unwrap(), &opts.mlfq_slices_us).unwrap(),
-            vec![500, 1500, 9000]
+            settings::Tunables::resolve(&opts.tunables.given, &settings::Given::new())
+                .unwrap()
+                .describe(" "),
+            "slice_us 20000 mlfq_levels 3 mlfq_slices_us 500,1500,9000 boost_ms 1000 prio_aging_ms 10"
         );
         assert_eq!(
-            mlfq_slices_us(4, &[1000, 2000]).unwrap_err().to_string(),
-            "--mlfq-slices-us has 2 values but --mlfq-levels is 4"
+            parse(&["--mlfq-slices-us", "1000,50,2000,4000"]).unwrap_err(),
+            "error: invalid value '50' for '--mlfq-slices-us <US,US,...>': 50 is not in 100..=100000"
         );
-        assert!(parse(&["--mlfq-slices-us", "1000,50,2000,4000"]).is_err());
         assert!(parse(&["--mlfq-levels", "9"]).is_err());
         assert!(parse(&["--boost-ms", "5000"]).is_err());
+        let help = Opts::command().render_long_help().to_string();
+        for tunable in &settings::TUNABLES {
+            let option = format!("--{}", tunable.name.replace('_', "-"));
+            assert!(help.contains(&option), "--help lacks {option}");
+        }
+        assert!(help.contains("(100 to 100000 us; default 20000)"), "{help}");
     }
 
     #[test]

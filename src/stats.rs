@@ -18,6 +18,7 @@ use scx_stats_derive::{stat_doc, Stats};
 use serde::{Deserialize, Serialize};
 
 use crate::bpf_intf;
+use crate::settings::Tunables;
 
 /// Where scx schedulers serve their statistics (scx_stats' default path).
 pub const DEFAULT_SOCKET: &str = "/var/run/scx/root/stats";
@@ -61,16 +62,8 @@ fn as_u64(bytes: &[u8]) -> u64 {
 pub struct Metrics {
     #[stat(desc = "Active scheduling policy")]
     pub policy: String,
-    #[stat(desc = "Time slice of the vtime, prio, affinity and rr policies (us)")]
-    pub slice_us: u64,
-    #[stat(desc = "Priority levels of the mlfq policy")]
-    pub mlfq_levels: u64,
-    #[stat(desc = "Time slice of each mlfq level, top level first (us)")]
-    pub mlfq_slices_us: Vec<u64>,
-    #[stat(desc = "Interval of the mlfq boost of every thread to the top level (ms)")]
-    pub boost_ms: u64,
-    #[stat(desc = "Wait that raises a thread one priority step under prio (ms)")]
-    pub prio_aging_ms: u64,
+    #[stat(desc = "The tunables in force")]
+    pub tunables: Tunables,
     #[stat(desc = "Wakeups placed straight onto an idle CPU")]
     pub idle_dispatches: u64,
     #[stat(desc = "Waking per-CPU kthreads run at once on their CPU")]
@@ -302,6 +295,7 @@ pub fn server_data() -> StatsServerData<Query, Answer> {
     });
     StatsServerData::new()
         .add_meta(Metrics::meta())
+        .add_meta(Tunables::meta())
         .add_meta(ThreadRow::meta())
         .add_meta(Threads::meta())
         .add_stats("top", top)
@@ -442,7 +436,8 @@ mod tests {
         let prev = Metrics::from_counters(&counters(), 2);
         let mut now = prev.clone();
         now.policy = "mlfq".into();
-        now.boost_ms = 1000;
+        let boost_250 = crate::settings::Assignment::parse("boost_ms=250").unwrap();
+        now.tunables.set(&boost_250).unwrap();
         now.idle_dispatches += 10;
         now.boosts += 1;
         now.boost_ns += 2500;
@@ -452,7 +447,7 @@ mod tests {
             delta,
             Metrics {
                 policy: "mlfq".into(),
-                boost_ms: 1000,
+                tunables: now.tunables.clone(),
                 idle_dispatches: 10,
                 boosts: 1,
                 boost_ns: 2500,
@@ -544,7 +539,7 @@ mod tests {
             client.request("stats_meta", vec![]).unwrap();
         assert_eq!(
             meta.keys().map(String::as_str).collect::<Vec<_>>(),
-            ["Metrics", "ThreadRow", "Threads"]
+            ["Metrics", "ThreadRow", "Threads", "Tunables"]
         );
         drop(server);
         assert!(!socket.exists());

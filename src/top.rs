@@ -25,6 +25,7 @@ use ratatui::widgets::{Block, Paragraph, Row, Table};
 use ratatui::{Frame, Terminal};
 use scx_stats::prelude::StatsClient;
 
+use crate::settings;
 use crate::stats::{self, Metrics, ThreadRow, Threads};
 
 /// The column the thread table is sorted by.
@@ -244,11 +245,14 @@ fn header_lines(metrics: &Metrics, interval: Option<&Interval>) -> [String; 3] {
     let rate = |count: fn(&Metrics) -> u64| {
         format_rate(interval.map(|interval| interval.per_sec(count(&interval.delta))))
     };
+    let tunables: Vec<String> = metrics
+        .tunables
+        .iter()
+        .filter(|(tunable, _)| !tunable.per_level())
+        .map(|(tunable, value)| format!("{} {value}", tunable.name))
+        .collect();
     [
-        format!(
-            "tunables  slice_us {}  boost_ms {}  prio_aging_ms {}  mlfq_levels {}",
-            metrics.slice_us, metrics.boost_ms, metrics.prio_aging_ms, metrics.mlfq_levels
-        ),
+        format!("tunables  {}", tunables.join("  ")),
         format!(
             "per s     dispatch {}  preempt {}  steal {}  refill {}",
             rate(Metrics::dispatches),
@@ -297,7 +301,8 @@ fn level_rows(now: &Poll, interval: Option<&Interval>) -> Vec<[String; 4]> {
         .into_iter()
         .enumerate()
         .map(|(level, threads)| {
-            let slice = now.metrics.mlfq_slices_us.get(level);
+            let slices = now.metrics.tunables.get(settings::LEVEL_SLICES);
+            let slice = slices.as_slice().get(level);
             [
                 level.to_string(),
                 slice.map(u64::to_string).unwrap_or_default(),
@@ -644,14 +649,16 @@ mod tests {
         assert_eq!(threads_per_level(&[], 2), [0, 0]);
     }
 
+    /// The default tunables, but 3 mlfq levels.
+    fn three_levels() -> settings::Tunables {
+        let three = settings::Given::from([(settings::LEVELS, settings::Value::One(3))]);
+        settings::Tunables::resolve(&three, &settings::Given::new()).unwrap()
+    }
+
     fn metrics(policy_switches: u64, level_runs: Vec<u64>) -> Metrics {
         Metrics {
             policy: "mlfq".into(),
-            slice_us: 20_000,
-            mlfq_levels: 3,
-            mlfq_slices_us: vec![1000, 2000, 4000],
-            boost_ms: 1000,
-            prio_aging_ms: 10,
+            tunables: three_levels(),
             policy_switches,
             level_runs,
             ..Metrics::default()
@@ -690,7 +697,7 @@ mod tests {
         assert_eq!(
             header_lines(&now.metrics, Some(&interval)),
             [
-                "tunables  slice_us 20000  boost_ms 1000  prio_aging_ms 10  mlfq_levels 3",
+                "tunables  slice_us 20000  mlfq_levels 3  boost_ms 1000  prio_aging_ms 10",
                 "per s     dispatch 115.0  preempt 4.5  steal 0.0  refill 0.0",
                 "per s     xllc 2.5  boost 1.0  switch 0.5  pushed 0.0",
             ]
@@ -779,7 +786,7 @@ mod tests {
             render(80, 16, &before, &now, SortKey::Cpu),
             [
                 "┌ scx_llmos top: policy mlfq ──────────────────────────────────────────────────┐",
-                "│tunables  slice_us 20000  boost_ms 1000  prio_aging_ms 10  mlfq_levels 3      │",
+                "│tunables  slice_us 20000  mlfq_levels 3  boost_ms 1000  prio_aging_ms 10      │",
                 "│per s     dispatch 0.0  preempt 0.0  steal 0.0  refill 0.0                    │",
                 "│per s     xllc 0.0  boost 0.0  switch 0.0  pushed 0.0                         │",
                 "└──────────────────────────────────────────────────────────────────────────────┘",

@@ -35,8 +35,11 @@ const PATIENCE: Duration = Duration::from_secs(10);
 /// The `top` target after `polls` polls, every field as scx_llmos serves it.
 fn metrics(polls: u64) -> Value {
     json!({
-        "policy": POLICY, "slice_us": 20000, "mlfq_levels": 4,
-        "mlfq_slices_us": [1000, 2000, 4000, 8000], "boost_ms": 1000, "prio_aging_ms": 10,
+        "policy": POLICY,
+        "tunables": {
+            "slice_us": 20000, "mlfq_levels": 4, "mlfq_slices_us": [1000, 2000, 4000, 8000],
+            "boost_ms": 1000, "prio_aging_ms": 10,
+        },
         "idle_dispatches": 300 * polls, "kthread_dispatches": 10 * polls,
         "pinned_dispatches": 0, "shared_dispatches": 90 * polls, "steals": 4 * polls,
         "slice_refills": 7 * polls, "preemptions": 3 * polls, "boosts": polls,
