@@ -2,6 +2,7 @@
 //! The control channel of a running scx_llmos: a Unix socket that only root
 //! can open, one request line per connection and one reply back.
 //! `scx_llmos ctl ...` is the client; the scheduler's run loop serves it.
+//! `ControlRequest` is the wire format of the requests.
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::os::fd::AsRawFd;
@@ -13,8 +14,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use clap::ValueEnum;
 use crossbeam::channel::{self, Receiver, Sender};
 use log::warn;
+
+use crate::bpf_intf;
+use crate::settings::{Assignment, Policy};
 
 /// Where the scheduler listens unless told otherwise: in a directory only
 /// root may enter.
@@ -264,6 +269,82 @@ pub fn send(path: &Path, command: &str) -> Result<String> {
     }
 }
 
+/// What `ctl inject-fault` asks the BPF scheduler to do, for tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Fault {
+    Error,
+    Restart,
+    Stray,
+}
+
+impl Fault {
+    fn name(self) -> String {
+        self.to_possible_value()
+            .map(|value| value.get_name().to_string())
+            .unwrap_or_default()
+    }
+
+    pub fn bpf_id(self) -> u32 {
+        match self {
+            Fault::Error => bpf_intf::llmos_fault_LLMOS_FAULT_ERROR,
+            Fault::Restart => bpf_intf::llmos_fault_LLMOS_FAULT_RESTART,
+            Fault::Stray => bpf_intf::llmos_fault_LLMOS_FAULT_STRAY,
+        }
+    }
+}
+
+/// A request of the control socket: `line` writes it, `parse` reads it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ControlRequest {
+    Policy(Policy),
+    Set(Assignment),
+    /// `status`, or `status json` for one JSON object.
+    Status {
+        json: bool,
+    },
+    InjectFault(Fault),
+}
+
+impl ControlRequest {
+    /// The line sent over the socket.
+    pub fn line(&self) -> String {
+        match self {
+            Self::Policy(policy) => format!("policy {}", policy.name()),
+            Self::Set(assignment) => format!("set {}={}", assignment.key(), assignment.value),
+            Self::Status { json: false } => "status".into(),
+            Self::Status { json: true } => "status json".into(),
+            Self::InjectFault(fault) => format!("inject-fault {}", fault.name()),
+        }
+    }
+
+    /// Parses a line from a client, who may send anything: the error is one
+    /// line that the client gets back.
+    pub fn parse(command: &str) -> Result<Self> {
+        Self::parse_line(command).map_err(crate::config::one_line)
+    }
+
+    fn parse_line(command: &str) -> Result<Self> {
+        let (verb, arg) = command.split_once(' ').unwrap_or((command, ""));
+        Ok(match verb {
+            "policy" => Self::Policy(Policy::parse(arg.trim())?),
+            "set" => Self::Set(Assignment::parse(arg.trim())?),
+            "status" if arg.trim().is_empty() => Self::Status { json: false },
+            "status" if arg.trim() == "json" => Self::Status { json: true },
+            "inject-fault" => {
+                Self::InjectFault(Fault::from_str(arg.trim(), false).map_err(|_| {
+                    anyhow::anyhow!(
+                        "unknown fault '{}' (expected error, restart or stray)",
+                        arg.trim()
+                    )
+                })?)
+            }
+            _ => {
+                bail!("unknown request '{command}' (expected policy, set, status or inject-fault)")
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,5 +477,58 @@ mod tests {
             )
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn request_lines_round_trip() {
+        let requests = [
+            ControlRequest::Policy(Policy::Fifo),
+            ControlRequest::Set(Assignment::parse("mlfq_slices_us=500,1000").unwrap()),
+            ControlRequest::Status { json: false },
+            ControlRequest::Status { json: true },
+            ControlRequest::InjectFault(Fault::Stray),
+        ];
+        let lines: Vec<String> = requests.iter().map(ControlRequest::line).collect();
+        assert_eq!(
+            lines,
+            [
+                "policy fifo",
+                "set mlfq_slices_us=500,1000",
+                "status",
+                "status json",
+                "inject-fault stray"
+            ]
+        );
+        for (request, line) in requests.iter().zip(&lines) {
+            assert_eq!(&ControlRequest::parse(line).unwrap(), request);
+        }
+        assert_eq!(
+            ControlRequest::parse("reboot").unwrap_err().to_string(),
+            "unknown request 'reboot' (expected policy, set, status or inject-fault)"
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Whatever a client sends, the reply is a request carried out or
+        /// one line saying why not.
+        #[test]
+        fn hostile_control_requests(
+            verb in "policy|set|status|inject-fault|[a-z]{0,8}|\\PC{0,8}",
+            arg in "[a-z_=0-9,]{0,24}|[\\x00-\\x1f a-z]{0,12}|\\PC{0,24}",
+        ) {
+            let line = format!("{verb} {arg}");
+            match ControlRequest::parse(&line) {
+                Ok(ControlRequest::Policy(policy)) => proptest::prop_assert_eq!(policy.name(), arg.trim()),
+                Ok(ControlRequest::Set(tunable)) => proptest::prop_assert!(arg.trim().starts_with(tunable.key())),
+                Ok(ControlRequest::Status { .. }) => proptest::prop_assert_eq!(verb.as_str(), "status"),
+                Ok(ControlRequest::InjectFault(_)) => proptest::prop_assert_eq!(verb.as_str(), "inject-fault"),
+                Err(err) => {
+                    let text = err.to_string();
+                    proptest::prop_assert!(!text.is_empty() && !text.contains(['\n', '\r']), "{text:?}");
+                }
+            }
+        }
     }
 }
