@@ -231,6 +231,7 @@ impl<'a> Scheduler<'a> {
             stats::Query::Top => self.metrics()?.to_json()?,
             stats::Query::Threads { tgid } => stats::Threads {
                 threads: threads::read(&self.skel.progs.dump_threads, tgid)?,
+                read_at_ns: stats::monotonic_ns(),
             }
             .to_json()?,
         })

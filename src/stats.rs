@@ -261,6 +261,22 @@ pub struct ThreadRow {
 pub struct Threads {
     #[stat(desc = "One row per thread")]
     pub threads: Vec<ThreadRow>,
+    #[stat(
+        desc = "When the rows were read, on the scheduler's CLOCK_MONOTONIC (ns): rates between two reads divide by its difference"
+    )]
+    #[serde(default)]
+    pub read_at_ns: u64,
+}
+
+/// CLOCK_MONOTONIC now, in ns.
+pub fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid timespec to fill; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
 }
 
 /// What a stats client asks the scheduler's run loop for.
@@ -506,6 +522,7 @@ mod tests {
                             comm: "worker".into(),
                             ..ThreadRow::default()
                         }],
+                        read_at_ns: 42,
                     }
                     .to_json(),
                 };

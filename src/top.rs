@@ -122,6 +122,8 @@ fn action(key: KeyEvent) -> Option<Action> {
 struct Poll {
     metrics: Metrics,
     threads: Vec<ThreadRow>,
+    /// When the scheduler read the thread rows, on its clock (ns).
+    threads_read_at_ns: u64,
     at: Instant,
 }
 
@@ -136,6 +138,7 @@ fn poll(client: &mut StatsClient) -> Result<Poll> {
     Ok(Poll {
         metrics,
         threads: threads.threads,
+        threads_read_at_ns: threads.read_at_ns,
         at: Instant::now(),
     })
 }
@@ -197,12 +200,25 @@ fn thread_rates(before: &ThreadRow, now: &ThreadRow, secs: f64) -> ThreadRates {
 
 const NS_PER_SEC: f64 = 1e9;
 
+/// The seconds between the scheduler's reads of the thread rows of two
+/// polls: what their counters grew in, whatever delayed the answers. From
+/// the client's clock if a scheduler does not say.
+fn seconds_between_reads(before: &Poll, now: &Poll) -> f64 {
+    match now
+        .threads_read_at_ns
+        .checked_sub(before.threads_read_at_ns)
+    {
+        Some(ns) if ns > 0 && before.threads_read_at_ns > 0 => ns as f64 / NS_PER_SEC,
+        _ => seconds_between(before, now),
+    }
+}
+
 /// The thread table of poll `now`, in the order of its threads: the rates of
 /// each thread poll `before` saw as well (the same tid), none for the others.
 fn table_rows(before: Option<&Poll>, now: &Poll) -> Vec<TableRow> {
     let earlier: Option<(HashMap<u64, &ThreadRow>, f64)> = before.map(|before| {
         let by_tid = before.threads.iter().map(|t| (t.tid, t)).collect();
-        (by_tid, seconds_between(before, now))
+        (by_tid, seconds_between_reads(before, now))
     });
     now.threads
         .iter()
@@ -521,6 +537,7 @@ mod tests {
         let poll = |threads, secs| Poll {
             metrics: Metrics::default(),
             threads,
+            threads_read_at_ns: 0,
             at: start + Duration::from_secs(secs),
         };
         (poll(before, 0), poll(now, 2))
@@ -558,7 +575,7 @@ mod tests {
         };
         // Thread 8 has exited; 9 is new: it has no rates until the next poll.
         let (before, now) = two_polls(
-            vec![thread(8, "gone"), old],
+            vec![thread(8, "gone"), old.clone()],
             vec![newcomer.clone(), grown.clone()],
         );
         assert_eq!(
@@ -569,10 +586,18 @@ mod tests {
                     rates: None
                 },
                 TableRow {
-                    thread: grown,
+                    thread: grown.clone(),
                     rates: rates(50.0, 25.0, 10.0, 2.0)
                 },
             ]
+        );
+        // The scheduler says when it read the rows: 1 s apart, though the
+        // answers came 2 s apart, so the same growth is twice the rate.
+        let (mut before, mut now) = two_polls(vec![old.clone()], vec![grown]);
+        (before.threads_read_at_ns, now.threads_read_at_ns) = (7_000_000_000, 8_000_000_000);
+        assert_eq!(
+            table_rows(Some(&before), &now)[0].rates,
+            rates(100.0, 50.0, 20.0, 4.0)
         );
         // The first poll: no thread has rates.
         assert!(table_rows(None, &now).iter().all(|row| row.rates.is_none()));

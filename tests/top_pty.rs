@@ -63,7 +63,8 @@ fn threads(polls: u64) -> Value {
             })
         })
         .collect();
-    json!({ "threads": rows })
+    // Read at the polls' own pace, as the scheduler would.
+    json!({ "threads": rows, "read_at_ns": polls * 500_000_000 })
 }
 
 /// A stats server on `socket` that answers as a running scx_llmos whose
