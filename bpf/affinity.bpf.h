@@ -10,6 +10,7 @@
 #ifndef __LLMOS_AFFINITY_BPF_H
 #define __LLMOS_AFFINITY_BPF_H
 
+/* Included by policy.bpf.h after enter_queue(), which it queues tasks with. */
 #include "llmos.bpf.h"
 #include "classify.bpf.h"
 
@@ -99,6 +100,17 @@ static bool affinity_should_move(struct task_struct *p, const struct task_ctx *t
 	}
 	scx_bpf_put_idle_cpumask(idle);
 	return found;
+}
+
+/*
+ * The CPU's last task, which dispatch() let go so that it can be placed anew
+ * (see affinity_should_move()): an idle CPU of its group, claimed; -1 if none.
+ */
+static s32 affinity_place_last(struct task_struct *p, const struct task_ctx *tctx, s32 cpu)
+{
+	if (tctx->group < 0 || is_migration_disabled(p))
+		return -1;
+	return pick_idle_in_group(p, tctx->group, cpu);
 }
 
 /* ops.select_cpu() for a waking task: claims an idle CPU if there is one. */

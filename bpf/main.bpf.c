@@ -4,22 +4,21 @@
  *
  * Queues: every CPU owns a DSQ per policy for tasks that can run only on
  * it, and every last-level cache (LLC) owns a DSQ per policy for the tasks
- * that can run on any of its CPUs. The policy decides a task's key and slice
- * (policy.bpf.h); mlfq's levels share its queues, ranked by key (see
- * ranked_key()). A CPU takes the lower key of the active policy's two queue
- * heads, then steals from the busiest other LLC before it goes idle. Each
- * queue has a second bank, which an mlfq boost retires to lift every task
- * waiting in it at once (see retire_banks()).
+ * that can run on any of its CPUs. The policy decides a task's key, rank
+ * and slice, and where the core asks it, its placement; the core asks only
+ * through policy.bpf.h, with the policy it read once per callback. Ranks
+ * share a queue, ordered by key (see ranked_key()). A CPU takes the lower
+ * key of the active policy's two queue heads, then steals from the busiest
+ * other LLC before it goes idle. Each queue has a second bank, which a
+ * policy that retires banks uses to lift every task waiting in it at once
+ * (see retire_banks()).
  *
  * A live policy switch is a write of active_policy: new decisions follow it
  * at once, and a 10 ms tick carries the tasks still queued under the old
  * policy over to the new one's queues (sweep_strays()).
  */
 #include "llmos.bpf.h"
-#include "mlfq.bpf.h"
-#include "classify.bpf.h"
 #include "policy.bpf.h"
-#include "affinity.bpf.h"
 
 char _license[] SEC("license") = "GPL";
 
@@ -54,7 +53,7 @@ char _license[] SEC("license") = "GPL";
  */
 #define RT_HOLD_NS 5000000ULL /* 5 ms */
 
-/* Period of the housekeeping tick: policy switches, mlfq boosts, RT-held CPUs. */
+/* Period of the housekeeping tick: policy switches, the policy's own tick, RT-held CPUs. */
 #define TICK_NS 10000000ULL /* 10 ms */
 
 /*
@@ -77,9 +76,6 @@ char _license[] SEC("license") = "GPL";
 #define TASK_ON_RQ_MIGRATING 2
 
 UEI_DEFINE(uei);
-
-/* When mlfq last boosted every task to the top. */
-static u64 last_boost_at;
 
 /* When the tick next runs sweep_strays(); 0: at once. */
 static u64 next_sweep_at;
@@ -127,7 +123,7 @@ static s32 waker_cpu(void)
  * PREEMPT_SCAN_CPUS of them, from @p's last one if that is one of them, so
  * that among equals its warm cache wins.
  */
-static void preempt_for(struct task_struct *p, u32 llc, u32 rank, u64 key)
+static void preempt_for(u32 policy, struct task_struct *p, u32 llc, u32 rank, u64 key)
 {
 	s32 prev = scx_bpf_task_cpu(p), victim = -1, waker = waker_cpu();
 	u32 first = llc_first[llc_idx(llc)], nr = llc_nr_cpus[llc_idx(llc)];
@@ -141,7 +137,7 @@ static void preempt_for(struct task_struct *p, u32 llc, u32 rank, u64 key)
 			break;
 		cpu = llc_cpus[cpu_idx(first + (start + i) % nr)];
 		if (cpu == waker || !bpf_cpumask_test_cpu(cpu, p->cpus_ptr) ||
-		    !outranks_running(cpu, rank, key))
+		    !outranks_running(policy, cpu, rank, key))
 			continue;
 		if (victim < 0 || running[cpu_idx(cpu)].rank > victim_rank) {
 			victim = cpu;
@@ -202,14 +198,7 @@ s32 BPF_STRUCT_OPS(llmos_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 
 	if (!tctx)
 		return prev_cpu;
-	/*
-	 * The built-in idle picker honours p->cpus_ptr and prefers prev_cpu
-	 * and its cache siblings, which is what a waking task wants.
-	 */
-	if (policy == LLMOS_POLICY_AFFINITY)
-		cpu = affinity_select_cpu(p, tctx, prev_cpu, wake_flags, &is_idle);
-	else
-		cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
+	cpu = policy_select_cpu(policy, p, tctx, prev_cpu, wake_flags, &is_idle);
 	if (is_idle) {
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, task_slice(policy, tctx), 0);
 		stat_inc(LLMOS_STAT_IDLE_DISPATCH);
@@ -294,7 +283,7 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 	 * ksoftirqd cannot starve the tasks of its CPU.
 	 */
 	if (is_pcpu_kthread(p) && wakeup) {
-		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, level_slice(0), enq_flags | SCX_ENQ_PREEMPT);
+		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, short_slice(), enq_flags | SCX_ENQ_PREEMPT);
 		stat_inc(LLMOS_STAT_KTHREAD_DISPATCH);
 		return;
 	}
@@ -313,11 +302,11 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 		if (is_cpu_held(cpu) && !is_migration_disabled(p))
 			target = scx_bpf_pick_any_cpu(p->cpus_ptr, 0);
 		if (target == cpu && !is_cpu_held(cpu)) {
-			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, level_slice(0), enq_flags | SCX_ENQ_PREEMPT);
+			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, short_slice(), enq_flags | SCX_ENQ_PREEMPT);
 			return;
 		}
 		if (target >= 0 && target != cpu && is_online(target) && !is_cpu_held(target)) {
-			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | target, level_slice(0),
+			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | target, short_slice(),
 					   enq_flags | SCX_ENQ_PREEMPT);
 			kick_cpu(target, SCX_KICK_PREEMPT);
 			return;
@@ -333,13 +322,11 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 
 	/*
 	 * dispatch() let the CPU's last task go without a refill only so that
-	 * it can be placed anew (see affinity_should_move()).
+	 * it can be placed anew (see policy_moves_prev()).
 	 */
 	if (enq_flags & SCX_ENQ_LAST) {
 		slice = task_slice(policy, tctx);
-		idle = -1;
-		if (policy == LLMOS_POLICY_AFFINITY && tctx->group >= 0 && !is_migration_disabled(p))
-			idle = pick_idle_in_group(p, tctx->group, cpu);
+		idle = policy_place_last(policy, p, tctx, cpu);
 		if (idle >= 0) {
 			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | idle, slice, enq_flags);
 			kick_cpu(idle, SCX_KICK_IDLE);
@@ -376,7 +363,7 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 		 * the same through an interrupt, which costs more.
 		 */
 		if (wakeup && preempts_on_wakeup(policy) &&
-		    outranks_running(cpu, run_rank(policy, tctx), key) && cpu != waker_cpu()) {
+		    outranks_running(policy, cpu, run_rank(policy, tctx), key) && cpu != waker_cpu()) {
 			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice, enq_flags | SCX_ENQ_PREEMPT);
 			stat_inc(LLMOS_STAT_PREEMPT);
 			return;
@@ -396,10 +383,7 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 	 * slice ran out; give them an idle CPU if there is one.
 	 */
 	if (!cpu_was_selected(enq_flags)) {
-		if (policy == LLMOS_POLICY_AFFINITY)
-			idle = affinity_pick_idle(p, tctx, cpu);
-		else
-			idle = pick_idle_near(p, cpu);
+		idle = policy_pick_idle(policy, p, tctx, cpu);
 		/*
 		 * A CPU going offline is idle between pushes (see draining_since):
 		 * the task would only be pushed back. The kick makes it idle again.
@@ -417,7 +401,7 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 		}
 	}
 
-	if (policy == LLMOS_POLICY_AFFINITY && affinity_queue_on_cpu(p, tctx, cpu, enq_flags))
+	if (policy_enqueue(policy, p, tctx, cpu, enq_flags))
 		return;
 
 	llc = home_llc(p, cpu);
@@ -432,7 +416,7 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 	stat_inc(LLMOS_STAT_SHARED_DISPATCH);
 
 	if (wakeup && preempts_on_wakeup(policy))
-		preempt_for(p, llc, run_rank(policy, tctx), key);
+		preempt_for(policy, p, llc, run_rank(policy, tctx), key);
 }
 
 /* Move the head of @dsq to this CPU; tasks it may not run are skipped. */
@@ -625,21 +609,8 @@ void BPF_STRUCT_OPS(llmos_dispatch, s32 cpu, struct task_struct *prev)
 	if (prev && (prev->scx.flags & SCX_TASK_QUEUED) && (pctx = lookup_task_ctx(prev))) {
 		u64 used = run_so_far(prev, pctx);
 
-		if (vtime_keys)
-			prev_key = bounded_vtime(pctx->vtime, home) + vtime_charge(prev, used);
-		else if (policy == LLMOS_POLICY_PRIO)
-			prev_key = prio_key(prev, pctx, scx_bpf_now());
-		else
-			prev_key = scx_bpf_now();
-		if (policy == LLMOS_POLICY_MLFQ) {
-			/* Its turn is over: it is no longer lifted (see llmos_stopping()). */
-			u32 level = level_after(pctx, used);
-
-			prev_rank = level_rank(level, false);
-			prev_slice = level_slice(level);
-		} else {
-			prev_slice = task_slice(policy, pctx);
-		}
+		prev_key = policy_prev_key(policy, prev, pctx, home, used);
+		prev_rank = policy_prev_rank(policy, pctx, used, &prev_slice);
 		prev_ranked_key = ranked_key(prev_rank, prev_key);
 	}
 
@@ -665,7 +636,7 @@ void BPF_STRUCT_OPS(llmos_dispatch, s32 cpu, struct task_struct *prev)
 				return;
 			break;
 		}
-		if (policy == LLMOS_POLICY_AFFINITY && steal_from_cpu_queues(cpu))
+		if (policy_balance(policy, cpu))
 			return;
 		if (steal(home, policy, 1))
 			return;
@@ -675,8 +646,8 @@ void BPF_STRUCT_OPS(llmos_dispatch, s32 cpu, struct task_struct *prev)
 
 	/* Nothing queued is due before the previous task: it keeps the CPU... */
 	if (pctx) {
-		/* ...unless it belongs on an idle CPU of its group (see ops.enqueue()). */
-		if (policy == LLMOS_POLICY_AFFINITY && affinity_should_move(prev, pctx, cpu))
+		/* ...unless the policy would rather place it anew (see ops.enqueue()). */
+		if (policy_moves_prev(policy, prev, pctx, cpu))
 			return;
 		scx_bpf_task_set_slice(prev, prev_slice);
 		/*
@@ -750,13 +721,14 @@ void BPF_STRUCT_OPS(llmos_cpu_offline, s32 cpu)
 
 void BPF_STRUCT_OPS(llmos_runnable, struct task_struct *p, u64 enq_flags)
 {
+	u32 policy = active_policy;
 	struct task_ctx *tctx = lookup_task_ctx(p);
 	u64 now = scx_bpf_now();
 
 	if (!tctx)
 		return;
 	reclassify_after_exec(p, tctx);
-	catch_up_boost(tctx);
+	policy_catch_up(tctx);
 	/*
 	 * The kernel also takes a queued task off its queue and puts it back
 	 * to change its nice, cpumask or cgroup. That is no wakeup: it must
@@ -768,8 +740,7 @@ void BPF_STRUCT_OPS(llmos_runnable, struct task_struct *p, u64 enq_flags)
 		return;
 	tctx->runnable_at = now;
 	tctx->vtime = bounded_vtime(tctx->vtime, llc_of(scx_bpf_task_cpu(p)));
-	if (is_mlfq())
-		mlfq_wakeup(tctx, now);
+	policy_wakeup(policy, tctx, now);
 }
 
 void BPF_STRUCT_OPS(llmos_running, struct task_struct *p)
@@ -784,10 +755,9 @@ void BPF_STRUCT_OPS(llmos_running, struct task_struct *p)
 	if (!tctx)
 		return;
 	waited = scx_bpf_now() - tctx->runnable_at;
-	catch_up_boost(tctx);
-	if (is_mlfq())
-		mlfq_end_starvation(tctx, waited);
-	level = task_level(tctx);
+	policy_catch_up(tctx);
+	policy_running(policy, tctx, waited);
+	level = policy_level(policy, tctx);
 	/*
 	 * A task a boost lifted while it waited (see retire_banks()) was queued
 	 * with the slice of the level it had then.
@@ -813,6 +783,7 @@ void BPF_STRUCT_OPS(llmos_running, struct task_struct *p)
 
 void BPF_STRUCT_OPS(llmos_stopping, struct task_struct *p, bool runnable)
 {
+	u32 policy = active_policy;
 	struct task_ctx *tctx = lookup_task_ctx(p);
 	u64 now = scx_bpf_now(), used;
 	s32 cpu = scx_bpf_task_cpu(p);
@@ -823,9 +794,7 @@ void BPF_STRUCT_OPS(llmos_stopping, struct task_struct *p, bool runnable)
 	ts = &tctx->counters;
 	/* A CPU hog that exec'd never wakes up: notice its new name here. */
 	reclassify_after_exec(p, tctx);
-	/* A lifted task has had its turn; unless a boost lifts it again now. */
-	tctx->lifted = false;
-	catch_up_boost(tctx);
+	policy_turn_over(tctx);
 	/*
 	 * The kernel's own account of the CPU time, brought up to date before
 	 * ops.stopping(): it is what /proc/<tid>/schedstat reports, and it
@@ -836,8 +805,7 @@ void BPF_STRUCT_OPS(llmos_stopping, struct task_struct *p, bool runnable)
 
 	/* Every policy keeps vtime, so a switch to a vtime policy starts fair. */
 	tctx->vtime = bounded_vtime(tctx->vtime, llc_of(cpu)) + vtime_charge(p, used);
-	if (is_mlfq())
-		mlfq_charge(tctx, used, runnable);
+	policy_charge(policy, tctx, used, runnable);
 
 	ts->runtime_ns += used;
 	if (runnable) {
@@ -857,7 +825,7 @@ void BPF_STRUCT_OPS(llmos_enable, struct task_struct *p)
 		return;
 	/* A new task starts level with the others, neither ahead nor owed. */
 	tctx->vtime = vtime_now(llc_of(scx_bpf_task_cpu(p)));
-	tctx->boost_gen = boost_gen;
+	policy_task_start(tctx);
 	tctx->runnable_at = scx_bpf_now();
 	classify(p, tctx);
 	tctx->counters.last_cpu = -1;
@@ -894,7 +862,7 @@ int dump_threads(struct bpf_iter__task *ctx)
 	row.counters = tctx->counters;
 	row.tid = p->pid;
 	row.tgid = p->tgid;
-	row.level = task_level(tctx);
+	row.level = policy_level(active_policy, tctx);
 	row.priority = task_prio(p, tctx);
 	row.group = tctx->group;
 	bpf_probe_read_kernel_str(row.comm, sizeof(row.comm), p->comm);
@@ -1006,6 +974,7 @@ static void sweep_strays(u32 policy)
 static int tick(void *map, int *key, struct bpf_timer *timer)
 {
 	u64 word = policy_switch, now = bpf_ktime_get_ns();
+	u32 policy = switch_policy(word);
 	const struct cpumask *online;
 	bool switched;
 	u32 cpu;
@@ -1031,8 +1000,8 @@ static int tick(void *map, int *key, struct bpf_timer *timer)
 
 		/* A CPU's own queue also holds tasks that may run elsewhere (affinity). */
 		if (held_since && now - held_since >= RT_HOLD_NS) {
-			carry_over(cpu_dsq(cpu, switch_policy(word)), switch_policy(word));
-			carry_over(cpu_retired_dsq(cpu, switch_policy(word)), switch_policy(word));
+			carry_over(cpu_dsq(cpu, policy), policy);
+			carry_over(cpu_retired_dsq(cpu, policy), policy);
 		}
 		/* Draining while out of the active mask (see draining_since). */
 		switch (cpu_offline[cpu_idx(cpu)] ? 1 : cpu_active(cpu)) {
@@ -1065,14 +1034,13 @@ static int tick(void *map, int *key, struct bpf_timer *timer)
 	scx_bpf_put_cpumask(online);
 	/*
 	 * A switch is complete once every task queued under another policy is
-	 * in the new one's queues; a switch to mlfq starts every task on the
-	 * top level, as a boost does.
+	 * in the new one's queues.
 	 */
 	switched = switch_seq(word) != settled_seq;
 	if (switched || !time_before(now, next_sweep_at)) {
-		if (switched && switch_policy(word) == LLMOS_POLICY_MLFQ)
-			boost_gen++;
-		sweep_strays(switch_policy(word));
+		if (switched)
+			policy_switched_to(policy);
+		sweep_strays(policy);
 		/* An enqueue that read the old policy is microseconds behind. */
 		next_sweep_at = now + (switched ? TICK_NS : SWEEP_NS);
 		if (switched) {
@@ -1080,11 +1048,7 @@ static int tick(void *map, int *key, struct bpf_timer *timer)
 			stat_inc(LLMOS_STAT_SWITCH);
 		}
 	}
-	if (is_mlfq() && now - last_boost_at >= tunables.boost_interval_ns) {
-		mlfq_boost();
-		last_boost_at = now;
-		stat_add(LLMOS_STAT_BOOST_NS, bpf_ktime_get_ns() - now);
-	}
+	policy_tick(policy, now);
 	bpf_timer_start(timer, TICK_NS, 0);
 	return 0;
 }
@@ -1150,7 +1114,7 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(llmos_init)
 		scx_bpf_error("tick timer missing");
 		return -ENOENT;
 	}
-	last_boost_at = bpf_ktime_get_ns();
+	policies_init(bpf_ktime_get_ns());
 	/*
 	 * From 6.18 the timer is allocated with kmalloc_nolock(), which fails
 	 * on a CPU without cmpxchg16b: say so rather than let
@@ -1215,7 +1179,7 @@ void BPF_STRUCT_OPS(llmos_dump_task, struct scx_dump_ctx *dctx, struct task_stru
 	if (!tctx)
 		return;
 	scx_bpf_dump("llmos: level %u, priority %u, group %d, vtime %llu, last CPU %d, runnable for %llu ms\n",
-		     task_level(tctx), task_prio(p, tctx), tctx->group, tctx->vtime,
+		     policy_level(active_policy, tctx), task_prio(p, tctx), tctx->group, tctx->vtime,
 		     tctx->counters.last_cpu,
 		     tctx->runnable_at ? (scx_bpf_now() - tctx->runnable_at) / NSEC_PER_MSEC : 0);
 }

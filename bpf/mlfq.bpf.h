@@ -34,15 +34,16 @@
  */
 static u32 boost_gen;
 
-static bool is_mlfq(void)
-{
-	return active_policy == LLMOS_POLICY_MLFQ;
-}
+/* When mlfq last boosted every task to the top. */
+static u64 last_boost_at;
 
-/* A task's level, counting a boost it has not caught up with yet. */
+/*
+ * A task's level, counting a boost it has not caught up with yet. Only mlfq
+ * has levels: policy_level() asks this under mlfq alone.
+ */
 static u32 task_level(const struct task_ctx *tctx)
 {
-	if (!is_mlfq() || tctx->boost_gen != boost_gen)
+	if (tctx->boost_gen != boost_gen)
 		return 0;
 	return tctx->level < nr_levels ? tctx->level : nr_levels - 1;
 }
@@ -55,8 +56,6 @@ static u64 level_slice(u32 level)
 /* Whether the task is on top only because a boost lifted it there. */
 static bool task_lifted(const struct task_ctx *tctx)
 {
-	if (!is_mlfq())
-		return false;
 	return tctx->lifted || (tctx->boost_gen != boost_gen && tctx->level);
 }
 
@@ -120,9 +119,22 @@ static u32 level_after(const struct task_ctx *tctx, u64 used)
 	u32 level = task_level(tctx);
 	u64 allot_used = tctx->boost_gen == boost_gen ? tctx->allot_used : 0;
 
-	if (is_mlfq() && allot_used + used >= level_slice(level) && level + 1 < nr_levels)
+	if (allot_used + used >= level_slice(level) && level + 1 < nr_levels)
 		return level + 1;
 	return level;
+}
+
+/*
+ * The rank and, in *@slice, the slice a task that has run @used ns competes
+ * with for its CPU when its slice ends: its turn is over, so it is no longer
+ * lifted (see llmos_stopping()).
+ */
+static u32 mlfq_prev_rank(const struct task_ctx *tctx, u64 used, u64 *slice)
+{
+	u32 level = level_after(tctx, used);
+
+	*slice = level_slice(level);
+	return level_rank(level, false);
 }
 
 /* Down one level, with a fresh allotment there. */
@@ -243,6 +255,22 @@ static void mlfq_boost(void)
 	boost_gen++;
 	retire_banks(LLMOS_POLICY_MLFQ);
 	stat_inc(LLMOS_STAT_BOOST);
+}
+
+/* From the tick: the boost, every boost interval, and what it cost. */
+static void mlfq_tick(u64 now)
+{
+	if (now - last_boost_at < tunables.boost_interval_ns)
+		return;
+	mlfq_boost();
+	last_boost_at = now;
+	stat_add(LLMOS_STAT_BOOST_NS, bpf_ktime_get_ns() - now);
+}
+
+/* A switch to mlfq starts every task on the top level, as a boost does. */
+static void mlfq_switched_to(void)
+{
+	boost_gen++;
 }
 
 #endif /* __LLMOS_MLFQ_BPF_H */

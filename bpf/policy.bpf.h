@@ -1,30 +1,62 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * What each policy decides: a task's key in the policy's vtime-ordered
- * queues (lower runs first), its slice, and whether a waking task may
- * preempt a running one. The core in main.bpf.c does the rest the same way
- * for every policy.
+ * The boundary between the core (main.bpf.c) and the policies: the core asks
+ * everything it needs to know about the active policy through the traits
+ * table and the policy_*() hooks below, passing the policy it read once at
+ * the top of its callback, so that one decision never sees two policies
+ * during a live switch. Each policy's own code lives in its file: vtime.bpf.h,
+ * mlfq.bpf.h, prio.bpf.h, affinity.bpf.h, fifo.bpf.h (fifo and rr).
  *
- * - vtime, affinity: the key is CPU time scaled by weight (nice).
- * - mlfq: the rank of the task's level, then vtime (see ranked_key()).
- * - prio: the key is when the task started waiting plus prio_aging_ns per
- *   step below the top priority, so a higher priority runs first unless a
- *   lower one has waited prio_aging_ns per step of difference: no runnable
- *   task waits more than LLMOS_MAX_PRIO * prio_aging_ns for its turn.
- * - fifo, rr: the key is when the task started waiting.
+ * Adding a policy takes its id in intf.h's enum llmos_policy, its file, its
+ * traits in enum policy_traits, and its cases in the hooks whose default it
+ * does not want (the default is the vtime policy's, or nothing).
  */
 #ifndef __LLMOS_POLICY_BPF_H
 #define __LLMOS_POLICY_BPF_H
 
 #include "llmos.bpf.h"
-#include "mlfq.bpf.h"
 #include "classify.bpf.h"
+#include "vtime.bpf.h"
+#include "mlfq.bpf.h"
+#include "prio.bpf.h"
+#include "fifo.bpf.h"
 
 /*
- * fifo lets a task run until it sleeps, but not for ever: a CPU hog would
- * starve everything queued behind it into the kernel's watchdog.
+ * The traits table: what the core needs to know of a policy beyond its
+ * hooks, as the set of policies that have each trait (a bit per policy id).
+ * Sets rather than an array of rows: the verifier lost the bound of a row
+ * index that the compiler had hoisted out of a loop, and refused the load.
  */
-#define FIFO_MAX_RUN_NS 100000000ULL /* 100 ms */
+#define POLICY(name) (1U << LLMOS_POLICY_##name)
+
+enum policy_traits {
+	/* Its queues are ordered by vtime (and so advance vtime_now()). */
+	KEYED_BY_VTIME		= POLICY(VTIME) | POLICY(MLFQ) | POLICY(AFFINITY),
+	/* It retires its queues' banks (and so serves two per queue). */
+	RETIRES_BANKS		= POLICY(MLFQ),
+	/* A waking task may take the CPU from a running one it outranks. */
+	PREEMPTS_ON_WAKEUP	= POLICY(MLFQ) | POLICY(PRIO),
+};
+
+static bool has_trait(u32 policy, enum policy_traits trait)
+{
+	return policy < LLMOS_NR_POLICIES && (trait >> policy) & 1;
+}
+
+static bool keyed_by_vtime(u32 policy)
+{
+	return has_trait(policy, KEYED_BY_VTIME);
+}
+
+static bool retires_banks(u32 policy)
+{
+	return has_trait(policy, RETIRES_BANKS);
+}
+
+static bool preempts_on_wakeup(u32 policy)
+{
+	return has_trait(policy, PREEMPTS_ON_WAKEUP);
+}
 
 /*
  * Slices shrink as queues grow, so that one round through a queue takes
@@ -48,50 +80,13 @@ struct cpu_running {
 
 static struct cpu_running running[LLMOS_MAX_CPUS];
 
-/* Whether the policy's queues are ordered by vtime (and so advance vtime_now()). */
-static bool keyed_by_vtime(u32 policy)
-{
-	return policy == LLMOS_POLICY_MLFQ || policy == LLMOS_POLICY_VTIME ||
-	       policy == LLMOS_POLICY_AFFINITY;
-}
-
-/* Whether the policy retires its queues' banks (and so serves two per queue). */
-static bool retires_banks(u32 policy)
-{
-	return policy == LLMOS_POLICY_MLFQ;
-}
-
 /*
- * The key a task waiting in a retired bank of @policy's queues of @llc
- * competes with; @overdue: the bank outlived a boost interval.
+ * The slice of the work that must not wait (a waking per-CPU kthread, the
+ * loader's threads): the shortest a policy gives, mlfq's top level's.
  */
-static u64 retired_key(u32 policy, u64 key, u32 llc, bool overdue)
+static u64 short_slice(void)
 {
-	return policy == LLMOS_POLICY_MLFQ ? mlfq_retired_key(key, llc, overdue) : key;
-}
-
-/* Whether a waking task may take the CPU from a running one it outranks. */
-static bool preempts_on_wakeup(u32 policy)
-{
-	return policy == LLMOS_POLICY_MLFQ || policy == LLMOS_POLICY_PRIO;
-}
-
-/*
- * A task's vtime, no further behind @llc's vtime_now() than one slice:
- * whether it slept or was starved, a task earns at most a slice of catching
- * up, so a laggard cannot hold a CPU for many slices while others wait.
- */
-static u64 bounded_vtime(u64 vtime, u32 llc)
-{
-	u64 floor = vtime_now(llc) - tunables.slice_ns;
-
-	return time_before(vtime, floor) ? floor : vtime;
-}
-
-/* vtime for @used ns of CPU: inversely to weight, nice -20 ages ~88x slower than nice 19. */
-static u64 vtime_charge(const struct task_struct *p, u64 used)
-{
-	return used * NICE_0_WEIGHT / p->scx.weight;
+	return level_slice(0);
 }
 
 /*
@@ -105,9 +100,10 @@ static u64 vtime_charge(const struct task_struct *p, u64 used)
  * weight): with 1,000 CPU hogs sharing a CPU, a task whose vtime was 20 ms
  * ahead of theirs would otherwise wait for each of them to run 20 ms, 20 s
  * in all. A task that moves to another LLC is placed by that LLC's clock.
+ * Inlined: a BPF call takes at most five arguments.
  */
-static u64 entry_key(u32 policy, const struct task_struct *p, struct task_ctx *tctx, u64 key,
-		     u64 slice, u32 llc)
+static __always_inline u64 entry_key(u32 policy, const struct task_struct *p,
+				      struct task_ctx *tctx, u64 key, u64 slice, u32 llc)
 {
 	u64 low = vtime_now(llc) - slice, high = vtime_now(llc) + vtime_charge(p, slice);
 
@@ -127,11 +123,6 @@ static u64 run_so_far(const struct task_struct *p, const struct task_ctx *tctx)
 	return p->se.sum_exec_runtime - tctx->exec_at_start;
 }
 
-static u64 prio_key(const struct task_struct *p, const struct task_ctx *tctx, u64 waiting_since)
-{
-	return waiting_since + (LLMOS_MAX_PRIO - task_prio(p, tctx)) * tunables.prio_aging_ns;
-}
-
 /* The task's key in its queue under @policy. */
 static u64 queue_key(u32 policy, const struct task_struct *p, const struct task_ctx *tctx,
 		     u32 llc)
@@ -144,6 +135,24 @@ static u64 queue_key(u32 policy, const struct task_struct *p, const struct task_
 		return tctx->runnable_at;
 	default:
 		return bounded_vtime(tctx->vtime, llc);
+	}
+}
+
+/*
+ * The key a task that has run @used ns since it got its CPU competes with
+ * for it when its slice ends, as it would be queued now.
+ */
+static u64 policy_prev_key(u32 policy, const struct task_struct *p, const struct task_ctx *tctx,
+			   u32 llc, u64 used)
+{
+	switch (policy) {
+	case LLMOS_POLICY_PRIO:
+		return prio_key(p, tctx, scx_bpf_now());
+	case LLMOS_POLICY_FIFO:
+	case LLMOS_POLICY_RR:
+		return scx_bpf_now();
+	default:
+		return bounded_vtime(tctx->vtime, llc) + vtime_charge(p, used);
 	}
 }
 
@@ -160,6 +169,48 @@ static u64 task_slice(u32 policy, const struct task_ctx *tctx)
 	}
 }
 
+/* The level a task is on: mlfq's levels; 0 under the policies without them. */
+static u32 policy_level(u32 policy, const struct task_ctx *tctx)
+{
+	return policy == LLMOS_POLICY_MLFQ ? task_level(tctx) : 0;
+}
+
+/*
+ * The rank a task runs at: under mlfq, from its level (see level_rank()); the
+ * same for all under the other policies, which order a queue by key alone.
+ */
+static u32 run_rank(u32 policy, const struct task_ctx *tctx)
+{
+	return policy == LLMOS_POLICY_MLFQ ? mlfq_rank(tctx) : 0;
+}
+
+/*
+ * The rank and, in *@slice, the slice a task that has run @used ns keeps its
+ * CPU with when its slice ends and nothing queued is due before it.
+ */
+static u32 policy_prev_rank(u32 policy, const struct task_ctx *tctx, u64 used, u64 *slice)
+{
+	if (policy == LLMOS_POLICY_MLFQ)
+		return mlfq_prev_rank(tctx, used, slice);
+	*slice = task_slice(policy, tctx);
+	return 0;
+}
+
+/*
+ * The key a task waiting in a retired bank of @policy's queues of @llc
+ * competes with; @overdue: the bank outlived a boost interval.
+ */
+static u64 retired_key(u32 policy, u64 key, u32 llc, bool overdue)
+{
+	return policy == LLMOS_POLICY_MLFQ ? mlfq_retired_key(key, llc, overdue) : key;
+}
+
+/* Whether a task waking at @rank may preempt a running one of the same rank. */
+static bool preempts_within_rank(u32 policy, u32 rank)
+{
+	return policy != LLMOS_POLICY_MLFQ || mlfq_preempts_within(rank);
+}
+
 /*
  * @slice, shortened so that the tasks ahead, @queued per CPU that serves the
  * queue, can all run within ROUND_NS.
@@ -171,15 +222,6 @@ static u64 queue_slice(u64 slice, s32 queued)
 	if (share < MIN_SLICE_NS)
 		share = MIN_SLICE_NS;
 	return share < slice ? share : slice;
-}
-
-/*
- * The rank a task runs at: under mlfq, from its level (see level_rank()); the
- * same for all under the other policies, which order a queue by key alone.
- */
-static u32 run_rank(u32 policy, const struct task_ctx *tctx)
-{
-	return policy == LLMOS_POLICY_MLFQ ? mlfq_rank(tctx) : 0;
 }
 
 /*
@@ -200,19 +242,158 @@ static __always_inline u64 enter_queue(u32 policy, const struct task_struct *p,
 }
 
 /*
- * Whether a task waking at @rank with @key (ranked) should take @cpu: the
- * CPU runs a lower rank, or the same rank with a task whose key is larger,
- * where the rank allows it (see mlfq_preempts_within()).
+ * Whether a task waking at @rank with @key (ranked) should take @cpu under
+ * @policy: the CPU runs a lower rank, or the same rank with a task whose key
+ * is larger, where the rank allows it (see preempts_within_rank()).
  */
-static bool outranks_running(s32 cpu, u32 rank, u64 key)
+static bool outranks_running(u32 policy, s32 cpu, u32 rank, u64 key)
 {
 	u32 idx = cpu_idx(cpu);
 
 	if (running[idx].rank != rank)
 		return running[idx].rank > rank;
-	if (is_mlfq() && !mlfq_preempts_within(rank))
+	if (!preempts_within_rank(policy, rank))
 		return false;
 	return time_before(key, ranked_key(rank, running[idx].key));
+}
+
+/* The policies that place tasks themselves queue them with enter_queue(). */
+#include "affinity.bpf.h"
+
+/*
+ * ops.select_cpu()'s pick for a waking task; *@is_idle if it claimed an idle
+ * CPU. The built-in idle picker honours p->cpus_ptr and prefers prev_cpu and
+ * its cache siblings, which is what a waking task wants. Inlined: a BPF call
+ * takes at most five arguments.
+ */
+static __always_inline s32 policy_select_cpu(u32 policy, struct task_struct *p,
+					      const struct task_ctx *tctx, s32 prev_cpu,
+					      u64 wake_flags, bool *is_idle)
+{
+	if (policy == LLMOS_POLICY_AFFINITY)
+		return affinity_select_cpu(p, tctx, prev_cpu, wake_flags, is_idle);
+	return scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, is_idle);
+}
+
+/* An idle CPU, claimed, for a task that did not pass through ops.select_cpu(); -1 if none. */
+static s32 policy_pick_idle(u32 policy, struct task_struct *p, const struct task_ctx *tctx,
+			    s32 cpu)
+{
+	if (policy == LLMOS_POLICY_AFFINITY)
+		return affinity_pick_idle(p, tctx, cpu);
+	return pick_idle_near(p, cpu);
+}
+
+/*
+ * An idle CPU, claimed, for the CPU's last task that dispatch() let go
+ * (see policy_moves_prev()); -1: it stays on @cpu.
+ */
+static s32 policy_place_last(u32 policy, struct task_struct *p, const struct task_ctx *tctx,
+			     s32 cpu)
+{
+	if (policy == LLMOS_POLICY_AFFINITY)
+		return affinity_place_last(p, tctx, cpu);
+	return -1;
+}
+
+/*
+ * Whether the policy queued @p itself, somewhere other than its LLC's
+ * shared queue (which is where the core queues it otherwise).
+ */
+static bool policy_enqueue(u32 policy, struct task_struct *p, struct task_ctx *tctx, s32 cpu,
+			   u64 enq_flags)
+{
+	if (policy == LLMOS_POLICY_AFFINITY)
+		return affinity_queue_on_cpu(p, tctx, cpu, enq_flags);
+	return false;
+}
+
+/* For an idle CPU with nothing queued for it: whether the policy found it a task. */
+static bool policy_balance(u32 policy, s32 cpu)
+{
+	if (policy == LLMOS_POLICY_AFFINITY)
+		return steal_from_cpu_queues(cpu);
+	return false;
+}
+
+/*
+ * Whether @prev, which would keep @cpu, should rather be let go to be
+ * placed anew (ops.enqueue() with SCX_ENQ_LAST; see policy_place_last()).
+ */
+static bool policy_moves_prev(u32 policy, struct task_struct *prev,
+			      const struct task_ctx *pctx, s32 cpu)
+{
+	if (policy == LLMOS_POLICY_AFFINITY)
+		return affinity_should_move(prev, pctx, cpu);
+	return false;
+}
+
+/* A new task's per-policy state: level with the others. */
+static void policy_task_start(struct task_ctx *tctx)
+{
+	tctx->boost_gen = boost_gen;
+}
+
+/*
+ * Brings state a policy updates lazily up to date before a task is looked
+ * at (mlfq's boosts, which do not visit every task; see catch_up_boost()).
+ * Under every policy, so that a switch to mlfq finds it current.
+ */
+static void policy_catch_up(struct task_ctx *tctx)
+{
+	catch_up_boost(tctx);
+}
+
+/*
+ * A task's turn on its CPU ended: what lasts one turn ends (a task mlfq's
+ * boost lifted has had its turn), then policy_catch_up(), which may start
+ * it again (a boost came meanwhile).
+ */
+static void policy_turn_over(struct task_ctx *tctx)
+{
+	tctx->lifted = false;
+	policy_catch_up(tctx);
+}
+
+/* A task woke up at @now. */
+static void policy_wakeup(u32 policy, struct task_ctx *tctx, u64 now)
+{
+	if (policy == LLMOS_POLICY_MLFQ)
+		mlfq_wakeup(tctx, now);
+}
+
+/* A task got a CPU after waiting @waited ns. */
+static void policy_running(u32 policy, struct task_ctx *tctx, u64 waited)
+{
+	if (policy == LLMOS_POLICY_MLFQ)
+		mlfq_end_starvation(tctx, waited);
+}
+
+/* A task gave up its CPU after @used ns; @runnable: it wants to go on. */
+static void policy_charge(u32 policy, struct task_ctx *tctx, u64 used, bool runnable)
+{
+	if (policy == LLMOS_POLICY_MLFQ)
+		mlfq_charge(tctx, used, runnable);
+}
+
+/* A switch to @policy is being settled. */
+static void policy_switched_to(u32 policy)
+{
+	if (policy == LLMOS_POLICY_MLFQ)
+		mlfq_switched_to();
+}
+
+/* The housekeeping tick, at @now, under @policy. */
+static void policy_tick(u32 policy, u64 now)
+{
+	if (policy == LLMOS_POLICY_MLFQ)
+		mlfq_tick(now);
+}
+
+/* At load: the policies' clocks start now. */
+static void policies_init(u64 now)
+{
+	last_boost_at = now;
 }
 
 #endif /* __LLMOS_POLICY_BPF_H */
