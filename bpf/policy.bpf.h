@@ -8,7 +8,7 @@
  * mlfq.bpf.h, prio.bpf.h, affinity.bpf.h, fifo.bpf.h (fifo and rr).
  *
  * Adding a policy takes its id in intf.h's enum llmos_policy, its file, its
- * traits in enum policy_traits, and its cases in the hooks whose default it
+ * traits in the table below, and its cases in the hooks whose default it
  * does not want (the default is the vtime policy's, or nothing).
  */
 #ifndef __LLMOS_POLICY_BPF_H
@@ -23,39 +23,29 @@
 
 /*
  * The traits table: what the core needs to know of a policy beyond its
- * hooks, as the set of policies that have each trait (a bit per policy id).
- * Sets rather than an array of rows: the verifier lost the bound of a row
- * index that the compiler had hoisted out of a loop, and refused the load.
+ * hooks, as the policies that have each trait. Comparisons, not bits of a
+ * mask: the verifier learns the policy from a comparison that one branch
+ * took and prunes the branches the others would take (tests of a mask bit
+ * made llmos_dispatch 72% longer to verify), and an array of rows lost its
+ * index's bound.
  */
-#define POLICY(name) (1U << LLMOS_POLICY_##name)
-
-enum policy_traits {
-	/* Its queues are ordered by vtime (and so advance vtime_now()). */
-	KEYED_BY_VTIME		= POLICY(VTIME) | POLICY(MLFQ) | POLICY(AFFINITY),
-	/* It retires its queues' banks (and so serves two per queue). */
-	RETIRES_BANKS		= POLICY(MLFQ),
-	/* A waking task may take the CPU from a running one it outranks. */
-	PREEMPTS_ON_WAKEUP	= POLICY(MLFQ) | POLICY(PRIO),
-};
-
-static bool has_trait(u32 policy, enum policy_traits trait)
-{
-	return policy < LLMOS_NR_POLICIES && (trait >> policy) & 1;
-}
-
+/* Its queues are ordered by vtime (and so advance vtime_now()). */
 static bool keyed_by_vtime(u32 policy)
 {
-	return has_trait(policy, KEYED_BY_VTIME);
+	return policy == LLMOS_POLICY_VTIME || policy == LLMOS_POLICY_MLFQ ||
+	       policy == LLMOS_POLICY_AFFINITY;
 }
 
+/* It retires its queues' banks (and so serves two per queue). */
 static bool retires_banks(u32 policy)
 {
-	return has_trait(policy, RETIRES_BANKS);
+	return policy == LLMOS_POLICY_MLFQ;
 }
 
+/* A waking task may take the CPU from a running one it outranks. */
 static bool preempts_on_wakeup(u32 policy)
 {
-	return has_trait(policy, PREEMPTS_ON_WAKEUP);
+	return policy == LLMOS_POLICY_MLFQ || policy == LLMOS_POLICY_PRIO;
 }
 
 /*
