@@ -33,11 +33,6 @@ static u32 group_words(void)
 	return (nr_cpu_ids + LLMOS_WORD_BITS - 1) / LLMOS_WORD_BITS;
 }
 
-static const u64 *group_bitmap(s32 group)
-{
-	return (const u64 *)group_cpus[group & (LLMOS_MAX_GROUPS - 1)];
-}
-
 /* Claims an idle CPU of @group that @p may use, @prev first (warm cache); -1 if none. */
 static s32 pick_idle_in_group(struct task_struct *p, s32 group, s32 prev)
 {

@@ -2,8 +2,9 @@
 /*
  * Config rules: which static priority (prio policy) and which affinity group
  * (affinity policy) a thread gets. Rules match the thread's name, cgroup, uid
- * or process; the first match wins. A thread is classified when it joins and
- * again after it execs, since exec is what gives it its name.
+ * or process; the first match wins. A thread is classified when it joins,
+ * again after it execs, since exec is what gives it its name, and again
+ * after `scx_llmos ctl reload` brought new rules (see rules_gen).
  */
 #ifndef __LLMOS_CLASSIFY_BPF_H
 #define __LLMOS_CLASSIFY_BPF_H
@@ -45,9 +46,9 @@ static bool in_cgroup(const struct task_facts *facts, u64 id, u32 level)
 	return BPF_CORE_READ(ancestor, kn, id) == id;
 }
 
-static bool rule_matches(const volatile struct llmos_rule *rule, const struct task_facts *facts)
+static bool rule_matches(const struct llmos_rule *rule, const struct task_facts *facts)
 {
-	const volatile u64 *comm = (const volatile u64 *)rule->comm;
+	const u64 *comm = (const u64 *)rule->comm;
 
 	switch (rule->match) {
 	case LLMOS_MATCH_COMM:
@@ -62,13 +63,23 @@ static bool rule_matches(const volatile struct llmos_rule *rule, const struct ta
 	return false;
 }
 
+/* The rules in force, of generation @gen. */
+static const struct llmos_rules *rules_of(u64 gen)
+{
+	return &rules[gen & 1];
+}
+
 /* Applies the config rules to @p. */
 static void classify(struct task_struct *p, struct task_ctx *tctx)
 {
+	u64 gen = rules_gen;
+	const struct llmos_rules *in_force = rules_of(gen);
+	u32 nr_prio_rules = in_force->nr_prio_rules, nr_groups = in_force->nr_groups;
 	struct task_facts facts;
 	u32 i;
 
 	tctx->exec_id = p->self_exec_id;
+	tctx->rules_gen = gen;
 	tctx->rule_prio = -1;
 	tctx->group = -1;
 	if (!nr_prio_rules && !nr_groups)
@@ -77,25 +88,28 @@ static void classify(struct task_struct *p, struct task_ctx *tctx)
 	bpf_for(i, 0, nr_prio_rules) {
 		if (i >= LLMOS_MAX_PRIO_RULES)
 			break;
-		if (rule_matches(&prio_rules[i], &facts)) {
-			tctx->rule_prio = prio_rules[i].value;
+		if (rule_matches(&in_force->prio_rules[i], &facts)) {
+			tctx->rule_prio = in_force->prio_rules[i].value;
 			break;
 		}
 	}
 	bpf_for(i, 0, nr_groups) {
 		if (i >= LLMOS_MAX_GROUPS)
 			break;
-		if (rule_matches(&group_rules[i], &facts)) {
+		if (rule_matches(&in_force->group_rules[i], &facts)) {
 			tctx->group = i;
 			break;
 		}
 	}
 }
 
-/* Re-applies the rules to a task that exec'd since they were last applied. */
-static void reclassify_after_exec(struct task_struct *p, struct task_ctx *tctx)
+/*
+ * Applies the rules again to a task that exec'd since they were last
+ * applied, or that they have changed for since.
+ */
+static void reclassify_if_stale(struct task_struct *p, struct task_ctx *tctx)
 {
-	if (tctx->exec_id != p->self_exec_id)
+	if (tctx->exec_id != p->self_exec_id || tctx->rules_gen != rules_gen)
 		classify(p, tctx);
 }
 
@@ -109,9 +123,15 @@ static u32 task_prio(const struct task_struct *p, const struct task_ctx *tctx)
 	return prio > LLMOS_MAX_PRIO ? LLMOS_MAX_PRIO : prio;
 }
 
+/* The CPUs of @group, in the rules in force. */
+static const u64 *group_bitmap(s32 group)
+{
+	return rules_of(rules_gen)->group_cpus[group & (LLMOS_MAX_GROUPS - 1)];
+}
+
 static bool group_has_cpu(s32 group, s32 cpu)
 {
-	return cpu_in_bitmap(group_cpus[group & (LLMOS_MAX_GROUPS - 1)], cpu);
+	return cpu_in_bitmap(group_bitmap(group), cpu);
 }
 
 #endif /* __LLMOS_CLASSIFY_BPF_H */

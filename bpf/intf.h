@@ -117,6 +117,18 @@ struct llmos_rule {
 	char comm[LLMOS_COMM_LEN];
 };
 
+/*
+ * The config's priority rules and affinity groups, as the loader writes them
+ * (src/rules.rs): at load, and again on `scx_llmos ctl reload`.
+ */
+struct llmos_rules {
+	u32 nr_prio_rules;
+	u32 nr_groups;
+	struct llmos_rule prio_rules[LLMOS_MAX_PRIO_RULES];
+	struct llmos_rule group_rules[LLMOS_MAX_GROUPS];
+	u64 group_cpus[LLMOS_MAX_GROUPS][LLMOS_CPU_WORDS];	/* each group's CPUs */
+};
+
 /* Per-CPU event counters, summed by the loader for its stats (src/stats.rs). */
 enum llmos_stat {
 	LLMOS_STAT_IDLE_DISPATCH,	/* woke straight onto an idle CPU */
@@ -159,7 +171,7 @@ struct llmos_thread_stats {
 	u32 level;		/* current MLFQ level (0 = top) */
 	u32 priority;		/* static priority (prio policy), 0..LLMOS_MAX_PRIO */
 	s32 group;		/* affinity group from the config, or -1 */
-	u32 pad;
+	u32 waiting;		/* 1: runnable but not on a CPU, so queued somewhere */
 	struct llmos_thread_counters counters;
 };
 

@@ -38,11 +38,6 @@ const volatile u32 llc_first[LLMOS_MAX_LLCS];
 const volatile u32 llc_nr_cpus[LLMOS_MAX_LLCS];
 const volatile u32 cpu_pos[LLMOS_MAX_CPUS];
 const volatile u32 nr_levels = 4;
-const volatile u32 nr_prio_rules;
-const volatile struct llmos_rule prio_rules[LLMOS_MAX_PRIO_RULES];
-const volatile u32 nr_groups;
-const volatile struct llmos_rule group_rules[LLMOS_MAX_GROUPS];
-const volatile u64 group_cpus[LLMOS_MAX_GROUPS][LLMOS_CPU_WORDS];
 /* The loader's process: its threads serve `scx_llmos ctl` (see llmos_enqueue()). */
 const volatile u32 loader_tgid;
 /*
@@ -58,6 +53,18 @@ const volatile u64 cpus_in_topology[LLMOS_CPU_WORDS];
 volatile u32 active_policy = LLMOS_POLICY_MLFQ;
 /* Filled by the loader before it loads the program (see intf.h). */
 volatile struct llmos_tunables tunables;
+/*
+ * The config's rules, in two slots so that `scx_llmos ctl reload` can fill
+ * the one not in use and then switch to it by bumping rules_gen, whose low
+ * bit names the slot in use. A classification reads rules_gen once and
+ * keeps to its slot; a task classified under an older rules_gen is
+ * classified again (see classify.bpf.h). The loader waits a while after a
+ * switch before it fills the other slot again, far longer than a
+ * classification takes.
+ */
+struct llmos_rules rules[2];
+volatile u64 rules_gen;
+
 /* enum llmos_fault, asked for by the loader: tick() and llmos_enqueue() act on it. */
 volatile u32 injected_fault;
 
@@ -92,6 +99,7 @@ struct task_ctx {
 	u64 allot_used;		/* CPU time used at its MLFQ level since it got there */
 	u64 slept_at_level;	/* its sleeps in a row at that level (see mlfq_wakeup()) */
 	u64 exec_id;		/* p->self_exec_id when the rules were last applied */
+	u64 rules_gen;		/* rules_gen when they were last applied */
 	u32 level;		/* MLFQ level */
 	u32 boost_gen;		/* the boost it has caught up with */
 	s32 rule_prio;		/* priority a config rule gave it, or -1: from nice */

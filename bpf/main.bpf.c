@@ -727,7 +727,7 @@ void BPF_STRUCT_OPS(llmos_runnable, struct task_struct *p, u64 enq_flags)
 
 	if (!tctx)
 		return;
-	reclassify_after_exec(p, tctx);
+	reclassify_if_stale(p, tctx);
 	policy_catch_up(tctx);
 	/*
 	 * The kernel also takes a queued task off its queue and puts it back
@@ -792,8 +792,8 @@ void BPF_STRUCT_OPS(llmos_stopping, struct task_struct *p, bool runnable)
 	if (!tctx)
 		return;
 	ts = &tctx->counters;
-	/* A CPU hog that exec'd never wakes up: notice its new name here. */
-	reclassify_after_exec(p, tctx);
+	/* A CPU hog never wakes up: notice its new name, or new rules, here. */
+	reclassify_if_stale(p, tctx);
 	policy_turn_over(tctx);
 	/*
 	 * The kernel's own account of the CPU time, brought up to date before
@@ -865,6 +865,11 @@ int dump_threads(struct bpf_iter__task *ctx)
 	row.level = policy_level(active_policy, tctx);
 	row.priority = task_prio(p, tctx);
 	row.group = tctx->group;
+	/*
+	 * SCX_TASK_QUEUED: the kernel has it runnable (the running task too);
+	 * on_cpu: it is running. `scx_llmos top` counts the waiting per level.
+	 */
+	row.waiting = (p->scx.flags & SCX_TASK_QUEUED) && !p->on_cpu;
 	bpf_probe_read_kernel_str(row.comm, sizeof(row.comm), p->comm);
 	bpf_seq_write(ctx->meta->seq, &row, sizeof(row));
 	return 0;

@@ -298,6 +298,7 @@ impl Fault {
 pub enum ControlRequest {
     Policy(Policy),
     Set(Assignment),
+    Reload,
     /// `status`, or `status json` for one JSON object.
     Status {
         json: bool,
@@ -311,6 +312,7 @@ impl ControlRequest {
         match self {
             Self::Policy(policy) => format!("policy {}", policy.name()),
             Self::Set(assignment) => format!("set {}={}", assignment.key(), assignment.value),
+            Self::Reload => "reload".into(),
             Self::Status { json: false } => "status".into(),
             Self::Status { json: true } => "status json".into(),
             Self::InjectFault(fault) => format!("inject-fault {}", fault.name()),
@@ -328,6 +330,7 @@ impl ControlRequest {
         Ok(match verb {
             "policy" => Self::Policy(Policy::parse(arg.trim())?),
             "set" => Self::Set(Assignment::parse(arg.trim())?),
+            "reload" if arg.trim().is_empty() => Self::Reload,
             "status" if arg.trim().is_empty() => Self::Status { json: false },
             "status" if arg.trim() == "json" => Self::Status { json: true },
             "inject-fault" => {
@@ -339,7 +342,7 @@ impl ControlRequest {
                 })?)
             }
             _ => {
-                bail!("unknown request '{command}' (expected policy, set, status or inject-fault)")
+                bail!("unknown request '{command}' (expected policy, set, reload, status or inject-fault)")
             }
         })
     }
@@ -484,6 +487,7 @@ mod tests {
         let requests = [
             ControlRequest::Policy(Policy::Fifo),
             ControlRequest::Set(Assignment::parse("mlfq_slices_us=500,1000").unwrap()),
+            ControlRequest::Reload,
             ControlRequest::Status { json: false },
             ControlRequest::Status { json: true },
             ControlRequest::InjectFault(Fault::Stray),
@@ -494,6 +498,7 @@ mod tests {
             [
                 "policy fifo",
                 "set mlfq_slices_us=500,1000",
+                "reload",
                 "status",
                 "status json",
                 "inject-fault stray"
@@ -504,7 +509,7 @@ mod tests {
         }
         assert_eq!(
             ControlRequest::parse("reboot").unwrap_err().to_string(),
-            "unknown request 'reboot' (expected policy, set, status or inject-fault)"
+            "unknown request 'reboot' (expected policy, set, reload, status or inject-fault)"
         );
     }
 
@@ -523,6 +528,7 @@ mod tests {
                 Ok(ControlRequest::Policy(policy)) => proptest::prop_assert_eq!(policy.name(), arg.trim()),
                 Ok(ControlRequest::Set(tunable)) => proptest::prop_assert!(arg.trim().starts_with(tunable.key())),
                 Ok(ControlRequest::Status { .. }) => proptest::prop_assert_eq!(verb.as_str(), "status"),
+                Ok(ControlRequest::Reload) => proptest::prop_assert_eq!(verb.as_str(), "reload"),
                 Ok(ControlRequest::InjectFault(_)) => proptest::prop_assert_eq!(verb.as_str(), "inject-fault"),
                 Err(err) => {
                     let text = err.to_string();

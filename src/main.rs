@@ -127,6 +127,12 @@ enum CtlCommand {
         #[arg(value_name = "KEY=VALUE")]
         assignment: String,
     },
+    /// Re-read the --config file's [[priority]] rules and [[group]]s and
+    /// apply them without a restart: each thread takes them when it next
+    /// runs. The file's policy and tunables are checked but not applied
+    /// (`ctl policy` and `ctl set` change those); a file with a mistake
+    /// changes nothing.
+    Reload,
     /// Show the active policy and tunables.
     Status {
         /// One JSON object, keyed by setting, for scripts.
@@ -154,6 +160,7 @@ impl CtlCommand {
             CtlCommand::Set { assignment } => {
                 ctl::ControlRequest::Set(settings::Assignment::parse(assignment)?)
             }
+            CtlCommand::Reload => ctl::ControlRequest::Reload,
             CtlCommand::Status { json } => ctl::ControlRequest::Status { json: *json },
             CtlCommand::InjectFault { fault } => ctl::ControlRequest::InjectFault(*fault),
         })
@@ -280,7 +287,7 @@ fn run(opts: &Opts) -> Result<()> {
         // Loads nothing, so Ctrl-C may end it as it ends any reader.
         return stats::monitor(&opts.stats_socket, interval, &AtomicBool::new(false));
     }
-    let file = match &opts.config {
+    let mut file = match &opts.config {
         Some(path) => config::load(path)?,
         None => config::Config::default(),
     };
@@ -331,6 +338,7 @@ fn run(opts: &Opts) -> Result<()> {
         }
         // A restart keeps what `ctl` changed, and the counts so far.
         settings = sched.settings.clone();
+        file = sched.config.clone();
         earlier_counters = sched.counters()?;
         drop(sched);
         let wait = restarts.next(started.elapsed())?;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! The config's priority rules and affinity groups, turned into the tables
-//! the BPF program matches threads against.
+//! the BPF program matches threads against: at load, and again when
+//! `ctl reload` re-reads the config.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -8,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::bpf_intf;
-use crate::bpf_skel::types::{llmos_rule as BpfRule, rodata};
+use crate::bpf_skel::types::{llmos_rule as BpfRule, llmos_rules as BpfRules};
 use crate::config::{Config, Matcher};
 
 const CPU_WORDS: usize = bpf_intf::llmos_consts_LLMOS_CPU_WORDS as usize;
@@ -62,12 +63,16 @@ impl Tables {
         })
     }
 
-    pub fn write_to(&self, rodata: &mut rodata) {
-        rodata.nr_prio_rules = self.prio_rules.len() as u32;
-        rodata.prio_rules[..self.prio_rules.len()].copy_from_slice(&self.prio_rules);
-        rodata.nr_groups = self.group_rules.len() as u32;
-        rodata.group_rules[..self.group_rules.len()].copy_from_slice(&self.group_rules);
-        rodata.group_cpus[..self.group_cpus.len()].copy_from_slice(&self.group_cpus);
+    /// The tables as the BPF program reads them.
+    pub fn to_bpf(&self) -> BpfRules {
+        // SAFETY: plain old data, for which all zeroes is a valid value.
+        let mut bpf: BpfRules = unsafe { std::mem::zeroed() };
+        bpf.nr_prio_rules = self.prio_rules.len() as u32;
+        bpf.prio_rules[..self.prio_rules.len()].copy_from_slice(&self.prio_rules);
+        bpf.nr_groups = self.group_rules.len() as u32;
+        bpf.group_rules[..self.group_rules.len()].copy_from_slice(&self.group_rules);
+        bpf.group_cpus[..self.group_cpus.len()].copy_from_slice(&self.group_cpus);
+        bpf
     }
 }
 

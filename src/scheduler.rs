@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::mem::MaybeUninit;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -86,6 +87,13 @@ fn llc_layout(cpus: &BTreeMap<usize, (usize, usize)>) -> LlcLayout {
 /// the BPF tick settles it within 10 ms.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/*
+ * How long `ctl reload` waits after putting a slot of rules in force before
+ * it may fill the other one again: a classification still reading that one
+ * finishes in microseconds.
+ */
+const RULES_QUIESCE: Duration = Duration::from_millis(10);
+
 pub struct Scheduler<'a> {
     skel: BpfSkel<'a>,
     struct_ops: Option<libbpf_rs::Link>,
@@ -95,6 +103,12 @@ pub struct Scheduler<'a> {
     stats_answers: Sender<stats::Answer>,
     /// The counters of the runs before a restart.
     earlier_counters: stats::Counters,
+    /// The config in force: the file's at start, or at the last `ctl reload`.
+    pub config: config::Config,
+    /// Where it came from (--config), for `ctl reload`.
+    config_path: Option<PathBuf>,
+    /// The CPU ids a group may name.
+    nr_cpu_ids: usize,
 }
 
 impl<'a> Scheduler<'a> {
@@ -127,12 +141,10 @@ impl<'a> Scheduler<'a> {
         }
         // A group may name a CPU that is offline now: the BPF side skips it
         // until it comes online.
-        let possible_cpus =
-            libbpf_rs::num_possible_cpus().context("failed to count the possible CPUs")?;
-        let tables = rules::Tables::build(
-            file,
-            possible_cpus.min(bpf_intf::llmos_consts_LLMOS_MAX_CPUS as usize),
-        )?;
+        let nr_cpu_ids = libbpf_rs::num_possible_cpus()
+            .context("failed to count the possible CPUs")?
+            .min(bpf_intf::llmos_consts_LLMOS_MAX_CPUS as usize);
+        let tables = rules::Tables::build(file, nr_cpu_ids)?;
 
         let mut skel_builder = BpfSkelBuilder::default();
         skel_builder.obj_builder.debug(opts.verbose > 0);
@@ -163,11 +175,11 @@ impl<'a> Scheduler<'a> {
         }
         settings.tunables.write_at_load(rodata);
         rodata.loader_tgid = std::process::id();
-        tables.write_to(rodata);
         let data = skel.maps.data_data.as_mut().unwrap();
         data.active_policy = settings.policy.bpf_id();
         let bss = skel.maps.bss_data.as_mut().unwrap();
         settings.tunables.write_live(&mut bss.tunables);
+        bss.rules[0] = tables.to_bpf();
         // Switch 0: the policy it starts with.
         bss.policy_switch = u64::from(settings.policy.bpf_id());
 
@@ -192,6 +204,9 @@ impl<'a> Scheduler<'a> {
             stats_queries,
             stats_answers,
             earlier_counters,
+            config: file.clone(),
+            config_path: opts.config.clone(),
+            nr_cpu_ids,
         })
     }
 
@@ -261,6 +276,7 @@ impl<'a> Scheduler<'a> {
         match ControlRequest::parse(command)? {
             ControlRequest::Policy(policy) => self.switch_policy(policy),
             ControlRequest::Set(tunable) => self.set_tunable(tunable),
+            ControlRequest::Reload => self.reload(),
             ControlRequest::Status { json: false } => Ok(self.settings.describe()),
             ControlRequest::Status { json: true } => Ok(serde_json::to_string(&self.settings)?),
             ControlRequest::InjectFault(fault) => {
@@ -315,6 +331,40 @@ impl<'a> Scheduler<'a> {
             start.elapsed().as_micros()
         );
         Ok(format!("policy {} (was {})", policy.name(), old.name()))
+    }
+
+    /// Re-reads the config file and puts its rules and groups in force:
+    /// each thread takes them when it next runs. The file's policy and
+    /// tunables are checked, not applied (`ctl policy` and `ctl set` change
+    /// those). A file that does not parse changes nothing.
+    fn reload(&mut self) -> Result<String> {
+        let path = self
+            .config_path
+            .clone()
+            .context("scx_llmos was started without --config: there is no file to reload")?;
+        let config = config::load(&path)?;
+        let tables = rules::Tables::build(&config, self.nr_cpu_ids)?;
+        let bss = self.skel.maps.bss_data.as_deref_mut().unwrap();
+        // SAFETY: bss is the BPF program's mmapped globals: volatile
+        // accesses reach it as they are. The slot written is the one not in
+        // force, which no classification reads (see RULES_QUIESCE).
+        let generation = unsafe { std::ptr::read_volatile(&bss.rules_gen) } + 1;
+        let slot = &mut bss.rules[(generation % 2) as usize];
+        unsafe { std::ptr::write_volatile(slot, tables.to_bpf()) };
+        // The rules must be complete before the generation that announces them.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        // SAFETY: as above.
+        unsafe { std::ptr::write_volatile(&mut bss.rules_gen, generation) };
+        std::thread::sleep(RULES_QUIESCE);
+        let reply = format!(
+            "reloaded {}: {} priority rules, {} affinity groups, applied to each thread as it next runs",
+            path.display(),
+            config.priority_rules.len(),
+            config.groups.len()
+        );
+        info!("{reply}");
+        self.config = config;
+        Ok(reply)
     }
 
     /// Changes a tunable of the running scheduler; it applies to the next

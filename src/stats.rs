@@ -234,6 +234,9 @@ pub struct ThreadRow {
     pub priority: u64,
     #[stat(desc = "Affinity group from the config, or -1")]
     pub group: i64,
+    #[stat(desc = "1 if it is runnable but not on a CPU (waiting in a queue), else 0")]
+    #[serde(default)]
+    pub waiting: u64,
     #[stat(desc = "CPU it last ran on, or -1")]
     pub cpu: i64,
     #[stat(desc = "CPU time while scx_llmos was attached (ns)")]

@@ -104,6 +104,7 @@ fn row(t: &ThreadStats) -> ThreadRow {
         level: t.level.into(),
         priority: t.priority.into(),
         group: t.group.into(),
+        waiting: t.waiting.into(),
         cpu: c.last_cpu.into(),
         runtime_ns: c.runtime_ns,
         wait_ns: c.wait_ns,
@@ -206,6 +207,7 @@ mod tests {
             },
             priority: 19,
             group: -1,
+            waiting: 1,
             ..zeroed()
         };
         for (dst, src) in t.comm.iter_mut().zip(b"Web Content") {
@@ -221,6 +223,7 @@ mod tests {
                 level: 3,
                 priority: 19,
                 group: -1,
+                waiting: 1,
                 cpu: 1,
                 runtime_ns: 1_234_567_000,
                 wait_ns: 5_000,

@@ -238,12 +238,14 @@ fn sort_rows(rows: &mut [TableRow], key: SortKey) {
     rows.sort_by(|a, b| key.order(a, b).then(a.thread.tid.cmp(&b.thread.tid)));
 }
 
-/// How many of `threads` sit on each of the first `levels` mlfq levels.
-fn threads_per_level(threads: &[ThreadRow], levels: usize) -> Vec<usize> {
-    let mut counts = vec![0; levels];
+/// How many of `threads` sit on each of the first `levels` mlfq levels, and
+/// how many of those wait for a CPU: each level's queue depth.
+fn threads_per_level(threads: &[ThreadRow], levels: usize) -> Vec<(usize, usize)> {
+    let mut counts = vec![(0, 0); levels];
     for thread in threads {
-        if let Some(count) = counts.get_mut(thread.level as usize) {
-            *count += 1;
+        if let Some((on_level, waiting)) = counts.get_mut(thread.level as usize) {
+            *on_level += 1;
+            *waiting += (thread.waiting != 0) as usize;
         }
     }
     counts
@@ -302,27 +304,29 @@ const fn column(title: &'static str, width: u16, numeric: bool) -> Column {
     }
 }
 
-const LEVEL_COLUMNS: [Column; 4] = [
+const LEVEL_COLUMNS: [Column; 5] = [
     column("LEVEL", 5, true),
     column("SLICE_US", 8, true),
     column("THREADS", 7, true),
+    column("WAITING", 7, true),
     column("RUNS/s", 10, true),
 ];
 
-/// The level table: each mlfq level's slice, the threads on it now and the
-/// threads started on it per second.
-fn level_rows(now: &Poll, interval: Option<&Interval>) -> Vec<[String; 4]> {
+/// The level table: each mlfq level's slice, the threads on it now, those of
+/// them waiting for a CPU, and the threads started on it per second.
+fn level_rows(now: &Poll, interval: Option<&Interval>) -> Vec<[String; 5]> {
     let levels = now.metrics.level_runs.len();
     threads_per_level(&now.threads, levels)
         .into_iter()
         .enumerate()
-        .map(|(level, threads)| {
+        .map(|(level, (threads, waiting))| {
             let slices = now.metrics.tunables.get(settings::LEVEL_SLICES);
             let slice = slices.as_slice().get(level);
             [
                 level.to_string(),
                 slice.map(u64::to_string).unwrap_or_default(),
                 threads.to_string(),
+                waiting.to_string(),
                 format_rate(interval.map(|i| i.per_sec(i.delta.level_runs[level]))),
             ]
         })
@@ -662,16 +666,17 @@ mod tests {
     }
 
     #[test]
-    fn threads_are_counted_on_their_level() {
-        let on = |level| ThreadRow {
+    fn threads_are_counted_on_their_level_with_those_waiting() {
+        let on = |level, waiting| ThreadRow {
             level,
+            waiting,
             ..ThreadRow::default()
         };
         assert_eq!(
-            threads_per_level(&[on(0), on(3), on(0), on(1), on(0)], 4),
-            [3, 1, 0, 1]
+            threads_per_level(&[on(0, 1), on(3, 0), on(0, 0), on(1, 1), on(0, 1)], 4),
+            [(3, 2), (1, 1), (0, 0), (1, 0)]
         );
-        assert_eq!(threads_per_level(&[], 2), [0, 0]);
+        assert_eq!(threads_per_level(&[], 2), [(0, 0), (0, 0)]);
     }
 
     /// The default tunables, but 3 mlfq levels.
@@ -699,7 +704,10 @@ mod tests {
                     level: 2,
                     ..thread(1, "a")
                 },
-                thread(2, "b"),
+                ThreadRow {
+                    waiting: 1,
+                    ..thread(2, "b")
+                },
                 thread(3, "c"),
             ],
         );
@@ -730,9 +738,9 @@ mod tests {
         assert_eq!(
             level_rows(&now, Some(&interval)),
             [
-                ["0", "1000", "2", "20.0"],
-                ["1", "2000", "0", "3.5"],
-                ["2", "4000", "1", "0.5"],
+                ["0", "1000", "2", "1", "20.0"],
+                ["1", "2000", "0", "0", "3.5"],
+                ["2", "4000", "1", "0", "0.5"],
             ]
         );
         // The first poll: tunables and thread counts, no rates.
@@ -743,7 +751,7 @@ mod tests {
                 "per s     xllc   boost   switch   pushed ",
             ]
         );
-        assert_eq!(level_rows(&now, None)[0], ["0", "1000", "2", ""]);
+        assert_eq!(level_rows(&now, None)[0], ["0", "1000", "2", "1", ""]);
     }
 
     #[test]
@@ -816,10 +824,10 @@ mod tests {
                 "│per s     xllc 0.0  boost 0.0  switch 0.0  pushed 0.0                         │",
                 "└──────────────────────────────────────────────────────────────────────────────┘",
                 "┌ mlfq levels ─────────────────────────────────────────────────────────────────┐",
-                "│LEVEL SLICE_US THREADS     RUNS/s                                             │",
-                "│    0     1000       2        4.0                                             │",
-                "│    1     2000       0        0.0                                             │",
-                "│    2     4000       0        0.0                                             │",
+                "│LEVEL SLICE_US THREADS WAITING     RUNS/s                                     │",
+                "│    0     1000       2       0        4.0                                     │",
+                "│    1     2000       0       0        0.0                                     │",
+                "│    2     4000       0       0        0.0                                     │",
                 "└──────────────────────────────────────────────────────────────────────────────┘",
                 "┌ 2 threads, sorted by CPU% (keys c w r m l p t; q quits) ─────────────────────┐",
                 "│    TID COMM            LVL PRIO GRP   CPU%  WAIT%   RUNS/s  MIGR/s           │",

@@ -112,6 +112,30 @@ kill $cg $uid
 verdict prio_rule_by_cgroup "thread in /llmos-test/inner: priority $cg_prio (need 35)" test "$cg_prio" = 35
 verdict prio_rule_by_uid "thread of uid 4242: priority $uid_prio (need 3)" test "$uid_prio" = 3
 
+# `ctl reload`: changed rules reach a thread that neither execs nor sleeps (a
+# hog), without a restart; a file with a mistake is refused and changes nothing.
+spin prio-top taskset -c 1
+top=$SPIN_PID
+sleep 0.5
+read -r prio_before < <(thread_get $top -- priority)
+sed -i 's/^priority = 39$/priority = 20/' "$OUT/llmos.toml"
+reload_reply=$("$BIN" ctl reload 2>&1)
+prio_is() { [[ $(thread_get $top -- priority) == "$1" ]]; }
+wait_for 5 prio_is 20
+read -r prio_after < <(thread_get $top -- priority)
+verdict ctl_reload_applies "prio-top's priority $prio_before, then after \"$reload_reply\": $prio_after (need 39, then 20; enable_seq $SEQ -> $(cat $SYS/enable_seq))" \
+  test "$prio_before" = 39 -a "$prio_after" = 20 -a "$(cat $SYS/enable_seq)" = "$SEQ" -a "$(state)" = enabled
+printf '[[priority]]\ncomm = "prio-top"\npriority = 99\n' >"$OUT/broken.toml"
+cp "$OUT/llmos.toml" "$OUT/llmos.good.toml"
+cp "$OUT/broken.toml" "$OUT/llmos.toml"
+broken_reply=$("$BIN" ctl reload 2>&1)
+sleep 0.5
+read -r prio_kept < <(thread_get $top -- priority)
+cp "$OUT/llmos.good.toml" "$OUT/llmos.toml"
+kill $top
+verdict ctl_reload_refuses_mistakes "reply: $broken_reply; prio-top's priority then: $prio_kept (need 20)" \
+  test -n "$(grep -F 'line 3: priority = 99 is not in 0..=39' <<<"$broken_reply")" -a "$prio_kept" = 20
+
 # --- affinity -----------------------------------------------------------------
 "$BIN" ctl policy affinity >"$OUT/ctl-affinity.txt" 2>&1
 verdict switch_to_affinity "$(cat "$OUT/ctl-affinity.txt")" grep -q "ok: policy affinity" "$OUT/ctl-affinity.txt"
@@ -302,6 +326,32 @@ verdict ctl_set_tunable "$set_reply; ctl status --json: $status_json" \
   test "$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["boost_ms"])' "$status_json" 2>&1)" = 250
 verdict ctl_set_rejects "$("$BIN" ctl set slice_us=5 2>&1)" \
   test -n "$("$BIN" ctl set slice_us=5 2>&1 | grep -F 'not in 100..=100000')"
+
+# The threads target says which threads wait for a CPU (top's per-level
+# queue depths): of 3 hogs sharing CPU 1, 2 wait whenever one runs (3 when
+# the loader's thread that reads them has CPU 1 itself); a sleeping thread
+# never waits.
+spin wait-a taskset -c 1
+wa=$SPIN_PID
+spin wait-b taskset -c 1
+wb=$SPIN_PID
+spin wait-c taskset -c 1
+wc=$SPIN_PID
+sleep 600 &
+sleeper=$!
+sleep 0.5
+waits="" sleeper_waits=0 off=0
+for _ in $(seq 10); do
+  read -r a b c z < <(thread_get $wa $wb $wc $sleeper -- waiting)
+  n=$((a + b + c))
+  waits+="$n "
+  ((n == 2 || n == 3)) || off=$((off + 1))
+  sleeper_waits=$((sleeper_waits + z))
+  sleep 0.2
+done
+kill $wa $wb $wc $sleeper
+verdict threads_waiting "3 hogs on CPU 1, waiting per sample: $waits(need 2 or 3 in all 10); a sleeper waiting in $sleeper_waits samples (need 0)" \
+  test $off = 0 -a $sleeper_waits = 0
 
 # `scx_llmos top` in a pseudo-terminal, read as a user reads it.
 . "$(dirname "$0")/top-check.sh"
