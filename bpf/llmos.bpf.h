@@ -105,6 +105,7 @@ struct task_ctx {
 	s32 rule_prio;		/* priority a config rule gave it, or -1: from nice */
 	s32 group;		/* affinity group, or -1 */
 	bool lifted;		/* a boost put it back on top from below (see mlfq.bpf.h) */
+	bool on_cpu;		/* between ops.running() and ops.stopping() */
 	struct llmos_thread_counters counters;	/* read by dump_threads() */
 };
 

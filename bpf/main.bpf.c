@@ -766,6 +766,7 @@ void BPF_STRUCT_OPS(llmos_running, struct task_struct *p)
 	if (p->scx.slice > slice)
 		scx_bpf_task_set_slice(p, slice);
 	tctx->exec_at_start = p->se.sum_exec_runtime;
+	tctx->on_cpu = true;
 	running[cpu_idx(cpu)].rank = run_rank(policy, tctx);
 	running[cpu_idx(cpu)].key = queue_key(policy, p, tctx, llc_of(cpu));
 	stat_inc(LLMOS_STAT_LEVEL_RUN + (level & (LLMOS_MAX_LEVELS - 1)));
@@ -792,6 +793,7 @@ void BPF_STRUCT_OPS(llmos_stopping, struct task_struct *p, bool runnable)
 	if (!tctx)
 		return;
 	ts = &tctx->counters;
+	tctx->on_cpu = false;
 	/* A CPU hog never wakes up: notice its new name, or new rules, here. */
 	reclassify_if_stale(p, tctx);
 	policy_turn_over(tctx);
@@ -866,10 +868,11 @@ int dump_threads(struct bpf_iter__task *ctx)
 	row.priority = task_prio(p, tctx);
 	row.group = tctx->group;
 	/*
-	 * SCX_TASK_QUEUED: the kernel has it runnable (the running task too);
-	 * on_cpu: it is running. `scx_llmos top` counts the waiting per level.
+	 * SCX_TASK_QUEUED: the kernel has it runnable (the running task too).
+	 * Our own on_cpu, not p->on_cpu, which 6.16's BTF does not resolve.
+	 * `scx_llmos top` counts the waiting per level.
 	 */
-	row.waiting = (p->scx.flags & SCX_TASK_QUEUED) && !p->on_cpu;
+	row.waiting = (p->scx.flags & SCX_TASK_QUEUED) && !tctx->on_cpu;
 	bpf_probe_read_kernel_str(row.comm, sizeof(row.comm), p->comm);
 	bpf_seq_write(ctx->meta->seq, &row, sizeof(row));
 	return 0;
