@@ -385,7 +385,9 @@ impl Tunables {
             })
             .collect();
         let tunables = Self(values);
-        tunables.check_levels(None)?;
+        if let Some((name, values)) = tunables.mismatched_list() {
+            bail!("{name} has {values} values but {LEVELS} is {levels}; they must match");
+        }
         Ok(tunables)
     }
 
@@ -399,34 +401,26 @@ impl Tunables {
         self.get(LEVELS).as_slice()[0] as u32
     }
 
-    /// Fails if a per-level list has not one value per level; `changed`:
-    /// the list a `ctl set` changed.
-    fn check_levels(&self, changed: Option<usize>) -> Result<()> {
-        for (idx, tunable) in TUNABLES.iter().enumerate() {
-            let values = self.0[idx].as_slice().len();
-            if matches!(tunable.shape, Shape::PerLevel { .. }) && values != self.levels() as usize {
-                match changed {
-                    Some(_) => bail!(
-                        "{} needs one value per level: {values} values, {} levels",
-                        tunable.name,
-                        self.levels()
-                    ),
-                    None => bail!(
-                        "{} has {values} values but {LEVELS} is {}; they must match",
-                        tunable.name,
-                        self.levels()
-                    ),
-                }
-            }
-        }
-        Ok(())
+    /// A per-level list that has not one value per level: its name and
+    /// how many values it has.
+    fn mismatched_list(&self) -> Option<(&'static str, usize)> {
+        let levels = self.levels() as usize;
+        self.iter()
+            .filter(|(tunable, _)| tunable.per_level())
+            .map(|(tunable, value)| (tunable.name, value.as_slice().len()))
+            .find(|&(_, values)| values != levels)
     }
 
     /// Applies `ctl set`'s assignment, if it fits the running levels.
     pub fn set(&mut self, assignment: &Assignment) -> Result<()> {
         let mut changed = self.clone();
         changed.0[assignment.index] = assignment.value.clone();
-        changed.check_levels(Some(assignment.index))?;
+        if let Some((name, values)) = changed.mismatched_list() {
+            bail!(
+                "{name} needs one value per level: {values} values, {} levels",
+                self.levels()
+            );
+        }
         *self = changed;
         Ok(())
     }
