@@ -308,6 +308,7 @@ fn report(rows: &[Row], header: &str) -> (String, String) {
     if let Some(line) = boost_cost_line(&mlfq_by_size(rows, &sizes, "boost_ns")) {
         let _ = writeln!(md, "{line}");
     }
+    md.push_str(&callback_report(rows, &scheds));
     md.push_str(&matrix_report(rows, &scheds));
     let errors: Vec<&Row> = rows
         .iter()
@@ -320,6 +321,100 @@ fn report(rows: &[Row], header: &str) -> (String, String) {
         }
     }
     (md, chart)
+}
+
+/// The BPF cost of each sched_ext callback, per scheduler: the median over
+/// the rounds of its ns per call, as a ratio to scx_bpfland's, callbacks
+/// ordered by mlfq's time in them (calls x ns), then mlfq's target: every
+/// callback both run at most 0.8x scx_bpfland's.
+fn callback_report(rows: &[Row], scheds: &[String]) -> String {
+    let of = |cb: &str| -> Vec<Row> {
+        rows.iter()
+            .filter(|r| r.get("bench").map(String::as_str) == Some("callback"))
+            .filter(|r| r.get("callback").map(String::as_str) == Some(cb))
+            .cloned()
+            .collect()
+    };
+    let mut callbacks: Vec<String> = Vec::new();
+    for r in rows {
+        if let (Some("callback"), Some(cb)) =
+            (r.get("bench").map(String::as_str), r.get("callback"))
+        {
+            if !callbacks.contains(cb) {
+                callbacks.push(cb.clone());
+            }
+        }
+    }
+    let ran: Vec<&String> = scheds
+        .iter()
+        .filter(|s| {
+            rows.iter().any(|r| {
+                r.get("bench").map(String::as_str) == Some("callback") && r.get("sched") == Some(s)
+            })
+        })
+        .collect();
+    let mut md = String::new();
+    if callbacks.is_empty() {
+        return md;
+    }
+    let mlfq_calls = |cb: &str| median_of(&of(cb), "callback", "mlfq", None, "calls");
+    let mlfq_time = |cb: &str| {
+        median_of(&of(cb), "callback", "mlfq", None, "ns_per_call").unwrap_or(0.0)
+            * mlfq_calls(cb).unwrap_or(0.0)
+    };
+    // The target judges the hot callbacks: init, once per attach, is not one.
+    let all_calls: f64 = callbacks.iter().filter_map(|cb| mlfq_calls(cb)).sum();
+    let hot = |cb: &str| mlfq_calls(cb).is_some_and(|c| c >= all_calls / 100.0);
+    callbacks.sort_by(|a, b| mlfq_time(b).total_cmp(&mlfq_time(a)).then(a.cmp(b)));
+    let names: Vec<&str> = ran.iter().map(|s| s.as_str()).collect();
+    let _ = writeln!(
+        md,
+        "\n## BPF cost per callback\n\n\
+         ns per call during the main rounds' probe, ratio to scx_bpfland, the raw median in \
+         brackets; callbacks by mlfq's time in them.\n\n| callback | {} |\n|---|{}",
+        names.join(" | "),
+        "---|".repeat(names.len())
+    );
+    let mut ratios: Vec<(String, f64)> = Vec::new();
+    for cb in &callbacks {
+        let cb_rows = of(cb);
+        let base = median_of(&cb_rows, "callback", "bpfland", None, "ns_per_call");
+        let cells: Vec<String> = ran
+            .iter()
+            .map(|s| {
+                cell(
+                    median_of(&cb_rows, "callback", s, None, "ns_per_call"),
+                    base,
+                )
+            })
+            .collect();
+        let _ = writeln!(md, "| {cb} | {} |", cells.join(" | "));
+        if let (Some(v), Some(b)) = (
+            median_of(&cb_rows, "callback", "mlfq", None, "ns_per_call"),
+            base,
+        ) {
+            if b > 0.0 && hot(cb) {
+                ratios.push((cb.clone(), v / b));
+            }
+        }
+    }
+    if let Some((worst_cb, worst)) = ratios.iter().max_by(|a, b| a.1.total_cmp(&b.1)) {
+        let over = ratios.iter().filter(|(_, r)| *r > 0.8).count();
+        let _ = writeln!(
+            md,
+            "\n{}, its worst hot callback; {over} of the {} hot ones (1% or more of mlfq's calls) \
+             both run are over 0.8x",
+            target(
+                &format!("BPF ns per callback vs scx_bpfland: {worst_cb}"),
+                Some(*worst),
+                Some(1.0),
+                0.8,
+                false
+            ),
+            ratios.len()
+        );
+    }
+    md
 }
 
 /// A cell of the latency matrix: sleeper, spinners, work and period.
@@ -740,6 +835,41 @@ row bench=matrix round=2 sched=mlfq sleeper=main spinners=2 work_us=0 period_us=
 row bench=matrix round=1 sched=mlfq sleeper=main spinners=2 work_us=0 period_us=16600 p99_us=400 frames_missed=0 frames=100
 row bench=matrix round=1 sched=bpfland sleeper=main spinners=2 work_us=0 period_us=16600 p99_us=800 frames_missed=1 frames=100
 ";
+
+    #[test]
+    fn callback_costs_against_bpfland() {
+        let rows = parse_rows(
+            "\
+row bench=callback round=1 sched=mlfq callback=enqueue ns_per_call=400 calls=100
+row bench=callback round=2 sched=mlfq callback=enqueue ns_per_call=600 calls=100
+row bench=callback round=1 sched=mlfq callback=running ns_per_call=100 calls=1000
+row bench=callback round=1 sched=bpfland callback=enqueue ns_per_call=1000 calls=90
+row bench=callback round=1 sched=bpfland callback=running ns_per_call=50 calls=900
+row bench=callback round=1 sched=lavd callback=tick ns_per_call=70 calls=9
+row bench=callback round=1 sched=mlfq callback=init ns_per_call=900000 calls=1
+row bench=callback round=1 sched=bpfland callback=init ns_per_call=300000 calls=1
+",
+        );
+        let scheds = ["eevdf", "mlfq", "bpfland", "lavd"].map(String::from);
+        let md = callback_report(&rows, &scheds);
+        // mlfq's time: init 900,000 ns, running 100,000, enqueue 50,000
+        // (median 500 x 100); init, 1 call of 1,101, is not judged.
+        let table = "| callback | mlfq | bpfland | lavd |\n|---|---|---|---|\n\
+                     | init | 3.00x (900000) | 1.00x (300000) | - |\n\
+                     | running | 2.00x (100) | 1.00x (50) | - |\n\
+                     | enqueue | 0.50x (500) | 1.00x (1000) | - |\n\
+                     | tick | - | - | 70 |\n";
+        assert!(md.contains(table), "{md}");
+        assert!(
+            md.contains(
+                "- BPF ns per callback vs scx_bpfland: running: 2.00x (target <= 0.8x): \
+                 **missed** by 2.50x, its worst hot callback; 1 of the 2 hot ones (1% or more \
+                 of mlfq's calls) both run are over 0.8x"
+            ),
+            "{md}"
+        );
+        assert_eq!(callback_report(&parse_rows(RAW), &scheds), "");
+    }
 
     #[test]
     fn matrix_reports_median_and_worst_cell_and_frames() {

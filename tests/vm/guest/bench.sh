@@ -41,6 +41,26 @@ bpf_cost() {
     END { if (c > 0) printf "ns_per_op=%d calls=%d", t / c, c; else print "ns_per_op=0 calls=0" }'
 }
 
+# The same per callback of struct sched_ext_ops, one row each. bpftool
+# shows program names cut to 15 characters ("bpfland_select_"), so a
+# program is the callback its name after the scheduler's prefix names
+# exactly, else the one it begins.
+CALLBACKS="select_cpu enqueue dequeue dispatch tick runnable running stopping quiescent
+  yield core_sched_before set_weight set_cpumask update_idle cpu_acquire cpu_release
+  init_task exit_task enable disable dump dump_cpu dump_task cgroup_init cgroup_exit
+  cgroup_prep_move cgroup_move cgroup_cancel_move cgroup_set_weight cpu_online
+  cpu_offline init exit"
+callback_costs() { # ROUND NAME: prints the rows
+  struct_ops_runs | awk -v round="$1" -v sched="$2" -v names="$CALLBACKS" '
+    BEGIN { n = split(names, cb, /[ \n]+/) }
+    { stem = substr($1, index($1, "_") + 1); name = ""
+      for (i = 1; i <= n; i++) if (cb[i] == stem) name = stem
+      for (i = 1; i <= n && name == ""; i++) if (index(cb[i], stem) == 1) name = cb[i]
+      if (name != "" && $3 > 0)
+        printf "row bench=callback round=%s sched=%s callback=%s ns_per_call=%d calls=%d\n",
+          round, sched, name, $2 / $3, $3 }'
+}
+
 probe() { # SPINNERS -> "p50_us=.. p99_us=.. ..."
   "$PROBE" --duration-s "$PROBE_SECS" --warmup-ms 500 --spinners "$1" >"$TMP/probe.txt" 2>&1
   awk '/^latency_us/ { for (i = 2; i <= NF; i++) { split($i, kv, "="); lat[kv[1]] = kv[2] } }
@@ -72,7 +92,10 @@ under_each() { # WHO TAGS FN
 main_round() { # NAME; $round
   local secs
   echo "row bench=probe round=$round sched=$1 threads=$((2 * NCPU)) $(probe $((2 * NCPU)))"
-  [[ $1 == eevdf ]] || echo "row bench=bpf round=$round sched=$1 $(bpf_cost)"
+  if [[ $1 != eevdf ]]; then
+    echo "row bench=bpf round=$round sched=$1 $(bpf_cost)"
+    callback_costs "$round" "$1"
+  fi
   secs=$(hackbench -g 4 -l "$MSG_LOOPS" 2>&1 | awk '/^Time:/ {print $2}')
   echo "row bench=messaging round=$round sched=$1 secs=${secs:-nan}"
 }
