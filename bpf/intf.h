@@ -84,6 +84,7 @@ struct llmos_tunables {
 	u64 level_slice_ns[LLMOS_MAX_LEVELS];	/* mlfq: each level's slice */
 	u64 boost_interval_ns;		/* mlfq: every thread back to the top */
 	u64 prio_aging_ns;		/* prio: a wait that is worth one priority step */
+	u64 priority_inheritance;	/* prio, mlfq: PI futex holders run at their waiters' */
 };
 
 /* What `scx_llmos ctl inject-fault` asks the BPF side to do, for tests. */

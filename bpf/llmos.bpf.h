@@ -104,6 +104,10 @@ struct task_ctx {
 	u32 boost_gen;		/* the boost it has caught up with */
 	s32 rule_prio;		/* priority a config rule gave it, or -1: from nice */
 	s32 group;		/* affinity group, or -1 */
+	u32 inherited_prio;	/* priority from a thread waiting on a PI futex it holds, or 0... */
+	u32 inherited_level;	/* ...and mlfq level, if inherits (see inherit.bpf.h) */
+	u32 lock_owner;		/* tid of the PI futex owner it blocked on, for dispatch */
+	bool inherits;		/* a thread waits on a PI futex it holds */
 	bool lifted;		/* a boost put it back on top from below (see mlfq.bpf.h) */
 	bool on_cpu;		/* between ops.running() and ops.stopping() */
 	struct llmos_thread_counters counters;	/* read by dump_threads() */

@@ -73,9 +73,14 @@ static u32 level_rank(u32 level, bool lifted)
 	return lifted ? MLFQ_LIFTED_RANK : 0;
 }
 
+/* A task runs at its level's rank, or at one it inherited (inherit.bpf.h). */
 static u32 mlfq_rank(const struct task_ctx *tctx)
 {
-	return level_rank(task_level(tctx), task_lifted(tctx));
+	u32 level = task_level(tctx);
+
+	if (tctx->inherits && tctx->inherited_level < level)
+		return level_rank(tctx->inherited_level, false);
+	return level_rank(level, task_lifted(tctx));
 }
 
 /*

@@ -42,6 +42,15 @@ static bool retires_banks(u32 policy)
 	return policy == LLMOS_POLICY_MLFQ;
 }
 
+/*
+ * A thread holding a PI futex runs at the priority or level of those waiting
+ * for it (see inherit.bpf.h).
+ */
+static bool inherits_priority(u32 policy)
+{
+	return policy == LLMOS_POLICY_PRIO || policy == LLMOS_POLICY_MLFQ;
+}
+
 /* A waking task may take the CPU from a running one it outranks. */
 static bool preempts_on_wakeup(u32 policy)
 {

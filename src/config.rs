@@ -516,7 +516,8 @@ cpus = "1023"
         assert_eq!(
             err("slice_us = 100\nslice = 5\n"),
             "line 2: unknown field `slice`, expected one of `policy`, `slice_us`, `mlfq_levels`, \
-             `mlfq_slices_us`, `boost_ms`, `prio_aging_ms`, `priority`, `group`"
+             `mlfq_slices_us`, `boost_ms`, `prio_aging_ms`, `priority_inheritance`, `priority`, \
+             `group`"
         );
         assert_eq!(
             err("[[priority]]\ncomm = \"a\"\npriority = 1\ncpus = \"0\"\n"),

@@ -415,13 +415,13 @@ mod tests {
         let file = "policy = \"prio\"\nslice_us = 5000\nmlfq_levels = 2\nboost_ms = 100\n";
         assert_eq!(
             settings(&[], file).unwrap().describe(),
-            "policy prio\nslice_us 5000\nmlfq_levels 2\nmlfq_slices_us 1000,2000\nboost_ms 100\nprio_aging_ms 10"
+            "policy prio\nslice_us 5000\nmlfq_levels 2\nmlfq_slices_us 1000,2000\nboost_ms 100\nprio_aging_ms 10\npriority_inheritance 1"
         );
         assert_eq!(
             settings(&["--policy", "rr", "--slice-us", "700"], file)
                 .unwrap()
                 .describe(),
-            "policy rr\nslice_us 700\nmlfq_levels 2\nmlfq_slices_us 1000,2000\nboost_ms 100\nprio_aging_ms 10"
+            "policy rr\nslice_us 700\nmlfq_levels 2\nmlfq_slices_us 1000,2000\nboost_ms 100\nprio_aging_ms 10\npriority_inheritance 1"
         );
         assert_eq!(
             settings(&["--mlfq-slices-us", "100,200,300"], "mlfq_levels = 2")
@@ -466,7 +466,7 @@ mod tests {
     fn status_lists_every_setting() {
         assert_eq!(
             settings(&[], "").unwrap().describe(),
-            "policy mlfq\nslice_us 20000\nmlfq_levels 4\nmlfq_slices_us 1000,2000,4000,8000\nboost_ms 1000\nprio_aging_ms 10"
+            "policy mlfq\nslice_us 20000\nmlfq_levels 4\nmlfq_slices_us 1000,2000,4000,8000\nboost_ms 1000\nprio_aging_ms 10\npriority_inheritance 1"
         );
     }
 
@@ -508,7 +508,8 @@ mod tests {
             json,
             serde_json::json!({
                 "policy": "prio", "slice_us": 20000, "mlfq_levels": 4,
-                "mlfq_slices_us": [1000, 2000, 4000, 8000], "boost_ms": 1000, "prio_aging_ms": 10
+                "mlfq_slices_us": [1000, 2000, 4000, 8000], "boost_ms": 1000, "prio_aging_ms": 10,
+                "priority_inheritance": 1
             })
         );
     }
@@ -565,7 +566,7 @@ mod tests {
             settings::Tunables::resolve(&opts.tunables.given, &settings::Given::new())
                 .unwrap()
                 .describe(" "),
-            "slice_us 20000 mlfq_levels 3 mlfq_slices_us 500,1500,9000 boost_ms 1000 prio_aging_ms 10"
+            "slice_us 20000 mlfq_levels 3 mlfq_slices_us 500,1500,9000 boost_ms 1000 prio_aging_ms 10 priority_inheritance 1"
         );
         assert_eq!(
             parse(&["--mlfq-slices-us", "1000,50,2000,4000"]).unwrap_err(),

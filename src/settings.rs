@@ -134,7 +134,7 @@ const NSEC_PER_MSEC: u64 = 1_000_000;
 /// A slice range: short enough to share a CPU, long enough not to thrash it.
 const SLICE_US: RangeInclusive<u64> = 100..=100_000;
 
-pub static TUNABLES: [Tunable; 5] = [
+pub static TUNABLES: [Tunable; 6] = [
     Tunable {
         name: "slice_us",
         range: SLICE_US,
@@ -187,6 +187,17 @@ pub static TUNABLES: [Tunable; 5] = [
         reach: Reach::Live(|v, bpf| bpf.prio_aging_ns = v[0] * NSEC_PER_MSEC),
         doc: "prio policy: a waiting thread gains one priority step per this \
               long, so none waits longer than 39 steps.",
+    },
+    Tunable {
+        name: "priority_inheritance",
+        range: 0..=1,
+        unit: Unit::Count,
+        shape: Shape::One { default: 1 },
+        reach: Reach::Live(|v, bpf| bpf.priority_inheritance = v[0]),
+        doc: "prio and mlfq policies: 1 lets a thread holding a PI futex (a \
+              pthread mutex with PTHREAD_PRIO_INHERIT) that a thread of higher \
+              priority or mlfq level waits for run at the waiter's until it lets \
+              go; 0 turns that off.",
     },
 ];
 
@@ -673,7 +684,7 @@ mod tests {
     fn defaults() {
         assert_eq!(
             Tunables::default().describe("\n"),
-            "slice_us 20000\nmlfq_levels 4\nmlfq_slices_us 1000,2000,4000,8000\nboost_ms 1000\nprio_aging_ms 10"
+            "slice_us 20000\nmlfq_levels 4\nmlfq_slices_us 1000,2000,4000,8000\nboost_ms 1000\nprio_aging_ms 10\npriority_inheritance 1"
         );
         let three = Given::from([(LEVELS, Value::One(3))]);
         assert_eq!(
@@ -695,7 +706,7 @@ mod tests {
         let tunables = Tunables::resolve(&cli, &file).unwrap();
         assert_eq!(
             tunables.describe(" "),
-            "slice_us 700 mlfq_levels 2 mlfq_slices_us 1000,2000 boost_ms 100 prio_aging_ms 10"
+            "slice_us 700 mlfq_levels 2 mlfq_slices_us 1000,2000 boost_ms 100 prio_aging_ms 10 priority_inheritance 1"
         );
         let slices = Given::from([(LEVEL_SLICES, Value::PerLevel(vec![100, 200, 300]))]);
         assert_eq!(
@@ -745,7 +756,8 @@ mod tests {
         assert_eq!(e("slice_us"), "expected KEY=VALUE, got 'slice_us'");
         assert_eq!(
             e("slice=100"),
-            "unknown tunable 'slice' (settable: slice_us, mlfq_slices_us, boost_ms, prio_aging_ms)"
+            "unknown tunable 'slice' (settable: slice_us, mlfq_slices_us, boost_ms, prio_aging_ms, \
+             priority_inheritance)"
         );
         assert_eq!(
             e("policy=fifo"),
@@ -815,7 +827,8 @@ mod tests {
             json,
             serde_json::json!({
                 "slice_us": 20000, "mlfq_levels": 4, "mlfq_slices_us": [1000, 2000, 4000, 8000],
-                "boost_ms": 1000, "prio_aging_ms": 10
+                "boost_ms": 1000, "prio_aging_ms": 10,
+                "priority_inheritance": 1
             })
         );
         assert_eq!(serde_json::from_value::<Tunables>(json).unwrap(), tunables);

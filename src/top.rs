@@ -730,7 +730,8 @@ mod tests {
         assert_eq!(
             header_lines(&now.metrics, Some(&interval)),
             [
-                "tunables  slice_us 20000  mlfq_levels 3  boost_ms 1000  prio_aging_ms 10",
+                "tunables  slice_us 20000  mlfq_levels 3  boost_ms 1000  prio_aging_ms 10  \
+                 priority_inheritance 1",
                 "per s     dispatch 115.0  preempt 4.5  steal 0.0  refill 0.0",
                 "per s     xllc 2.5  boost 1.0  switch 0.5  pushed 0.0",
             ]
@@ -819,7 +820,7 @@ mod tests {
             render(80, 16, &before, &now, SortKey::Cpu),
             [
                 "┌ scx_llmos top: policy mlfq ──────────────────────────────────────────────────┐",
-                "│tunables  slice_us 20000  mlfq_levels 3  boost_ms 1000  prio_aging_ms 10      │",
+                "│tunables  slice_us 20000  mlfq_levels 3  boost_ms 1000  prio_aging_ms 10  prio│",
                 "│per s     dispatch 0.0  preempt 0.0  steal 0.0  refill 0.0                    │",
                 "│per s     xllc 0.0  boost 0.0  switch 0.0  pushed 0.0                         │",
                 "└──────────────────────────────────────────────────────────────────────────────┘",

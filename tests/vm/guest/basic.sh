@@ -223,6 +223,13 @@ read -r mlfq_secs policy boosts preempts bottom_runs <"$OUT/mlfq-counters.txt"
 verdict mlfq_counters "policy $policy for $mlfq_secs s: $boosts boosts (one a second), $preempts preemptions, $bottom_runs runs on level 3" \
   test "$policy" = mlfq -a "$boosts" -ge $((mlfq_secs / 2)) -a "$preempts" -gt 0 -a "$bottom_runs" -gt 0
 
+# The kernel's PI chain reaches sched_ext tasks on this kernel: a nice-19
+# holder of a PI mutex that a nice -20 thread waits for has its p->prio
+# lowered to the waiter's, 100, which inherit.bpf.h reads.
+gcc -O2 -pthread -o "$OUT/pi-wait" "$(dirname "$0")/pi-wait.c" || fail pi_wait_build "gcc failed"
+pi=$("$OUT/pi-wait" 5 1000 "$NCPU" 19 -20 0 2>&1)
+verdict pi_chain_reaches_sched_ext "$pi (need holder_prio_min=100)" grep -q "holder_prio_min=100$" <<<"$pi"
+
 # --- Detach on SIGINT, SIGTERM; kernel fallback on SIGKILL --------------------
 detach_check() { # NAME SIGNAL
   local name=$1 signal=$2 status ms
