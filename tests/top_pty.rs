@@ -38,7 +38,7 @@ fn metrics(polls: u64) -> Value {
         "policy": POLICY,
         "tunables": {
             "slice_us": 20000, "mlfq_levels": 4, "mlfq_slices_us": [1000, 2000, 4000, 8000],
-            "boost_ms": 1000, "prio_aging_ms": 10,
+            "boost_ms": 1000, "prio_aging_ms": 10, "priority_inheritance": 1,
         },
         "idle_dispatches": 300 * polls, "kthread_dispatches": 10 * polls,
         "pinned_dispatches": 0, "shared_dispatches": 90 * polls, "steals": 4 * polls,
