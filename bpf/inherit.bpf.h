@@ -17,8 +17,8 @@
  * run_lock_owner()). The holder drops what it inherited once the kernel
  * says nobody waits on it (pi_top_task NULL). A waiter that arrives later
  * at the head of a chain of holders reaches the first holder only.
- * Reading p->prio on the queueing path as well cost the verifier 9-33% more instructions for what the record
- * already carries.
+ * Reading p->prio on the queueing path as well cost the verifier 26% (6.16)
+ * and 32% (6.17) more instructions for what the record already carries.
  *
  * Plain futexes carry no owner the kernel knows of, so nothing is inherited
  * through them.

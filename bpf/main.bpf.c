@@ -604,8 +604,7 @@ void BPF_STRUCT_OPS(llmos_dispatch, s32 cpu, struct task_struct *prev)
 	 * prev blocked on a PI futex: its owner, if queued, runs here now, at
 	 * the priority it inherited (see inherit.bpf.h). Only where the policy
 	 * inherits is the owner noted (ops.stopping()): asking the policy here
-	 * again cost the verifier a second walk of all that follows (+5,000
-	 * instructions on 6.16).
+	 * again cost the verifier about 1,000 more instructions on 6.16.
 	 */
 	if (prev && !(prev->scx.flags & SCX_TASK_QUEUED)) {
 		struct task_ctx *wctx = lookup_task_ctx(prev);
