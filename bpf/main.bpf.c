@@ -592,6 +592,40 @@ static bool serve_unsettled(s32 cpu, u32 home, u32 policy)
 	return false;
 }
 
+/*
+ * Ends @p's turn on @cpu: charges the CPU time used since the turn began to
+ * its vtime and to the policy (mlfq's allotment, and the level it drops to
+ * if @requeued: it gave up the CPU and wants to go on), and ends what lasts
+ * a turn. From ops.stopping(), and from ops.dispatch() when @p keeps its CPU
+ * with a new slice: the kernel calls neither ops.stopping() nor
+ * ops.running() then, and a CPU hog that kept its CPU that way kept the rank
+ * of its first turn. After a boost such a hog held every CPU at level 1
+ * while the lifted tasks waited for the next boost (4 hogs on a CPU, boosts
+ * 100 ms apart: each hog went 188-208 ms without the CPU); an interactive
+ * thread runnable at the boost among them waited 40-440 ms (4 CPUs, 16 hogs,
+ * 2 ms of work every 10 ms).
+ */
+static void end_turn(u32 policy, struct task_struct *p, struct task_ctx *tctx, s32 cpu,
+		     bool requeued)
+{
+	u64 used;
+
+	policy_turn_over(tctx);
+	/*
+	 * The kernel's own account of the CPU time, brought up to date before
+	 * ops.stopping() and ops.dispatch(): it is what /proc/<tid>/schedstat
+	 * reports, and it is exact where timestamps taken in the callbacks are
+	 * not.
+	 */
+	used = run_so_far(p, tctx);
+	tctx->exec_at_start = p->se.sum_exec_runtime;
+	/* Every policy keeps vtime, so a switch to a vtime policy starts fair. */
+	tctx->vtime = bounded_vtime(tctx->vtime, llc_of(cpu)) + vtime_charge(p, used);
+	policy_charge(policy, tctx, used, requeued);
+	drop_inheritance_if_released(p, tctx);
+	tctx->counters.runtime_ns += used;
+}
+
 void BPF_STRUCT_OPS(llmos_dispatch, s32 cpu, struct task_struct *prev)
 {
 	u32 policy = active_policy, home = llc_of(cpu);
@@ -666,6 +700,7 @@ void BPF_STRUCT_OPS(llmos_dispatch, s32 cpu, struct task_struct *prev)
 		/* ...unless the policy would rather place it anew (see ops.enqueue()). */
 		if (policy_moves_prev(policy, prev, pctx, cpu))
 			return;
+		end_turn(policy, prev, pctx, cpu, false);
 		scx_bpf_task_set_slice(prev, prev_slice);
 		/*
 		 * A waking task must now beat the rank and key prev kept its CPU
@@ -803,33 +838,24 @@ void BPF_STRUCT_OPS(llmos_stopping, struct task_struct *p, bool runnable)
 {
 	u32 policy = active_policy;
 	struct task_ctx *tctx = lookup_task_ctx(p);
-	u64 now = scx_bpf_now(), used;
 	s32 cpu = scx_bpf_task_cpu(p);
 	struct llmos_thread_counters *ts;
+	u64 now = scx_bpf_now();
 
 	if (!tctx)
 		return;
 	ts = &tctx->counters;
 	tctx->on_cpu = false;
-	/* A CPU hog never wakes up: notice its new name, or new rules, here. */
-	reclassify_if_stale(p, tctx);
-	policy_turn_over(tctx);
 	/*
-	 * The kernel's own account of the CPU time, brought up to date before
-	 * ops.stopping(): it is what /proc/<tid>/schedstat reports, and it
-	 * is exact where timestamps taken in the callbacks are not.
+	 * A CPU hog never wakes up: notice its new name, or new rules, here
+	 * (not at each new slice: that cost the verifier 20% more on 7.2).
 	 */
-	used = run_so_far(p, tctx);
+	reclassify_if_stale(p, tctx);
+	end_turn(policy, p, tctx, cpu, runnable);
 	running[cpu_idx(cpu)].rank = 0;
-
-	/* Every policy keeps vtime, so a switch to a vtime policy starts fair. */
-	tctx->vtime = bounded_vtime(tctx->vtime, llc_of(cpu)) + vtime_charge(p, used);
-	policy_charge(policy, tctx, used, runnable);
-	drop_inheritance_if_released(p, tctx);
 	if (!runnable && inherits_priority(policy))
 		note_lock_wait(p, tctx, policy_level(policy, tctx));
 
-	ts->runtime_ns += used;
 	if (runnable) {
 		tctx->runnable_at = now;
 		ts->nr_involuntary++;

@@ -2,9 +2,10 @@
 /*
  * The multi-level feedback queue: nr_levels levels with growing slices. A
  * task that uses its level's allotment, counted across slices and paid back
- * by sleep, drops a level; a task that sleeps longer than it ran climbs a
- * level once such sleeps add up to a slice of the level above; every
- * boost_interval_ns everything returns to the top.
+ * by sleep, drops a level (through as many as it used allotments of while it
+ * kept its CPU); a task that sleeps longer than it ran climbs a level once
+ * such sleeps add up to a slice of the level above (through as many as they
+ * cover); every boost_interval_ns everything returns to the top.
  *
  * A task a boost brought back from below is "lifted" until it has had one
  * turn on top (or sleeps there like an interactive task). Lifted tasks queue
@@ -115,24 +116,39 @@ static void catch_up_boost(struct task_ctx *tctx)
 }
 
 /*
- * The level a task drops to when charged @used more CPU time. The allotment
- * is counted across slices, so giving up the CPU just before the slice ends
- * does not keep a task on top.
+ * The level a task sinks to when charged @used more CPU time, and in *@rest
+ * what it has then used of that level's allotment: through as many levels as
+ * the CPU time covers allotments, since a task that kept its CPU with new
+ * slices has been charged nothing since it got it (see end_turn()). The
+ * allotment is counted across slices, so giving up the CPU just before the
+ * slice ends does not keep a task on top.
  */
+static u32 sunk_level(const struct task_ctx *tctx, u64 used, u64 *rest)
+{
+	u32 level = task_level(tctx), i;
+	u64 owed = (tctx->boost_gen == boost_gen ? tctx->allot_used : 0) + used;
+
+	bpf_for(i, 1, LLMOS_MAX_LEVELS) {
+		if (level + 1 >= nr_levels || owed < level_slice(level))
+			break;
+		owed -= level_slice(level);
+		level++;
+	}
+	*rest = owed;
+	return level;
+}
+
 static u32 level_after(const struct task_ctx *tctx, u64 used)
 {
-	u32 level = task_level(tctx);
-	u64 allot_used = tctx->boost_gen == boost_gen ? tctx->allot_used : 0;
+	u64 rest;
 
-	if (allot_used + used >= level_slice(level) && level + 1 < nr_levels)
-		return level + 1;
-	return level;
+	return sunk_level(tctx, used, &rest);
 }
 
 /*
  * The rank and, in *@slice, the slice a task that has run @used ns competes
  * with for its CPU when its slice ends: its turn is over, so it is no longer
- * lifted (see llmos_stopping()).
+ * lifted (see end_turn()).
  */
 static u32 mlfq_prev_rank(const struct task_ctx *tctx, u64 used, u64 *slice)
 {
@@ -142,13 +158,13 @@ static u32 mlfq_prev_rank(const struct task_ctx *tctx, u64 used, u64 *slice)
 	return level_rank(level, false);
 }
 
-/* Down one level, with a fresh allotment there. */
-static void mlfq_demote(struct task_ctx *tctx)
+/* Down to @level, having used @allot_used of its allotment there. */
+static void mlfq_demote(struct task_ctx *tctx, u32 level, u64 allot_used)
 {
-	tctx->level = task_level(tctx) + 1;
-	tctx->allot_used = 0;
+	tctx->counters.nr_demotions += level - task_level(tctx);
+	tctx->level = level;
+	tctx->allot_used = allot_used;
 	tctx->slept_at_level = 0;
-	tctx->counters.nr_demotions++;
 }
 
 /*
@@ -159,53 +175,65 @@ static void mlfq_demote(struct task_ctx *tctx)
  * more than half the time sinks and one that runs less stays. A task that
  * slept longer than it had run is mostly waiting on something: once such
  * sleeps, in a row, add up to a slice of the level above, it climbs there
- * (or, lifted, joins the top level's own tasks). Added up, not one sleep
- * that long: a thread woken every 1-2 ms (an audio or input loop) never
- * sleeps a 4 ms slice, and one start-up burst (loading, creating its
- * workers) parked it at the bottom, behind CPU hogs, until the next boost.
+ * (or, lifted, joins the top level's own tasks), and on through as many
+ * levels as their slices add up to, as it sank through as many allotments.
+ * Added up, not one sleep that long: a thread woken every 1-2 ms (an audio
+ * or input loop) never sleeps a 4 ms slice, and one start-up burst (loading,
+ * creating its workers) parked it at the bottom, behind CPU hogs, until the
+ * next boost. Through several at once: a thread that works 2 ms of every
+ * 10 ms and had one 16 ms burst (on a host that took its CPU away) climbed a
+ * level per wakeup from the bottom, and waited 50 ms there behind CPU hogs.
  */
 static void mlfq_wakeup(struct task_ctx *tctx, u64 now)
 {
 	u64 slept = now - tctx->sleep_at;
-	u32 level = task_level(tctx);
+	u32 level = task_level(tctx), i;
 
 	if (slept < tctx->allot_used) {
 		tctx->allot_used -= slept;
 		tctx->slept_at_level = 0;
 		if (level_after(tctx, 0) != level)
-			mlfq_demote(tctx);
+			mlfq_demote(tctx, level + 1, 0);
 		return;
 	}
 	tctx->allot_used = 0;
 	tctx->slept_at_level += slept;
-	if (level && tctx->slept_at_level >= level_slice(level - 1)) {
-		tctx->level = level - 1;
-		tctx->slept_at_level = 0;
+	bpf_for(i, 1, LLMOS_MAX_LEVELS) {
+		if (!level || tctx->slept_at_level < level_slice(level - 1))
+			break;
+		tctx->slept_at_level -= level_slice(level - 1);
+		level--;
 	}
+	tctx->level = level;
 	if (slept >= level_slice(0))
 		tctx->lifted = false;
 }
 
 /*
  * Charges @used CPU time to the allotment, and drops a task that used it up
- * and wants to go on running (@runnable) a level. One going to sleep keeps
- * its level until it wakes and it is known how long it slept: an
- * interactive task whose burst ran past the allotment and then slept ten
- * times as long is not demoted (nor shown a level lower while it sleeps).
- * On the bottom level a task owes at most its allotment: were all its CPU
- * time there counted, a thread that sank by one long burst (a program's
- * start-up) would have to sleep that long at once to climb again.
+ * and is queued again (@requeued: it gave up its CPU, runnable) to the level
+ * it sank to. One that keeps its CPU with a new slice is only charged: it
+ * runs at the rank it sank to (see mlfq_prev_rank()) and drops when it next
+ * gives the CPU up. One going to sleep keeps its level until it wakes and it
+ * is known how long it slept: an interactive task whose burst ran past the
+ * allotment and then slept ten times as long is not demoted (nor shown a
+ * level lower while it sleeps). On the bottom level a task owes at most its
+ * allotment: were all its CPU time there counted, a thread that sank by one
+ * long burst (a program's start-up) would have to sleep that long at once to
+ * climb again.
  */
-static void mlfq_charge(struct task_ctx *tctx, u64 used, bool runnable)
+static void mlfq_charge(struct task_ctx *tctx, u64 used, bool requeued)
 {
-	u32 level = task_level(tctx);
-	u32 next = level_after(tctx, used);
+	u64 rest;
+	u32 level = sunk_level(tctx, used, &rest);
 
+	if (requeued && level != task_level(tctx)) {
+		mlfq_demote(tctx, level, rest < level_slice(level) ? rest : level_slice(level));
+		return;
+	}
 	tctx->allot_used += used;
-	if (level + 1 >= nr_levels && tctx->allot_used > level_slice(level))
-		tctx->allot_used = level_slice(level);
-	if (runnable && next != level)
-		mlfq_demote(tctx);
+	if (rest > level_slice(level))
+		tctx->allot_used -= rest - level_slice(level);
 }
 
 /*

@@ -368,11 +368,14 @@ static void policy_running(u32 policy, struct task_ctx *tctx, u64 waited)
 		mlfq_end_starvation(tctx, waited);
 }
 
-/* A task gave up its CPU after @used ns; @runnable: it wants to go on. */
-static void policy_charge(u32 policy, struct task_ctx *tctx, u64 used, bool runnable)
+/*
+ * A task's turn ended after @used ns; @requeued: it gave up its CPU and wants
+ * to go on (not: it sleeps, or it keeps its CPU with a new slice).
+ */
+static void policy_charge(u32 policy, struct task_ctx *tctx, u64 used, bool requeued)
 {
 	if (policy == LLMOS_POLICY_MLFQ)
-		mlfq_charge(tctx, used, runnable);
+		mlfq_charge(tctx, used, requeued);
 }
 
 /* A switch to @policy is being settled. */

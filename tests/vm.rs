@@ -600,6 +600,8 @@ fn mlfq_guest_checks() -> Vec<String> {
         "probe_ran_burst",
         "nice_weights_within_level",
         "renice_is_no_wakeup",
+        "set_boost_100ms",
+        "hogs_take_turns_after_boost",
         "set_boost_2s",
     ] {
         checks.push(check.into());
@@ -937,13 +939,16 @@ fn judge_mlfq(out: &Path) -> Vec<String> {
         // 9.4 and 11.0 ms against vtime's 23.1 and 23.8 ms (2.2-2.5x), on
         // top in 34 and 30 of 38 samples. Since, 3 boots: p99 0.89-1.38 ms
         // against 23.1-23.6 ms (medians 17.1-25x), on top from the second
-        // sample (37 of 38). The threshold sits between the two.
+        // sample (37 of 38). On the CI machines of 2026-12 the p99 is
+        // 2.0-2.5 ms against 23.1-23.7 ms (9.3-11.5x, 4 boots, one of them of
+        // the code before end_turn()): a 10x threshold failed two of them.
+        // The threshold sits between the two, with margin both ways.
         (
             "fast",
             "main thread, 1 ms period, 4 spinners per CPU: lateness",
             "fast_main_thread_climbs",
-            "fast_main_thread_late_10x_less_than_under_vtime",
-            10.0,
+            "fast_main_thread_late_5x_less_than_under_vtime",
+            5.0,
         ),
     ];
     for (shape, what, climbs, late, ratio) in shapes {

@@ -18,7 +18,8 @@
 # 3. Bursts, under mlfq: a probe whose sleeper works 2 ms of each 10 ms
 #    period, twice the top level's allotment, and sleeps 4x longer; the map
 #    once its threads are parked.
-# 4. Weights within a level, and a renice that must not count as a wakeup.
+# 4. Weights within a level, a renice that must not count as a wakeup, and
+#    4 CPU hogs on one CPU that take turns after each boost (100 ms apart).
 # 5. A program's main thread that starts with a burst of CPU (loading,
 #    creating its workers, which spin from their creation) and then wakes
 #    every 2 ms: vtime, mlfq, vtime, mlfq, with boosts 2 s apart so that a
@@ -149,6 +150,28 @@ wait $reniced $twin $renicer 2>/dev/null
 verdict renice_is_no_wakeup \
   "in 3 s a hog reniced every 2 ms was demoted ${reniced_demotions:-?} times, its twin ${twin_demotions:-?} (need <= 2x + 6)" \
   test "${reniced_demotions:-999}" -le $((2 * ${twin_demotions:-0} + 6))
+
+# Turns after a boost: 4 CPU hogs on one CPU with boosts 100 ms apart, each
+# timing the longest it went without the CPU. A hog that keeps its CPU by a
+# new slice (no ops.stopping() in between) must drop levels as it runs: when
+# it kept the rank of its first turn after a boost, the others, lifted,
+# waited for the next boost's overdue bank, two boost intervals (7.2,
+# 2 vCPUs: 188-208 ms, 3 rounds of 4 hogs; since: 41-56 ms).
+"$BIN" ctl set boost_ms=100 >"$OUT/ctl.txt" 2>&1
+verdict set_boost_100ms "$(cat "$OUT/ctl.txt")" grep -q "^ok" "$OUT/ctl.txt"
+gap_hogs=()
+for ((i = 0; i < 4; i++)); do
+  taskset -c 0 python3 -c 'import time
+end = time.monotonic() + 4; last = time.monotonic(); gap = 0
+while last < end:
+    t = time.monotonic(); gap = max(gap, t - last); last = t
+print(round(gap * 1000))' >"$OUT/boost-gap-$i.txt" &
+  gap_hogs+=($!)
+done
+wait "${gap_hogs[@]}"
+gaps=$(cat "$OUT"/boost-gap-*.txt | tr '\n' ' ')
+verdict hogs_take_turns_after_boost "longest ms without the CPU per hog, boosts 100 ms apart: $gaps(need < 100)" \
+  awk -v g="$gaps" 'BEGIN { n = split(g, a, " "); if (n != 4) exit 1; for (i = 1; i <= n; i++) if (a[i] >= 100) exit 1 }'
 
 # Boosts 2 s apart from here on: the last phase.
 "$BIN" ctl set boost_ms=2000 >"$OUT/ctl.txt" 2>&1
