@@ -210,8 +210,8 @@ verdict hotplug_every_thread_progresses "$NCPU hogs watched for $watched s, $loo
 # A CPU hog given CPU 1 alone just as CPU 1 leaves the active mask stays
 # where it is: the kernel accepted the cpumask but its move fails, and only
 # a wakeup, which a hog never has, would move it. strand.py flips a hog
-# between CPUs 0 and 1 as CPU 1 goes offline until that happens (in 3, 3 and
-# 5 tries in 7.2 guests, 2 and 9 in 6.16; a try takes ~4 s, 40 are allowed);
+# between CPUs 0 and 1 from CPU 1 as CPU 1 goes offline until that happens
+# (8 of 10 strands in the first try; a try takes 1-4 s, 40 are allowed);
 # a try whose hog the kernel has given another cpumask by the time CPU 1 is
 # back does not count. The scheduler sends the hog to CPU 1 once it serves
 # again. It used to put it back on CPU 0's local queue at every turn, where
