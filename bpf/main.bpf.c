@@ -189,6 +189,23 @@ static bool cpu_was_selected(u64 enq_flags)
 	return __COMPAT_is_enq_cpu_selected(enq_flags);
 }
 
+/*
+ * Whether @p still carries a direct dispatch that an earlier ops.select_cpu()
+ * asked for and the kernel never carried out: the wakeup was queued on the
+ * chosen CPU's wake list (SCX_OPS_ALLOW_QUEUED_WAKEUP), the scheduler was
+ * disabled before that CPU enqueued it, and the bypass path enqueued it
+ * without clearing p->scx.ddsp_dsq_id (fixed upstream by "sched_ext: Fix
+ * stale direct dispatch state in ddsp_dsq_id"). Inserting again WARNs in
+ * mark_direct_dispatch(): after every restart on 6.16 and 6.17 (basic.sh,
+ * faults_no_stall). The kernel carries out the stale one instead, to the
+ * local queue of the CPU selected now, which is where we would put it: our
+ * ops.select_cpu() inserts into nothing else.
+ */
+static bool stale_direct_dispatch(const struct task_struct *p)
+{
+	return p->scx.ddsp_dsq_id != SCX_DSQ_INVALID;
+}
+
 s32 BPF_STRUCT_OPS(llmos_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
 {
 	u32 policy = active_policy;
@@ -199,7 +216,7 @@ s32 BPF_STRUCT_OPS(llmos_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 	if (!tctx)
 		return prev_cpu;
 	cpu = policy_select_cpu(policy, p, tctx, prev_cpu, wake_flags, &is_idle);
-	if (is_idle) {
+	if (is_idle && !stale_direct_dispatch(p)) {
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, task_slice(policy, tctx), 0);
 		stat_inc(LLMOS_STAT_IDLE_DISPATCH);
 	}

@@ -16,7 +16,8 @@ use libbpf_rs::OpenObject;
 use log::{info, warn};
 use scx_stats::ToJson;
 use scx_utils::{
-    scx_ops_attach, scx_ops_load, scx_ops_open, uei_exited, uei_report, Topology, UserExitInfo,
+    compat, scx_ops_attach, scx_ops_load, scx_ops_open, uei_exited, uei_report, Topology,
+    UserExitInfo,
 };
 
 use crate::bpf_intf;
@@ -159,6 +160,12 @@ impl<'a> Scheduler<'a> {
                 });
         let mut skel = scx_ops_open!(skel_builder, open_object, llmos_ops, open_opts)?;
         skel.struct_ops.llmos_ops_mut().exit_dump_len = opts.exit_dump_len;
+        // A wakeup onto an idle CPU or another LLC goes through that CPU's
+        // wake list, as under EEVDF: one function-call IPI, and the wakee's
+        // CPU enqueues it, instead of the waker taking the remote runqueue's
+        // lock and sending a reschedule IPI. ops.enqueue() then runs there,
+        // sometimes without ops.select_cpu() (see cpu_was_selected()).
+        skel.struct_ops.llmos_ops_mut().flags |= *compat::SCX_OPS_ALLOW_QUEUED_WAKEUP;
         // `scx_llmos threads` links the thread iterator when it reads it.
         skel.progs.dump_threads.set_autoattach(false);
 

@@ -35,6 +35,7 @@ const BASIC_CHECKS: &[&str] = &[
     "enabled_in_dmesg",
     "another_scheduler",
     "kworker_preempts_hog",
+    "remote_wakeups_queued",
     "stress_completed",
     "stayed_attached",
     "pinned_cpu0_stays",

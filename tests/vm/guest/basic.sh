@@ -135,6 +135,25 @@ verdict kworker_preempts_hog "CPU $last_cpu's kworkers waited ${kworker_us} us p
   test "$kworker_us" -lt 1000
 echo "metric kworker_wait_us $kworker_us"
 
+# A wakeup onto an idle CPU goes through that CPU's wake list, as under
+# EEVDF (SCX_OPS_ALLOW_QUEUED_WAKEUP, scheduler.rs): one function-call IPI
+# (CAL), the wakee's CPU enqueuing it, not a reschedule IPI (RES) after the
+# waker took the remote runqueue's lock. A barrier-synchronised pool of
+# one worker per CPU wakes its workers onto idle CPUs thousands of times
+# in 2 s: without the flag 3,584-4,646 RES and 25-28 CAL, with it 112-121
+# RES and 3,479-3,751 CAL (EEVDF: 9-10 RES, 3,691-3,837 CAL; 6.16, 2 vCPUs).
+# On 4 vCPUs that pool ran 0.61x EEVDF's steps per second without it, 0.90x
+# with it (bench/RESULTS.md).
+ipis() { # prints "RES CAL", each summed over the CPUs
+  awk -v ncpu="$NCPU" '$1 == "RES:" || $1 == "CAL:" { s = 0; for (i = 2; i <= ncpu + 1; i++) s += $i; n[$1] = s }
+    END { print n["RES:"] + 0, n["CAL:"] + 0 }' /proc/interrupts
+}
+read -r res0 cal0 < <(ipis)
+pool=$("$(dirname "$BIN")/llmos-pool" --threads "$NCPU" --duration-s 2 2>&1)
+read -r res1 cal1 < <(ipis)
+verdict remote_wakeups_queued "a pool of $NCPU workers ($(grep -o 'steps_per_s=.*' <<<"$pool")): $((res1 - res0)) reschedule IPIs, $((cal1 - cal0)) function-call IPIs (need more of the second)" \
+  test $((cal1 - cal0)) -gt $((res1 - res0))
+
 # --- Stress under the scheduler, with pinned spinners watching their CPUs ----
 taskset -c 0 bash -c 'while :; do :; done' &
 pin0=$!
