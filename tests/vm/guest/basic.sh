@@ -140,10 +140,10 @@ echo "metric kworker_wait_us $kworker_us"
 # (CAL), the wakee's CPU enqueuing it, not a reschedule IPI (RES) after the
 # waker took the remote runqueue's lock. A barrier-synchronised pool of
 # one worker per CPU wakes its workers onto idle CPUs thousands of times
-# in 2 s: without the flag 3,584-4,646 RES and 25-28 CAL, with it 112-121
-# RES and 3,479-3,751 CAL (EEVDF: 9-10 RES, 3,691-3,837 CAL; 6.16, 2 vCPUs).
-# On 4 vCPUs that pool ran 0.61x EEVDF's steps per second without it, 0.90x
-# with it (bench/RESULTS.md).
+# in 2 s: without the flag 3,591 RES and 12 CAL (7.2), with it 39-79 RES and
+# 3,339-3,865 CAL on the four kernels (EEVDF on 6.16: 9-10 RES, 3,691-3,837
+# CAL). On 4 vCPUs that pool ran 0.61x EEVDF's steps per second without it,
+# 0.90x with it (bench/pool-wakeups.md).
 ipis() { # prints "RES CAL", each summed over the CPUs
   awk -v ncpu="$NCPU" '$1 == "RES:" || $1 == "CAL:" { s = 0; for (i = 2; i <= ncpu + 1; i++) s += $i; n[$1] = s }
     END { print n["RES:"] + 0, n["CAL:"] + 0 }' /proc/interrupts
