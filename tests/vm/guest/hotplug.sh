@@ -211,8 +211,10 @@ verdict hotplug_every_thread_progresses "$NCPU hogs watched for $watched s, $loo
 # where it is: the kernel accepted the cpumask but its move fails, and only
 # a wakeup, which a hog never has, would move it. strand.py flips a hog
 # between CPUs 0 and 1 from CPU 1 as CPU 1 goes offline until that happens
-# (8 of 10 strands in the first try; a try takes 1-4 s, 40 are allowed);
-# a try whose hog the kernel has given another cpumask by the time CPU 1 is
+# (8 of 10 strands in the first try; a try takes 1-4 s, 60 are allowed: a
+# CI run at 8a4bc87 needed 29 on 7.2). The writer that takes CPU 1 down runs
+# on CPU 0, as this script does during the loop: 4 strands took 5 tries so,
+# 11 from wherever the writer ran (7.2, this loop's steps alone); a try whose hog the kernel has given another cpumask by the time CPU 1 is
 # back does not count. The scheduler sends the hog to CPU 1 once it serves
 # again. It used to put it back on CPU 0's local queue at every turn, where
 # it stayed for good (before the fix: still on CPU 0 7.7 s later), and two
@@ -222,7 +224,8 @@ verdict hotplug_every_thread_progresses "$NCPU hogs watched for $watched s, $loo
 # 7th cycle of a loop of the affinity phase; the RCU stall ended it in CI).
 spin hp-strand
 strand=$SPIN_PID tries=0 stranded="" home=""
-while ((tries++ < 40)) && [[ -z $stranded ]]; do
+taskset -p -c 0 $$ >/dev/null
+while ((tries++ < 60)) && [[ -z $stranded ]]; do
   python3 "$(dirname "$0")/strand.py" $strand 30 >"$OUT/strand.txt" &
   driver=$!
   sleep 0.5
@@ -232,6 +235,7 @@ while ((tries++ < 40)) && [[ -z $stranded ]]; do
   set_online 1 1
   grep -q '^stranded' "$OUT/strand.txt" && [[ $(allowed_cpus $strand) == 1 ]] && stranded=$(<"$OUT/strand.txt")
 done
+taskset -p -c 0-$((NCPU - 1)) $$ >/dev/null
 if [[ -n $stranded ]]; then
   started=${EPOCHREALTIME/./}
   # Within 3 s: a turn of CPU 0's queues is a few slices.
