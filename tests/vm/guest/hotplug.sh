@@ -214,8 +214,9 @@ verdict hotplug_every_thread_progresses "$NCPU hogs watched for $watched s, $loo
 # (8 of 10 strands in the first try; a try takes 1-4 s, 60 are allowed: a
 # CI run at 8a4bc87 needed 29 on 7.2). The writer that takes CPU 1 down runs
 # on CPU 0, as this script does during the loop: 4 strands took 5 tries so,
-# 11 from wherever the writer ran (7.2, this loop's steps alone); a try whose hog the kernel has given another cpumask by the time CPU 1 is
-# back does not count. The scheduler sends the hog to CPU 1 once it serves
+# 11 from wherever the writer ran (7.2, this loop's steps alone). A try
+# whose hog the kernel has given another cpumask by the time CPU 1 is back
+# does not count. The scheduler sends the hog to CPU 1 once it serves
 # again. It used to put it back on CPU 0's local queue at every turn, where
 # it stayed for good (before the fix: still on CPU 0 7.7 s later), and two
 # such hogs take turns there without CPU 0 ever asking for another task:
