@@ -3,16 +3,17 @@
 # schedulers, printing one "row ..." line per measurement (the raw data that
 # llmos-bench-report turns into tables).
 #   usage: bench.sh LLMOS_BIN KERNEL_CONFIG ROUNDS PROBE_SECS SCALE_THREADS MSG_LOOPS SCALE_SCHEDS
-#                   MATRIX_SECS MATRIX_SCHEDS
+#                   MATRIX_SECS MATRIX_SCHEDS [MATRIX_SPINNERS]
 #     KERNEL_CONFIG  the booted kernel's config, for schedulers that read
 #                    kconfig (scx_bpfland) when /boot has none ("" if not needed)
 #     SCALE_THREADS  comma-separated spinner counts for the scale runs
 #     SCALE_SCHEDS   space-separated names of the schedulers that run them
 #     MATRIX_SECS    seconds per cell of the latency matrix (0: no matrix)
 #     MATRIX_SCHEDS  space-separated names of the schedulers that run it
+#     MATRIX_SPINNERS  space-separated spinners per CPU of its cells ("1 2 4")
 set -u
 BIN=$1 KCONFIG=$2 ROUNDS=$3 PROBE_SECS=$4 SCALE_THREADS=$5 MSG_LOOPS=$6 SCALE_SCHEDS=$7
-MATRIX_SECS=$8 MATRIX_SCHEDS=$9
+MATRIX_SECS=$8 MATRIX_SCHEDS=$9 MATRIX_SPINNERS=${10:-1 2 4}
 PROBE=$(dirname "$BIN")/llmos-probe
 NCPU=$(nproc)
 export PATH=/opt/scx/bin:$PATH
@@ -179,9 +180,10 @@ outside_workloads() { # ROUND NAME: prints the rows
 }
 
 matrix_round() { # NAME; $round
-  local sleeper spinners work_us period_us
+  local sleeper per_cpu spinners work_us period_us
   for sleeper in main thread; do
-    for spinners in $NCPU $((2 * NCPU)) $((4 * NCPU)); do
+    for per_cpu in $MATRIX_SPINNERS; do
+      spinners=$((per_cpu * NCPU))
       for work_us in 0 100 2000; do
         for period_us in 1000 10000 16600; do
           ((work_us < period_us)) || continue

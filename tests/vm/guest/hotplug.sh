@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Runs inside a VM of 4 vCPUs in two LLCs (0-1 and 2-3), as root: what a
 # machine does to a running scheduler that the other boots do not.
-#   usage: hotplug.sh SCX_LLMOS_BINARY OUT_DIR
+#   usage: hotplug.sh SCX_LLMOS_BINARY OUT_DIR [CYCLES]
 # - Started while CPU 3 is offline (a group names it), scx_llmos attaches, and
 #   restarts once, seamlessly, when CPU 3 comes online.
 # - Hotplug: under the stress recipe and a CPU hog per CPU, CPUs 3, 2 and 1
-#   go offline and come back, ten times (mlfq for the first half, then
+#   go offline and come back, CYCLES times (10; mlfq for the first half, then
 #   affinity with a group on CPUs 2-3, which go offline with the rest), CPU 3
 #   alone five times more, then a "suspend": every CPU but 0 offline for 5 s.
 #   The group's threads are RCU readers (see rcu_reader()): one sent back to
@@ -25,7 +25,7 @@ BIN=$(realpath "$1")
 OUT=$2
 PROBE=$(dirname "$BIN")/llmos-probe
 NCPU=$(nproc)
-CYCLES=10 CPU3_CYCLES=5
+CYCLES=${3:-10} CPU3_CYCLES=5
 . "$(dirname "$0")/checks.sh"
 
 echo "guest: $(uname -r), $NCPU CPUs"
