@@ -116,12 +116,37 @@ static s32 waker_cpu(void)
 }
 
 /*
- * Kicks a CPU of @llc that @p may use and whose running task it outranks,
- * preferring the one running the lowest rank: a waking interactive task
- * should not wait out a CPU hog's long slice. The waker's CPU is spared
- * (see waker_cpu()). It looks at the LLC's own CPUs, at most
- * PREEMPT_SCAN_CPUS of them, from @p's last one if that is one of them, so
- * that among equals its warm cache wins.
+ * The rank of the task waking another from here: the one running on this
+ * CPU; 0 from an interrupt, which leaves the wakee its own (see
+ * wakeup_rank()).
+ */
+static u32 current_waker_rank(void)
+{
+	s32 cpu = waker_cpu();
+
+	return cpu < 0 ? 0 : running[cpu_idx(cpu)].rank;
+}
+
+/*
+ * The rank of what woke @tctx's task, for ops.enqueue(): ops.select_cpu()
+ * saw the waker, but a wakeup it queued on another CPU's wake list reaches
+ * ops.enqueue() in that CPU's interrupt, and a task that may use one CPU
+ * only skips ops.select_cpu().
+ */
+static u32 lent_rank(const struct task_ctx *tctx)
+{
+	u32 here = current_waker_rank();
+
+	return tctx->waker_rank > here ? tctx->waker_rank : here;
+}
+
+/*
+ * Kicks a CPU of @llc that @p may use and whose running task it outranks
+ * at @rank with @key (see wakeup_rank()), preferring the one running the
+ * lowest rank: a waking interactive task should not wait out a CPU hog's
+ * long slice. The waker's CPU is spared (see waker_cpu()). It looks at the
+ * LLC's own CPUs, at most PREEMPT_SCAN_CPUS of them, from @p's last one if
+ * that is one of them, so that among equals its warm cache wins.
  */
 static void preempt_for(u32 policy, struct task_struct *p, u32 llc, u32 rank, u64 key)
 {
@@ -215,6 +240,7 @@ s32 BPF_STRUCT_OPS(llmos_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 
 	if (!tctx)
 		return prev_cpu;
+	tctx->waker_rank = current_waker_rank();
 	cpu = policy_select_cpu(policy, p, tctx, prev_cpu, wake_flags, &is_idle);
 	if (is_idle && !stale_direct_dispatch(p)) {
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, task_slice(policy, tctx), 0);
@@ -287,7 +313,8 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 	s32 cpu = scx_bpf_task_cpu(p), idle;
 	bool wakeup = enq_flags & SCX_ENQ_WAKEUP;
 	struct task_ctx *tctx;
-	u64 slice, key, dsq;
+	u64 slice, key, dsq, wake_key;
+	u32 wake_rank;
 
 	/*
 	 * A waking per-CPU kthread (kworker, ksoftirqd) is usually work that
@@ -379,11 +406,15 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 		 * kernel ends the running task's slice at once. A kick would do
 		 * the same through an interrupt, which costs more.
 		 */
-		if (wakeup && preempts_on_wakeup(policy) &&
-		    outranks_running(policy, cpu, run_rank(policy, tctx), key) && cpu != waker_cpu()) {
-			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice, enq_flags | SCX_ENQ_PREEMPT);
-			stat_inc(LLMOS_STAT_PREEMPT);
-			return;
+		if (wakeup && preempts_on_wakeup(policy)) {
+			wake_key = key;
+			wake_rank = wakeup_rank(run_rank(policy, tctx), lent_rank(tctx), &wake_key);
+			if (outranks_running(policy, cpu, wake_rank, wake_key) && cpu != waker_cpu()) {
+				scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice,
+						   enq_flags | SCX_ENQ_PREEMPT);
+				stat_inc(LLMOS_STAT_PREEMPT);
+				return;
+			}
 		}
 		/*
 		 * No kick: the kernel reschedules an idle CPU a task wakes up on
@@ -432,8 +463,11 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 	scx_bpf_dsq_insert_vtime(p, dsq, slice, key, enq_flags);
 	stat_inc(LLMOS_STAT_SHARED_DISPATCH);
 
-	if (wakeup && preempts_on_wakeup(policy))
-		preempt_for(policy, p, llc, run_rank(policy, tctx), key);
+	if (wakeup && preempts_on_wakeup(policy)) {
+		wake_key = key;
+		wake_rank = wakeup_rank(run_rank(policy, tctx), lent_rank(tctx), &wake_key);
+		preempt_for(policy, p, llc, wake_rank, wake_key);
+	}
 }
 
 /* Move the head of @dsq to this CPU; tasks it may not run are skipped. */
@@ -836,6 +870,7 @@ void BPF_STRUCT_OPS(llmos_running, struct task_struct *p)
 		scx_bpf_task_set_slice(p, slice);
 	tctx->exec_at_start = p->se.sum_exec_runtime;
 	tctx->on_cpu = true;
+	tctx->waker_rank = 0;
 	running[cpu_idx(cpu)].rank = run_rank(policy, tctx);
 	running[cpu_idx(cpu)].key = queue_key(policy, p, tctx, llc_of(cpu));
 	stat_inc(LLMOS_STAT_LEVEL_RUN + (level & (LLMOS_MAX_LEVELS - 1)));

@@ -36,6 +36,7 @@ const BASIC_CHECKS: &[&str] = &[
     "another_scheduler",
     "kworker_preempts_hog",
     "remote_wakeups_queued",
+    "hog_wakeups_do_not_preempt",
     "stress_completed",
     "stayed_attached",
     "pinned_cpu0_stays",
