@@ -212,7 +212,8 @@ verdict hotplug_every_thread_progresses "$NCPU hogs watched for $watched s, $loo
 # a wakeup, which a hog never has, would move it. strand.py flips a hog
 # between CPUs 0 and 1 from CPU 1 as CPU 1 goes offline until that happens
 # (8 of 10 strands in the first try; a try takes 1-4 s, 60 are allowed: a
-# CI run at 8a4bc87 needed 29 on 7.2). The writer that takes CPU 1 down runs
+# CI run at 8a4bc87 needed 29 on 7.2, one at cfd2fa9 found none in 60 when
+# the offline began 0.5 s after strand.py started, not once it flipped). The writer that takes CPU 1 down runs
 # on CPU 0, as this script does during the loop: 4 strands took 5 tries so,
 # 11 from wherever the writer ran (7.2, this loop's steps alone). A try
 # whose hog the kernel has given another cpumask by the time CPU 1 is back
@@ -229,12 +230,19 @@ taskset -p -c 0 $$ >/dev/null
 while ((tries++ < 60)) && [[ -z $stranded ]]; do
   python3 "$(dirname "$0")/strand.py" $strand 30 >"$OUT/strand.txt" &
   driver=$!
-  sleep 0.5
+  for _ in {1..100}; do
+    first=""
+    read -r first <"$OUT/strand.txt"
+    [[ $first == flipping ]] && break
+    nap 0.05
+  done
+  nap 0.05
   set_online 1 0
   kill $driver 2>/dev/null
   wait $driver 2>/dev/null
   set_online 1 1
-  grep -q '^stranded' "$OUT/strand.txt" && [[ $(allowed_cpus $strand) == 1 ]] && stranded=$(<"$OUT/strand.txt")
+  grep -q '^stranded' "$OUT/strand.txt" && [[ $(allowed_cpus $strand) == 1 ]] &&
+    stranded=$(grep '^stranded' "$OUT/strand.txt")
 done
 taskset -p -c 0-$((NCPU - 1)) $$ >/dev/null
 if [[ -n $stranded ]]; then

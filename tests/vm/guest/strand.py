@@ -18,6 +18,9 @@ the hog before CPU 1's hotplug thread ran (1 strand in 136 tries; from CPU
 asked from CPU 1, the flip waits there and CPU 1's hotplug thread takes the
 CPU first: 10 strands in 33 tries, 8 of them in the first (7.2). Right after
 CPU 1 comes back, the cpuset may not list it yet (EINVAL): it retries.
+Once on CPU 1 it prints "flipping", for the caller to start the offline
+then: python's start took longer than the caller's fixed 0.5 s wait in a
+CI run, whose 60 tries found no strand.
 """
 import os
 import sys
@@ -41,6 +44,7 @@ def main():
             if time.monotonic() >= end:
                 raise
             time.sleep(0.01)
+    print("flipping", flush=True)
     while time.monotonic() < end:
         os.sched_setaffinity(pid, {0})
         try:
