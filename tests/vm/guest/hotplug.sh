@@ -212,8 +212,9 @@ verdict hotplug_every_thread_progresses "$NCPU hogs watched for $watched s, $loo
 # a wakeup, which a hog never has, would move it. strand.py flips a hog
 # between CPUs 0 and 1 from CPU 1 as CPU 1 goes offline until that happens
 # (8 of 10 strands in the first try; a try takes 1-4 s, 60 are allowed: a
-# CI run at 8a4bc87 needed 29 on 7.2, one at cfd2fa9 found none in 60 when
-# the offline began 0.5 s after strand.py started, not once it flipped). The writer that takes CPU 1 down runs
+# CI run at 8a4bc87 needed 29 on 7.2, and one at cfd2fa9 found none in 60
+# when the offline began 0.5 s after python was started, not once
+# strand.py said it flips). The writer that takes CPU 1 down runs
 # on CPU 0, as this script does during the loop: 4 strands took 5 tries so,
 # 11 from wherever the writer ran (7.2, this loop's steps alone). A try
 # whose hog the kernel has given another cpumask by the time CPU 1 is back

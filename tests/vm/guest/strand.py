@@ -19,8 +19,9 @@ asked from CPU 1, the flip waits there and CPU 1's hotplug thread takes the
 CPU first: 10 strands in 33 tries, 8 of them in the first (7.2). Right after
 CPU 1 comes back, the cpuset may not list it yet (EINVAL): it retries.
 Once on CPU 1 it prints "flipping", for the caller to start the offline
-then: python's start took longer than the caller's fixed 0.5 s wait in a
-CI run, whose 60 tries found no strand.
+then: a CI run whose caller started it a fixed 0.5 s after python found no
+strand in 60 tries (a start slower than that would leave no flip in
+flight; it was not measured).
 """
 import os
 import sys
