@@ -100,6 +100,15 @@ kworker_wait_beside_hog() {
 }
 
 last_cpu=$((NCPU - 1))
+# Starts $1 CPU hogs anywhere; their pids in hogs.
+start_hogs() {
+  local i
+  hogs=()
+  for ((i = 0; i < $1; i++)); do
+    bash -c 'while :; do :; done' &
+    hogs+=($!)
+  done
+}
 read -r eevdf_kworker_us eevdf_kworker_detail < <(kworker_wait_beside_hog)
 
 # --- Attach ------------------------------------------------------------------
@@ -160,11 +169,7 @@ verdict remote_wakeups_queued "a pool of $NCPU workers ($(grep -o 'steps_per_s=.
 # The reader is still first in line for the next CPU that comes free. The
 # same hog writing to /dev/null first counts the preemptions that are not
 # the reader's (timer-woken kthreads, python's start).
-hogs=()
-for ((i = 0; i < 2 * NCPU; i++)); do
-  bash -c 'while :; do :; done' &
-  hogs+=($!)
-done
+start_hogs $((2 * NCPU))
 sleep 1
 preempts0=$(stats_get preemptions)
 python3 -S "$(dirname "$0")/hog-wakes.py" 3 --no-reader >/dev/null
@@ -352,11 +357,7 @@ verdict restart_on_request "ctl: $asked; enable_seq $seq0 -> $seq1, state $(stat
 # its default scheduler, and the loader prints the reason and the dump and
 # exits non-zero. Hogs, one more than CPUs, so that the dump has tasks
 # running and queued to tell about.
-hogs=()
-for ((i = 0; i <= NCPU; i++)); do
-  bash -c 'while :; do :; done' &
-  hogs+=($!)
-done
+start_hogs $((NCPU + 1))
 sleep 0.5
 asked=$("$BIN" ctl inject-fault error 2>&1)
 wait $SCHED_PID
