@@ -107,7 +107,7 @@ struct task_ctx {
 	u32 inherited_prio;	/* priority from a thread waiting on a PI futex it holds, or 0... */
 	u32 inherited_level;	/* ...and mlfq level, if inherits (see inherit.bpf.h) */
 	u32 lock_owner;		/* tid of the PI futex owner it blocked on, for dispatch */
-	u32 waker_rank;		/* rank of the task that woke it, since it last ran (see lent_rank()) */
+	u32 waker_rank;		/* rank of the task that woke it, since it last ran (see waking_rank()) */
 	bool inherits;		/* a thread waits on a PI futex it holds */
 	bool lifted;		/* a boost put it back on top from below (see mlfq.bpf.h) */
 	bool on_cpu;		/* between ops.running() and ops.stopping() */

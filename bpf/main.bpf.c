@@ -128,16 +128,20 @@ static u32 current_waker_rank(void)
 }
 
 /*
- * The rank of what woke @tctx's task, for ops.enqueue(): ops.select_cpu()
- * saw the waker, but a wakeup it queued on another CPU's wake list reaches
- * ops.enqueue() in that CPU's interrupt, and a task that may use one CPU
- * only skips ops.select_cpu().
+ * The rank @tctx's waking task competes for a running task's CPU with, and
+ * in *@key its key for that, in ops.enqueue() (see wakeup_rank()). Its waker
+ * is the larger of what ops.select_cpu() saw and what runs here: a wakeup
+ * ops.select_cpu() queued on another CPU's wake list reaches ops.enqueue() in
+ * that CPU's interrupt, and a task that may use one CPU only skips
+ * ops.select_cpu().
  */
-static u32 lent_rank(const struct task_ctx *tctx)
+static u32 waking_rank(u32 policy, const struct task_ctx *tctx, u64 *key)
 {
-	u32 here = current_waker_rank();
+	u32 waker_rank = current_waker_rank();
 
-	return tctx->waker_rank > here ? tctx->waker_rank : here;
+	if (tctx->waker_rank > waker_rank)
+		waker_rank = tctx->waker_rank;
+	return wakeup_rank(run_rank(policy, tctx), waker_rank, key);
 }
 
 /*
@@ -240,7 +244,9 @@ s32 BPF_STRUCT_OPS(llmos_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 
 	if (!tctx)
 		return prev_cpu;
-	tctx->waker_rank = current_waker_rank();
+	/* Only the policies that preempt on wakeup ask who woke a task. */
+	if (preempts_on_wakeup(policy))
+		tctx->waker_rank = current_waker_rank();
 	cpu = policy_select_cpu(policy, p, tctx, prev_cpu, wake_flags, &is_idle);
 	if (is_idle && !stale_direct_dispatch(p)) {
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, task_slice(policy, tctx), 0);
@@ -408,7 +414,7 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 		 */
 		if (wakeup && preempts_on_wakeup(policy)) {
 			wake_key = key;
-			wake_rank = wakeup_rank(run_rank(policy, tctx), lent_rank(tctx), &wake_key);
+			wake_rank = waking_rank(policy, tctx, &wake_key);
 			if (outranks_running(policy, cpu, wake_rank, wake_key) && cpu != waker_cpu()) {
 				scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice,
 						   enq_flags | SCX_ENQ_PREEMPT);
@@ -465,7 +471,7 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 
 	if (wakeup && preempts_on_wakeup(policy)) {
 		wake_key = key;
-		wake_rank = wakeup_rank(run_rank(policy, tctx), lent_rank(tctx), &wake_key);
+		wake_rank = waking_rank(policy, tctx, &wake_key);
 		preempt_for(policy, p, llc, wake_rank, wake_key);
 	}
 }
