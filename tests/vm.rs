@@ -596,7 +596,11 @@ const MLFQ_LEVELS: u32 = 4;
 const LATENCY_ROUNDS: u32 = 3;
 const LEVELS_SECS: u64 = 12;
 /// Rounds per policy of the start-up burst shape (mlfq.sh's last phase).
-const STARTUP_ROUNDS: u32 = 2;
+/// Three, so that the median p99 is a middle round: of two it was the worse,
+/// and one round hit by something outside the scheduler decided. 7.2,
+/// 1 vCPU: 1 round in 8 measured a 10.2 ms p99 (the others 1.5-2.0 ms) and
+/// failed the start-up check; 24 rounds in one boot since: 2.2-3.0 ms.
+const STARTUP_ROUNDS: u32 = 3;
 
 /// What tests/vm/guest/mlfq.sh must report as passed.
 fn mlfq_guest_checks() -> Vec<String> {

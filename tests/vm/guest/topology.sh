@@ -8,11 +8,11 @@
 # For each scheduler:
 # - spread: NCPU+2 CPU hogs start on LLC 0's CPUs and are then allowed
 #   everywhere while LLC 1's CPUs are busy, so that they reach LLC 1 by
-#   stealing. Work is the hogs' CPU time as the guest kernel counts it over
-#   the measurement, per CPU-second of the machine: under single-threaded TCG
-#   the emulator's thread is shared by the vCPUs, so iterations or /proc/stat
-#   idle say little, but a vCPU left idle by the scheduler gives the hogs no
-#   CPU time at all. Steals and the hogs' split between LLCs are checked.
+#   stealing. Work conservation is judged by the guest's idle time over the
+#   measurement (/proc/stat), which is 0 while every CPU has a hog; the hogs'
+#   CPU time per CPU-second of the machine is reported beside it (under
+#   single-threaded TCG iterations say little: the emulator's thread is
+#   shared by the vCPUs). Steals and the hogs' split between LLCs are checked.
 # - balanced: NCPU hogs, one per CPU: how often tasks start on another LLC
 #   than they last ran on (the xllc counter, per second).
 # - wakeup (mlfq and prio, the policies that preempt, and vtime to compare):
@@ -120,13 +120,25 @@ hog_migrations() {
   done
 }
 
+# Sets IDLE_TICKS to the guest's idle time so far, all CPUs, in USER_HZ
+# ticks (/proc/stat's fourth and fifth columns: idle and iowait).
+CLK_TCK=$(getconf CLK_TCK)
+idle_ticks() {
+  local name user nice system idle iowait rest
+  IDLE_TICKS=0
+  while read -r name user nice system idle iowait rest; do
+    [[ $name == cpu[0-9]* ]] && IDLE_TICKS=$((IDLE_TICKS + idle + iowait))
+  done </proc/stat
+}
 # Measures the hogs for MEASURE_SECS: sets WORK (permille of the machine's
-# CPU time that went to hogs), OCCUPIED (permille of CPU samples with a hog on
-# them) and LLC_SPLIT ("hog samples on LLC 0:LLC 1").
+# CPU time that went to hogs), IDLE (permille of it the CPUs sat idle),
+# OCCUPIED (permille of CPU samples with a hog on them) and LLC_SPLIT ("hog
+# samples on LLC 0:LLC 1").
 measure_hogs() {
-  local before pid i samples=0 busy=0 on=(0 0) t0 t1 busy_cpu
+  local before idle_before pid i samples=0 busy=0 on=(0 0) t0 t1 busy_cpu
   hog_ns
-  before=$HOG_NS t0=$(now_us)
+  idle_ticks
+  before=$HOG_NS idle_before=$IDLE_TICKS t0=$(now_us)
   for ((i = 0; i < MEASURE_SECS * 10; i++)); do
     nap 0.1
     busy_cpu=()
@@ -140,8 +152,10 @@ measure_hogs() {
     samples=$((samples + NCPU))
   done
   hog_ns
+  idle_ticks
   t1=$(now_us)
   WORK=$(((HOG_NS - before) / ((t1 - t0) * NCPU)))
+  IDLE=$(((IDLE_TICKS - idle_before) * 1000000000 / (CLK_TCK * (t1 - t0) * NCPU)))
   OCCUPIED=$((busy * 1000 / samples))
   LLC_SPLIT="${on[0]}:${on[1]}"
 }
@@ -175,15 +189,18 @@ for name in "${SCHEDULERS[@]}"; do
   stop_hogs
   WORK_OF[$name]=$WORK
   echo "metric work_permille_$name $WORK"
-  echo "  $name spread: work $WORK permille of the CPUs, CPUs with a hog $OCCUPIED permille, hog samples LLC0:LLC1 $LLC_SPLIT, steals $steals"
+  echo "metric idle_permille_$name $IDLE"
+  echo "  $name spread: work $WORK permille of the CPUs, idle $IDLE, CPUs with a hog $OCCUPIED permille, hog samples LLC0:LLC1 $LLC_SPLIT, steals $steals"
   if [[ $name != eevdf ]]; then
-    # Measured, every policy, two runs: 0.99-1.01 of EEVDF's work (0.98-1.34
-    # in four runs of an earlier, forking sampler). 0.9 leaves room for the
-    # emulator's noise; a scheduler that left one CPU of four idle would
-    # get about 0.75.
+    # Judged by the CPUs' idle time, which is the scheduler's alone: the
+    # hogs' share also loses what other tasks and the emulator take. 7.2,
+    # two boots, every policy and EEVDF: idle 0 permille, hogs 0.97-1.01 of
+    # EEVDF's work; but CI once saw prio's hogs at 0.88 of EEVDF (834
+    # permille, idle not recorded then), below the 0.9 this check asked.
+    # Six hogs pinned to 3 of the 4 CPUs under EEVDF: idle 216 permille.
     verdict "work_conserved_$name" \
-      "hogs got $WORK permille of the CPU time, EEVDF ${WORK_OF[eevdf]}; CPUs with a hog $OCCUPIED permille" \
-      test $((WORK * 100)) -ge $((WORK_OF[eevdf] * 90))
+      "CPUs idle $IDLE permille of the time beside $((NCPU + 2)) hogs (need <= 50); hogs got $WORK permille, EEVDF ${WORK_OF[eevdf]}; CPUs with a hog $OCCUPIED permille" \
+      test "$IDLE" -le 50
     lo=${LLC_SPLIT%:*} hi=${LLC_SPLIT#*:}
     verdict "llcs_share_hogs_$name" \
       "hog samples on LLC 0:LLC 1 $LLC_SPLIT (need LLC 1 >= 1/3), $steals steals (need > 0)" \
