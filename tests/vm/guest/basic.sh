@@ -100,15 +100,6 @@ kworker_wait_beside_hog() {
 }
 
 last_cpu=$((NCPU - 1))
-# Starts $1 CPU hogs anywhere; their pids in hogs.
-start_hogs() {
-  local i
-  hogs=()
-  for ((i = 0; i < $1; i++)); do
-    bash -c 'while :; do :; done' &
-    hogs+=($!)
-  done
-}
 read -r eevdf_kworker_us eevdf_kworker_detail < <(kworker_wait_beside_hog)
 
 # --- Attach ------------------------------------------------------------------
@@ -176,8 +167,7 @@ python3 -S "$(dirname "$0")/hog-wakes.py" 3 --no-reader >/dev/null
 preempts1=$(stats_get preemptions)
 writes=$(python3 -S "$(dirname "$0")/hog-wakes.py" 3)
 preempts2=$(stats_get preemptions)
-kill "${hogs[@]}"
-wait "${hogs[@]}" 2>/dev/null
+stop_hogs
 caused=$((preempts2 - preempts1 - (preempts1 - preempts0)))
 verdict hog_wakeups_do_not_preempt "$writes wakeups of a reader by a CPU hog beside $((2 * NCPU)) hogs: $((preempts2 - preempts1)) preemptions, $((preempts1 - preempts0)) without the reader (need fewer than 1 more per 4 wakeups)" \
   test "${writes:-0}" -gt 0 -a $((caused * 4)) -lt "${writes:-0}"
@@ -362,8 +352,7 @@ sleep 0.5
 asked=$("$BIN" ctl inject-fault error 2>&1)
 wait $SCHED_PID
 status=$?
-kill "${hogs[@]}"
-wait "${hogs[@]}" 2>/dev/null
+stop_hogs
 ms=$(wait_state disabled 10) || ms=""
 verdict error_falls_back "ctl: $asked; exit $status, state disabled after ${ms:-never} ms; loader: $(grep -m1 -o 'error: EXIT.*' "$OUT/faults.log"), $(grep -c 'DEBUG DUMP' "$OUT/faults.log") dump; dmesg: $(dmesg | grep -m1 -o 'disabled (scx_bpf_error)')" \
   test "$status" != 0 -a -n "$ms" -a -n "$(grep 'EXIT: scx_bpf_error.*fault injected' "$OUT/faults.log")" \

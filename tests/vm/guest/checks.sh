@@ -5,6 +5,10 @@
 failures=0
 SYS=/sys/kernel/sched_ext
 
+# What a script starts runs through "${ext[@]}": as SCHED_OTHER in the
+# real-time drivers (become_rt_driver()), as is otherwise.
+ext=()
+
 ok() { echo "ok $1: $2 [at ${SECONDS} s]"; }
 fail() { echo "FAIL $1: $2 [at ${SECONDS} s]"; failures=$((failures + 1)); }
 verdict() { # NAME DETAIL CONDITION...
@@ -137,6 +141,22 @@ become_rt_driver() {
   chrt -f -p 1 $$
   ext=(chrt -o 0)
   echo never >/sys/kernel/mm/transparent_hugepage/enabled
+}
+# Starts $1 CPU hogs, on the CPUs of list $2 if given, through "${ext[@]}";
+# their pids are added to HOGS. stop_hogs ends them all.
+HOGS=()
+start_hogs() { # N [CPULIST]
+  local i pin=()
+  [[ -n ${2:-} ]] && pin=(taskset -c "$2")
+  for ((i = 0; i < $1; i++)); do
+    "${ext[@]}" "${pin[@]}" bash -c 'while :; do :; done' &
+    HOGS+=($!)
+  done
+}
+stop_hogs() {
+  kill "${HOGS[@]}" 2>/dev/null
+  wait "${HOGS[@]}" 2>/dev/null
+  HOGS=()
 }
 # Descriptors and threads of process $1.
 fds_of() { ls "/proc/$1/fd" | wc -l; }

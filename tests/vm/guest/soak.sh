@@ -37,12 +37,8 @@ for _ in 1 2; do
   "${ext[@]}" bash -c 'while :; do /bin/true; done' &
   storm+=($!)
 done
-hogs=()
-for ((i = 0; i < NCPU; i++)); do
-  "${ext[@]}" bash -c 'while :; do :; done' &
-  hogs+=($!)
-done
-watch_progress "${hogs[@]}" &
+start_hogs "$NCPU"
+watch_progress "${HOGS[@]}" &
 watcher=$!
 python3 "$(dirname "$0")/switch-driver.py" /run/scx_llmos/ctl.sock "$SOAK_SECS" "$OUT/ctl.log" \
   >"$OUT/switches.txt" &
@@ -92,8 +88,8 @@ read -r steps refused <"$OUT/hotplug.txt"
 read -r watched looks misses longest <"$OUT/progress.txt"
 stress_alive=no
 kill -0 $stress 2>/dev/null && stress_alive=yes
-kill "${hogs[@]}" "${storm[@]}" $stress 2>/dev/null
-wait "${hogs[@]}" "${storm[@]}" $stress 2>/dev/null
+kill "${HOGS[@]}" "${storm[@]}" $stress 2>/dev/null
+wait "${HOGS[@]}" "${storm[@]}" $stress 2>/dev/null
 end_kb=$(loader_kb) end_fds=$(fds_of $SCHED) end_threads=$(threads_of $SCHED)
 
 verdict soak_attached "$SOAK_SECS s: ${lost:-state enabled and enable_seq $SEQ throughout}" test -z "$lost"

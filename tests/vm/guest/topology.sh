@@ -93,19 +93,6 @@ for ((cpu = 0; cpu < NCPU; cpu++)); do
 done
 LLC0_LIST=$(IFS=,; echo "${LLC0_CPUS[*]}")
 
-HOGS=()
-start_hogs() { # N CPULIST
-  local i
-  for ((i = 0; i < $1; i++)); do
-    "${ext[@]}" taskset -c "$2" bash -c 'while :; do :; done' &
-    HOGS+=($!)
-  done
-}
-stop_hogs() {
-  kill "${HOGS[@]}" 2>/dev/null
-  wait "${HOGS[@]}" 2>/dev/null
-  HOGS=()
-}
 # The scheduler's counter FIELD since it attached (0 under EEVDF), read
 # outside the measurements: the client is a fork.
 counter() { if [[ $name == eevdf ]]; then echo 0; else stats_get "$1"; fi; }
