@@ -8,13 +8,17 @@
 #
 #   usage: tests/vm/bench.sh [--smoke]
 #
-# --smoke: one round, short runs, small sizes, the matrix's cells with one
-#   spinner per CPU only, into target/bench-smoke (CI).
+# --smoke: one round, short runs, small sizes, the main round under EEVDF,
+#   mlfq, scx_bpfland and scx_lavd only, the scale runs under EEVDF and mlfq
+#   only, the matrix's cells with one spinner per CPU only, into
+#   target/bench-smoke (CI): every kind of row and every kind of scheduler,
+#   once.
 # SCX_LLMOS_KERNEL  kernel image, as for tests/vm/run.sh (default: the newest of
 #                   the matrix); its kernel config is taken from "config"
 #                   beside it, when there is one.
 # BENCH_OUT (bench)  BENCH_ROUNDS (5)  BENCH_PROBE_SECS (8)
 # BENCH_SCALE (10,100,1000; 10,000 hogs on one CPU outlast the 30 s watchdog)  BENCH_MSG_LOOPS (100)  BENCH_CPUS (1)
+# BENCH_SCHEDS (all): who runs the main rounds (probe, BPF cost, messaging)
 # BENCH_SCALE_SCHEDS ("eevdf mlfq bpfland lavd"): who runs the scale runs
 # BENCH_MATRIX_SECS (4; 0 for none)  BENCH_MATRIX_SCHEDS ("eevdf mlfq bpfland lavd"): the latency matrix
 # BENCH_MATRIX_SPINNERS ("1 2 4"): its cells' spinners per CPU
@@ -25,6 +29,7 @@ if [[ ${1:-} == --smoke ]]; then
   : "${BENCH_OUT:=target/bench-smoke}" "${BENCH_ROUNDS:=1}" "${BENCH_PROBE_SECS:=2}"
   : "${BENCH_SCALE:=10,100}" "${BENCH_MSG_LOOPS:=10}" "${BENCH_MATRIX_SECS:=1}"
   : "${BENCH_MATRIX_SCHEDS:=eevdf mlfq}" "${BENCH_MATRIX_SPINNERS:=1}"
+  : "${BENCH_SCHEDS:=eevdf mlfq bpfland lavd}" "${BENCH_SCALE_SCHEDS:=eevdf mlfq}"
 fi
 OUT=${BENCH_OUT:-bench}
 mkdir -p "$OUT"
@@ -47,7 +52,8 @@ VM_OUT=$OUT VM_CPUS=$cpus VM_TCG_THREAD=${VM_TCG_THREAD:-$tcg_thread} VM_MEM=4G 
   tests/vm/guest/bench.sh "$PWD/target/release/scx_llmos" "$kconfig" "${BENCH_ROUNDS:-5}" \
   "${BENCH_PROBE_SECS:-8}" "${BENCH_SCALE:-10,100,1000}" "${BENCH_MSG_LOOPS:-100}" \
   "${BENCH_SCALE_SCHEDS:-eevdf mlfq bpfland lavd}" "${BENCH_MATRIX_SECS:-4}" \
-  "${BENCH_MATRIX_SCHEDS:-eevdf mlfq bpfland lavd}" "${BENCH_MATRIX_SPINNERS:-1 2 4}" |
+  "${BENCH_MATRIX_SCHEDS:-eevdf mlfq bpfland lavd}" "${BENCH_MATRIX_SPINNERS:-1 2 4}" \
+  "${BENCH_SCHEDS:-}" |
   sed -u "1i # bench: run $started under TCG ($(nproc) host cores, $cpus vCPUs, thread=${VM_TCG_THREAD:-$tcg_thread})" | tee "$OUT/raw.txt"
 
 target/release/llmos-bench-report "$OUT/raw.txt" "$OUT/RESULTS.md" "$OUT/latency.dat" \

@@ -3,7 +3,7 @@
 # schedulers, printing one "row ..." line per measurement (the raw data that
 # llmos-bench-report turns into tables).
 #   usage: bench.sh LLMOS_BIN KERNEL_CONFIG ROUNDS PROBE_SECS SCALE_THREADS MSG_LOOPS SCALE_SCHEDS
-#                   MATRIX_SECS MATRIX_SCHEDS [MATRIX_SPINNERS]
+#                   MATRIX_SECS MATRIX_SCHEDS [MATRIX_SPINNERS [MAIN_SCHEDS]]
 #     KERNEL_CONFIG  the booted kernel's config, for schedulers that read
 #                    kconfig (scx_bpfland) when /boot has none ("" if not needed)
 #     SCALE_THREADS  comma-separated spinner counts for the scale runs
@@ -11,9 +11,11 @@
 #     MATRIX_SECS    seconds per cell of the latency matrix (0: no matrix)
 #     MATRIX_SCHEDS  space-separated names of the schedulers that run it
 #     MATRIX_SPINNERS  space-separated spinners per CPU of its cells ("1 2 4")
+#     MAIN_SCHEDS    space-separated names of the schedulers that run the
+#                    main rounds ("": all)
 set -u
 BIN=$1 KCONFIG=$2 ROUNDS=$3 PROBE_SECS=$4 SCALE_THREADS=$5 MSG_LOOPS=$6 SCALE_SCHEDS=$7
-MATRIX_SECS=$8 MATRIX_SCHEDS=$9 MATRIX_SPINNERS=${10:-1 2 4}
+MATRIX_SECS=$8 MATRIX_SCHEDS=$9 MATRIX_SPINNERS=${10:-1 2 4} MAIN_SCHEDS=${11:-}
 PROBE=$(dirname "$BIN")/llmos-probe
 NCPU=$(nproc)
 export PATH=/opt/scx/bin:$PATH
@@ -101,7 +103,7 @@ main_round() { # NAME; $round
   echo "row bench=messaging round=$round sched=$1 secs=${secs:-nan}"
 }
 for ((round = 1; round <= ROUNDS; round++)); do
-  under_each "" "round=$round" main_round
+  under_each "$MAIN_SCHEDS" "round=$round" main_round
 done
 
 # The latency matrix: every shape of interactive thread beside CPU hogs that
