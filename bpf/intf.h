@@ -23,6 +23,8 @@ enum llmos_consts {
 	/* Priority rules and affinity groups from the config file. */
 	LLMOS_MAX_PRIO_RULES = 32,
 	LLMOS_MAX_GROUPS = 16,
+	/* edf's reservations, each one thread's. */
+	LLMOS_MAX_DEADLINE_RULES = 16,
 	/* Static priorities run 0..LLMOS_MAX_PRIO, the scale of 19 - nice. */
 	LLMOS_MAX_PRIO = 39,
 	/* Deepest cgroup a rule may name. */
@@ -47,6 +49,12 @@ enum llmos_consts {
 	 */
 	LLMOS_DSQ_BANKS = 2,
 	LLMOS_LLC_DSQ_BASE = 1 << 20,
+	/*
+	 * edf's reserved threads wait in a queue of their reservation's,
+	 * LLMOS_RESERVATION_DSQ_BASE + <rule>, which any CPU serves (see
+	 * edf.bpf.h).
+	 */
+	LLMOS_RESERVATION_DSQ_BASE = 1 << 21,
 };
 
 /*
@@ -70,6 +78,12 @@ enum llmos_policy {
 	LLMOS_POLICY_FIFO = 4,
 	/* Arrival order with a fixed slice. */
 	LLMOS_POLICY_RR = 5,
+	/*
+	 * Earliest deadline first for the threads the config reserves CPU time
+	 * for (runtime per period, within a deadline), while their budget
+	 * lasts; vtime for every other thread.
+	 */
+	LLMOS_POLICY_EDF = 6,
 	LLMOS_NR_POLICIES,
 };
 
@@ -118,16 +132,28 @@ struct llmos_rule {
 	char comm[LLMOS_COMM_LEN];
 };
 
+/* What a [[deadline]] rule reserves for its thread under edf. */
+struct llmos_reservation {
+	u64 runtime_ns;		/* CPU time in each period... */
+	u64 period_ns;
+	u64 deadline_ns;	/* ...used within this long of the period's start */
+};
+
 /*
- * The config's priority rules and affinity groups, as the loader writes them
- * (src/rules.rs): at load, and again on `scx_llmos ctl reload`.
+ * The config's priority rules, affinity groups and edf reservations, as the
+ * loader writes them (src/rules.rs): at load, and again on `scx_llmos ctl
+ * reload`.
  */
 struct llmos_rules {
 	u32 nr_prio_rules;
 	u32 nr_groups;
+	u32 nr_deadline_rules;
+	u32 pad;
 	struct llmos_rule prio_rules[LLMOS_MAX_PRIO_RULES];
 	struct llmos_rule group_rules[LLMOS_MAX_GROUPS];
 	u64 group_cpus[LLMOS_MAX_GROUPS][LLMOS_CPU_WORDS];	/* each group's CPUs */
+	struct llmos_rule deadline_rules[LLMOS_MAX_DEADLINE_RULES];
+	struct llmos_reservation reservations[LLMOS_MAX_DEADLINE_RULES];	/* each rule's */
 };
 
 /* Per-CPU event counters, summed by the loader for its stats (src/stats.rs). */

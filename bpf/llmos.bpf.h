@@ -100,6 +100,11 @@ struct task_ctx {
 	u64 slept_at_level;	/* its sleeps in a row at that level (see mlfq_wakeup()) */
 	u64 exec_id;		/* p->self_exec_id when the rules were last applied */
 	u64 rules_gen;		/* rules_gen when they were last applied */
+	u64 comm[2];		/* its name then, if there were rules (see reclassify_if_stale()) */
+	u64 period_start;	/* edf: when its reservation's current period began... */
+	u64 edf_deadline;	/* ...and when its budget for it is due */
+	s64 budget_ns;		/* edf: CPU time left in the period; < 0: overrun, owed */
+	s32 reservation;	/* edf: the [[deadline]] rule it holds, or -1 */
 	u32 level;		/* MLFQ level */
 	u32 boost_gen;		/* the boost it has caught up with */
 	s32 rule_prio;		/* priority a config rule gave it, or -1: from nice */

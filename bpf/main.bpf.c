@@ -137,8 +137,11 @@ static u32 current_waker_rank(void)
  */
 static u32 waking_rank(u32 policy, const struct task_ctx *tctx, u64 *key)
 {
-	u32 waker_rank = current_waker_rank();
+	u32 waker_rank;
 
+	if (!wakers_lend_rank(policy))
+		return run_rank(policy, tctx);
+	waker_rank = current_waker_rank();
 	if (tctx->waker_rank > waker_rank)
 		waker_rank = tctx->waker_rank;
 	return wakeup_rank(run_rank(policy, tctx), waker_rank, key);
@@ -244,8 +247,8 @@ s32 BPF_STRUCT_OPS(llmos_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 
 	if (!tctx)
 		return prev_cpu;
-	/* Only the policies that preempt on wakeup ask who woke a task. */
-	if (preempts_on_wakeup(policy))
+	/* Only where wakers lend their rank is who woke a task asked. */
+	if (wakers_lend_rank(policy))
 		tctx->waker_rank = current_waker_rank();
 	cpu = policy_select_cpu(policy, p, tctx, prev_cpu, wake_flags, &is_idle);
 	if (is_idle && !stale_direct_dispatch(p)) {
@@ -403,7 +406,7 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 				return;
 			}
 		}
-		dsq = cpu_dsq(cpu, policy);
+		dsq = policy_queue_for(policy, tctx, cpu, cpu_dsq(cpu, policy));
 		key = enter_queue(policy, p, tctx, llc_of(cpu), cpu_queued(cpu, policy), &slice);
 		stat_inc(LLMOS_STAT_PINNED_DISPATCH);
 		/*
@@ -416,9 +419,14 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 			wake_key = key;
 			wake_rank = waking_rank(policy, tctx, &wake_key);
 			if (outranks_running(policy, cpu, wake_rank, wake_key) && cpu != waker_cpu()) {
-				scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice,
-						   enq_flags | SCX_ENQ_PREEMPT);
 				stat_inc(LLMOS_STAT_PREEMPT);
+				if (preempts_at_local_head(policy)) {
+					scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice,
+							   enq_flags | SCX_ENQ_PREEMPT);
+					return;
+				}
+				scx_bpf_dsq_insert_vtime(p, dsq, slice, key, enq_flags);
+				kick_cpu(cpu, SCX_KICK_PREEMPT);
 				return;
 			}
 		}
@@ -459,7 +467,7 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 		return;
 
 	llc = home_llc(p, cpu);
-	dsq = llc_dsq(llc, policy);
+	dsq = policy_queue_for(policy, tctx, cpu, llc_dsq(llc, policy));
 	key = enter_queue(policy, p, tctx, llc, queued_per_cpu(llc_queued(llc, policy), llc), &slice);
 	/* `ctl inject-fault stray`: this task strays, once (see sweep_strays()). */
 	if (injected_fault == LLMOS_FAULT_STRAY &&
@@ -490,11 +498,11 @@ static bool consume(u64 dsq)
  * such as kthreads or tasks placed straight on an idle CPU, say nothing
  * about that.)
  */
-static bool consume_head(u64 dsq, u32 llc, u64 key, bool vtime_keys)
+static bool consume_head(u64 dsq, u32 llc, u64 key, u32 policy)
 {
 	if (!consume(dsq))
 		return false;
-	if (vtime_keys)
+	if (key_is_vtime(policy, key))
 		advance_vtime_now(llc, unranked_key(key, llc));
 	return true;
 }
@@ -542,8 +550,7 @@ static __always_inline bool queue_head(u64 current, u64 retired, bool overdue, u
  * lower key to this CPU, unless that key is not before *@limit (the key of
  * the previous task, which then keeps the CPU).
  */
-static enum queue_result dispatch_queued(s32 cpu, u32 llc, u32 policy, bool vtime_keys,
-					 const u64 *limit)
+static enum queue_result dispatch_queued(s32 cpu, u32 llc, u32 policy, const u64 *limit)
 {
 	u64 first_dsq, second_dsq, first_key, second_key, dsq, key;
 	bool first, second;
@@ -568,11 +575,11 @@ static enum queue_result dispatch_queued(s32 cpu, u32 llc, u32 policy, bool vtim
 		return QUEUES_EMPTY;
 	if (limit && !time_before(first_key, *limit))
 		return QUEUES_NOT_DUE;
-	if (consume_head(first_dsq, llc, first_key, vtime_keys))
+	if (consume_head(first_dsq, llc, first_key, policy))
 		return QUEUES_SERVED;
 	/* Another CPU took that head meanwhile: the other queue's will do. */
 	if (second && (!limit || time_before(second_key, *limit)) &&
-	    consume_head(second_dsq, llc, second_key, vtime_keys))
+	    consume_head(second_dsq, llc, second_key, policy))
 		return QUEUES_SERVED;
 	return QUEUES_EMPTY;
 }
@@ -633,7 +640,8 @@ static bool steal(u32 home, u32 policy, s32 min_queued)
 
 /*
  * While a switch is being settled, tasks may still wait in the previous
- * policy's queues of this CPU and LLC: serve them rather than go idle.
+ * policy's queues of this CPU and LLC, or in a policy's own queues (see
+ * own_queue()): serve them rather than go idle.
  */
 static bool serve_unsettled(s32 cpu, u32 home, u32 policy)
 {
@@ -645,6 +653,12 @@ static bool serve_unsettled(s32 cpu, u32 home, u32 policy)
 		if (consume(cpu_dsq(cpu, other)) || consume(cpu_retired_dsq(cpu, other)) ||
 		    consume(llc_dsq(home, other)) || consume(llc_retired_dsq(home, other)))
 			return true;
+	}
+	if (!serves_own_queues(policy)) {
+		bpf_for(other, 0, OWN_QUEUES) {
+			if (consume(own_queue(other)))
+				return true;
+		}
 	}
 	return false;
 }
@@ -677,8 +691,9 @@ static void end_turn(u32 policy, struct task_struct *p, struct task_ctx *tctx, s
 	used = run_so_far(p, tctx);
 	tctx->exec_at_start = p->se.sum_exec_runtime;
 	/* Every policy keeps vtime, so a switch to a vtime policy starts fair. */
-	tctx->vtime = bounded_vtime(tctx->vtime, llc_of(cpu)) + vtime_charge(p, used);
-	policy_charge(policy, tctx, used, requeued);
+	if (charges_vtime(policy, tctx))
+		tctx->vtime = bounded_vtime(tctx->vtime, llc_of(cpu)) + vtime_charge(p, used);
+	policy_charge(policy, tctx, cpu, used, requeued);
 	drop_inheritance_if_released(p, tctx);
 	tctx->counters.runtime_ns += used;
 }
@@ -686,9 +701,10 @@ static void end_turn(u32 policy, struct task_struct *p, struct task_ctx *tctx, s
 void BPF_STRUCT_OPS(llmos_dispatch, s32 cpu, struct task_struct *prev)
 {
 	u32 policy = active_policy, home = llc_of(cpu);
-	bool vtime_keys = keyed_by_vtime(policy);
 	struct task_ctx *pctx = NULL;
-	u64 prev_key = 0, prev_ranked_key = 0, prev_slice = 0;
+	u64 prev_key = 0, prev_ranked_key = 0, prev_slice = 0, own_dsq = 0, own_key = 0;
+	const u64 *limit = NULL;
+	enum queue_result queues;
 	u32 prev_rank = 0;
 
 	/*
@@ -720,9 +736,25 @@ void BPF_STRUCT_OPS(llmos_dispatch, s32 cpu, struct task_struct *prev)
 		prev_key = policy_prev_key(policy, prev, pctx, home, used);
 		prev_rank = policy_prev_rank(policy, pctx, used, &prev_slice);
 		prev_ranked_key = ranked_key(prev_rank, prev_key);
+		limit = &prev_ranked_key;
 	}
 
-	switch (dispatch_queued(cpu, home, policy, vtime_keys, pctx ? &prev_ranked_key : NULL)) {
+	/*
+	 * The policy's own queue (see policy_head()) competes too: if its head
+	 * is due before prev, the CPU's and the LLC's queue heads go first only
+	 * if they are due before it.
+	 */
+	if (policy_head(policy, &own_dsq, &own_key) &&
+	    (!pctx || time_before(own_key, prev_ranked_key)))
+		limit = &own_key;
+	queues = dispatch_queued(cpu, home, policy, limit);
+	if (queues != QUEUES_SERVED && limit == &own_key) {
+		if (consume(own_dsq))
+			return;
+		/* Its task may not run here: the queues compete with prev alone. */
+		queues = dispatch_queued(cpu, home, policy, pctx ? &prev_ranked_key : NULL);
+	}
+	switch (queues) {
 	case QUEUES_SERVED:
 		return;
 	case QUEUES_NOT_DUE:
@@ -865,7 +897,7 @@ void BPF_STRUCT_OPS(llmos_running, struct task_struct *p)
 		return;
 	waited = scx_bpf_now() - tctx->runnable_at;
 	policy_catch_up(tctx);
-	policy_running(policy, tctx, waited);
+	policy_running(policy, tctx, cpu, waited);
 	level = policy_level(policy, tctx);
 	/*
 	 * A task a boost lifted while it waited (see retire_banks()) was queued
@@ -933,6 +965,7 @@ void BPF_STRUCT_OPS(llmos_enable, struct task_struct *p)
 	tctx->vtime = vtime_now(llc_of(scx_bpf_task_cpu(p)));
 	policy_task_start(tctx);
 	tctx->runnable_at = scx_bpf_now();
+	tctx->reservation = -1;
 	classify(p, tctx);
 	tctx->counters.last_cpu = -1;
 }
@@ -946,6 +979,10 @@ s32 BPF_STRUCT_OPS(llmos_init_task, struct task_struct *p, struct scx_init_task_
 
 void BPF_STRUCT_OPS(llmos_exit_task, struct task_struct *p, struct scx_exit_task_args *args)
 {
+	struct task_ctx *tctx = lookup_task_ctx(p);
+
+	if (tctx)
+		release_reservation(tctx, p->pid);
 	/* Free it now: a task may leave sched_ext long before it dies. */
 	bpf_task_storage_delete(&task_ctxs, p);
 }
@@ -1081,6 +1118,11 @@ static void sweep_strays(u32 policy)
 				carry_over(llc_retired_dsq(i, other), policy);
 		}
 	}
+	/* Only their policy serves its own queues (see own_queue()). */
+	if (!serves_own_queues(policy)) {
+		bpf_for(i, 0, OWN_QUEUES)
+			carry_over(own_queue(i), policy);
+	}
 }
 
 static int tick(void *map, int *key, struct bpf_timer *timer)
@@ -1207,6 +1249,9 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(llmos_init)
 		return -E2BIG;
 	}
 	err = create_dsqs();
+	if (err)
+		return err;
+	err = policy_init();
 	if (err)
 		return err;
 	online = bpf_cpumask_create();

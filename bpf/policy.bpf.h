@@ -5,7 +5,7 @@
  * table and the policy_*() hooks below, passing the policy it read once at
  * the top of its callback, so that one decision never sees two policies
  * during a live switch. Each policy's own code lives in its file: vtime.bpf.h,
- * mlfq.bpf.h, prio.bpf.h, affinity.bpf.h, fifo.bpf.h (fifo and rr).
+ * mlfq.bpf.h, prio.bpf.h, affinity.bpf.h, fifo.bpf.h (fifo and rr), edf.bpf.h.
  *
  * Adding a policy takes its id in intf.h's enum llmos_policy, its file, its
  * traits in the table below, and its cases in the hooks whose default it
@@ -20,6 +20,7 @@
 #include "mlfq.bpf.h"
 #include "prio.bpf.h"
 #include "fifo.bpf.h"
+#include "edf.bpf.h"
 
 /*
  * The traits table: what the core needs to know of a policy beyond its
@@ -29,11 +30,41 @@
  * made llmos_dispatch 72% longer to verify), and an array of rows lost its
  * index's bound.
  */
-/* Its queues are ordered by vtime (and so advance vtime_now()). */
+/*
+ * Its queues are ordered by vtime (and so advance vtime_now()); under edf,
+ * all but the reserved threads' (see key_is_vtime()).
+ */
 static bool keyed_by_vtime(u32 policy)
 {
 	return policy == LLMOS_POLICY_VTIME || policy == LLMOS_POLICY_MLFQ ||
-	       policy == LLMOS_POLICY_AFFINITY;
+	       policy == LLMOS_POLICY_AFFINITY || policy == LLMOS_POLICY_EDF;
+}
+
+/* Whether @key, a key in one of @policy's queues, is a vtime (ranked). */
+static bool key_is_vtime(u32 policy, u64 key)
+{
+	if (policy == LLMOS_POLICY_EDF)
+		return !edf_key_is_deadline(key);
+	return keyed_by_vtime(policy);
+}
+
+/*
+ * Whether a turn of @tctx's task counts against its fair share: not one edf
+ * reserved for it, or a reserved thread would pay for its reservation twice
+ * (it would wait as long as the time it was promised when it next runs as a
+ * shared thread), as SCHED_DEADLINE's runtime is not the fair class's.
+ */
+static bool charges_vtime(u32 policy, const struct task_ctx *tctx)
+{
+	return policy != LLMOS_POLICY_EDF || !edf_reserved(tctx);
+}
+
+/* Whether @tctx's task enters @policy's queues keyed by its vtime. */
+static bool queued_by_vtime(u32 policy, const struct task_ctx *tctx)
+{
+	if (policy == LLMOS_POLICY_EDF)
+		return !edf_reserved(tctx);
+	return keyed_by_vtime(policy);
 }
 
 /* It retires its queues' banks (and so serves two per queue). */
@@ -53,6 +84,31 @@ static bool inherits_priority(u32 policy)
 
 /* A waking task may take the CPU from a running one it outranks. */
 static bool preempts_on_wakeup(u32 policy)
+{
+	return policy == LLMOS_POLICY_MLFQ || policy == LLMOS_POLICY_PRIO ||
+	       policy == LLMOS_POLICY_EDF;
+}
+
+/*
+ * A waking task that outranks the one running on its only CPU goes to the
+ * head of that CPU's local queue, which ends the running task's slice at
+ * once. Not under edf: of threads woken at one instant, the head would run
+ * the last woken first (7.2, 1 vCPU: three periodic threads woken by one
+ * timer interrupt ran latest deadline first, and the earliest missed its
+ * deadline). There the thread waits in its reservation's queue and the CPU
+ * is kicked, so that ops.dispatch() serves the earliest deadline.
+ */
+static bool preempts_at_local_head(u32 policy)
+{
+	return policy != LLMOS_POLICY_EDF;
+}
+
+/*
+ * A task woken by one of a lower rank preempts only as that rank would (see
+ * wakeup_rank()). Not under edf: a reserved thread's deadline holds
+ * whoever wakes it.
+ */
+static bool wakers_lend_rank(u32 policy)
 {
 	return policy == LLMOS_POLICY_MLFQ || policy == LLMOS_POLICY_PRIO;
 }
@@ -106,7 +162,7 @@ static __always_inline u64 entry_key(u32 policy, const struct task_struct *p,
 {
 	u64 low = vtime_now(llc) - slice, high = vtime_now(llc) + vtime_charge(p, slice);
 
-	if (!keyed_by_vtime(policy))
+	if (!queued_by_vtime(policy, tctx))
 		return key;
 	if (time_before(key, low))
 		key = low;
@@ -132,6 +188,10 @@ static u64 queue_key(u32 policy, const struct task_struct *p, const struct task_
 	case LLMOS_POLICY_FIFO:
 	case LLMOS_POLICY_RR:
 		return tctx->runnable_at;
+	case LLMOS_POLICY_EDF:
+		if (edf_reserved(tctx))
+			return tctx->edf_deadline;
+		return bounded_vtime(tctx->vtime, llc);
 	default:
 		return bounded_vtime(tctx->vtime, llc);
 	}
@@ -150,6 +210,13 @@ static u64 policy_prev_key(u32 policy, const struct task_struct *p, const struct
 	case LLMOS_POLICY_FIFO:
 	case LLMOS_POLICY_RR:
 		return scx_bpf_now();
+	case LLMOS_POLICY_EDF: {
+		u64 slice, key;
+
+		edf_prev_rank(tctx, used, bounded_vtime(tctx->vtime, llc) + vtime_charge(p, used),
+			      &slice, &key);
+		return key;
+	}
 	default:
 		return bounded_vtime(tctx->vtime, llc) + vtime_charge(p, used);
 	}
@@ -163,6 +230,8 @@ static u64 task_slice(u32 policy, const struct task_ctx *tctx)
 		return level_slice(task_level(tctx));
 	case LLMOS_POLICY_FIFO:
 		return FIFO_MAX_RUN_NS;
+	case LLMOS_POLICY_EDF:
+		return edf_slice(tctx);
 	default:
 		return tunables.slice_ns;
 	}
@@ -175,12 +244,17 @@ static u32 policy_level(u32 policy, const struct task_ctx *tctx)
 }
 
 /*
- * The rank a task runs at: under mlfq, from its level (see level_rank()); the
- * same for all under the other policies, which order a queue by key alone.
+ * The rank a task runs at: under mlfq, from its level (see level_rank());
+ * under edf, whether it runs on its reservation; the same for all under the
+ * other policies, which order a queue by key alone.
  */
 static u32 run_rank(u32 policy, const struct task_ctx *tctx)
 {
-	return policy == LLMOS_POLICY_MLFQ ? mlfq_rank(tctx) : 0;
+	if (policy == LLMOS_POLICY_MLFQ)
+		return mlfq_rank(tctx);
+	if (policy == LLMOS_POLICY_EDF)
+		return edf_rank(tctx);
+	return 0;
 }
 
 /*
@@ -191,6 +265,11 @@ static u32 policy_prev_rank(u32 policy, const struct task_ctx *tctx, u64 used, u
 {
 	if (policy == LLMOS_POLICY_MLFQ)
 		return mlfq_prev_rank(tctx, used, slice);
+	if (policy == LLMOS_POLICY_EDF) {
+		u64 key;
+
+		return edf_prev_rank(tctx, used, 0, slice, &key);
+	}
 	*slice = task_slice(policy, tctx);
 	return 0;
 }
@@ -204,9 +283,14 @@ static u64 retired_key(u32 policy, u64 key, u32 llc, bool overdue)
 	return policy == LLMOS_POLICY_MLFQ ? mlfq_retired_key(key, llc, overdue) : key;
 }
 
-/* Whether a task waking at @rank may preempt a running one of the same rank. */
+/*
+ * Whether a task waking at @rank may preempt a running one of the same rank:
+ * under edf, an earlier deadline a later one.
+ */
 static bool preempts_within_rank(u32 policy, u32 rank)
 {
+	if (policy == LLMOS_POLICY_EDF)
+		return rank == EDF_RANK_RESERVED;
 	return policy != LLMOS_POLICY_MLFQ || mlfq_preempts_within(rank);
 }
 
@@ -333,6 +417,58 @@ static bool policy_enqueue(u32 policy, struct task_struct *p, struct task_ctx *t
 	return false;
 }
 
+/*
+ * The queue @tctx's task waits in, queued from @cpu, where the core would
+ * queue it in @dsq (its CPU's or its LLC's): edf keeps each reserved thread
+ * in a queue of its own.
+ */
+static u64 policy_queue_for(u32 policy, const struct task_ctx *tctx, s32 cpu, u64 dsq)
+{
+	if (policy == LLMOS_POLICY_EDF)
+		return edf_queue_for(tctx, cpu, dsq);
+	return dsq;
+}
+
+/*
+ * The queues of their own that policies keep (edf's, one per reservation),
+ * OWN_QUEUES of them, the @i-th own_queue(@i). Only their policy serves
+ * them (policy_head()): switched away from it, the core serves them while
+ * the switch settles and then carries what is left over.
+ */
+#define OWN_QUEUES LLMOS_MAX_DEADLINE_RULES
+
+static u64 own_queue(u32 i)
+{
+	return reservation_dsq(i);
+}
+
+static bool serves_own_queues(u32 policy)
+{
+	return policy == LLMOS_POLICY_EDF;
+}
+
+/* At load: what the policies set up beyond the core's queues. */
+static s32 policy_init(void)
+{
+	s32 err = edf_init();
+
+	if (err)
+		scx_bpf_error("cannot set up edf's reservations: %d", err);
+	return err;
+}
+
+/*
+ * A queue of the policy's own whose head competes with the CPU's and the
+ * LLC's queue heads in ops.dispatch(): in *@dsq, with its key (ranked) in
+ * *@key.
+ */
+static bool policy_head(u32 policy, u64 *dsq, u64 *key)
+{
+	if (policy == LLMOS_POLICY_EDF)
+		return edf_head(dsq, key);
+	return false;
+}
+
 /* For an idle CPU with nothing queued for it: whether the policy found it a task. */
 static bool policy_balance(u32 policy, s32 cpu)
 {
@@ -385,23 +521,29 @@ static void policy_wakeup(u32 policy, struct task_ctx *tctx, u64 now)
 {
 	if (policy == LLMOS_POLICY_MLFQ)
 		mlfq_wakeup(tctx, now);
+	else if (policy == LLMOS_POLICY_EDF)
+		edf_wakeup(tctx, now);
 }
 
-/* A task got a CPU after waiting @waited ns. */
-static void policy_running(u32 policy, struct task_ctx *tctx, u64 waited)
+/* A task got @cpu after waiting @waited ns. */
+static void policy_running(u32 policy, struct task_ctx *tctx, s32 cpu, u64 waited)
 {
 	if (policy == LLMOS_POLICY_MLFQ)
 		mlfq_end_starvation(tctx, waited);
+	else if (policy == LLMOS_POLICY_EDF)
+		edf_running(tctx, cpu);
 }
 
 /*
- * A task's turn ended after @used ns; @requeued: it gave up its CPU and wants
- * to go on (not: it sleeps, or it keeps its CPU with a new slice).
+ * A task's turn on @cpu ended after @used ns; @requeued: it gave up its CPU
+ * and wants to go on (not: it sleeps, or it keeps its CPU with a new slice).
  */
-static void policy_charge(u32 policy, struct task_ctx *tctx, u64 used, bool requeued)
+static void policy_charge(u32 policy, struct task_ctx *tctx, s32 cpu, u64 used, bool requeued)
 {
 	if (policy == LLMOS_POLICY_MLFQ)
 		mlfq_charge(tctx, used, requeued);
+	else if (policy == LLMOS_POLICY_EDF)
+		edf_charge(tctx, cpu, used);
 }
 
 /* A switch to @policy is being settled. */

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 //! The config file (`--config FILE`): the policy, tunables, `[[priority]]`
-//! rules and affinity `[[group]]`s.
+//! rules, affinity `[[group]]`s and edf's `[[deadline]]` reservations.
 //!
 //! Everything is validated here, before the scheduler attaches, so that a
 //! typo fails with its line instead of quietly running with a default. The
@@ -20,6 +20,7 @@ use crate::settings::{Given, Policy, Tunable, Value, LEVELS, TUNABLES};
 /// Sizes of the BPF side's rule and group tables (bpf/intf.h).
 pub const MAX_PRIORITY_RULES: usize = 32;
 pub const MAX_GROUPS: usize = 16;
+pub const MAX_DEADLINE_RULES: usize = 16;
 /// Top of the priority scale `19 - nice`: nice 19 -> 0, nice -20 -> 39.
 pub const MAX_PRIORITY: u32 = 39;
 
@@ -30,10 +31,19 @@ const MAX_COMM_LEN: usize = 15;
 
 const PRIORITY: RangeInclusive<u32> = 0..=MAX_PRIORITY;
 const PID: RangeInclusive<u32> = 1..=u32::MAX;
+/// A reservation's period: from 1 ms (a tick is 1-4 ms, and the budget is
+/// enforced between ticks by a timer) to 1 s.
+const PERIOD_US: RangeInclusive<u32> = 1_000..=1_000_000;
+/// A reservation's runtime per period, at least 50 us (below that a context
+/// switch is a good part of it); at most its deadline, checked per rule.
+const RUNTIME_US: RangeInclusive<u32> = 50..=1_000_000;
+/// The share of the CPUs `[[deadline]]` rules may reserve in all: the rest
+/// is for every other thread, which must never starve.
+const ADMIT_PERCENT: u64 = 90;
 
 /// The keys of the file besides the tunables.
 const POLICY: &str = "policy";
-const TABLES: [&str; 2] = ["priority", "group"];
+const TABLES: [&str; 3] = ["priority", "group", "deadline"];
 
 /// Which threads a rule or group applies to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,6 +72,20 @@ pub struct Group {
     pub line: usize,
 }
 
+/// A CPU reservation under edf: the one thread the matcher finds first runs
+/// up to `runtime_us` in every `period_us`, earliest deadline first, done
+/// within `deadline_us` of its period's start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadlineRule {
+    pub matcher: Matcher,
+    pub runtime_us: u32,
+    pub period_us: u32,
+    /// At most `period_us`; `period_us` when not given.
+    pub deadline_us: u32,
+    /// 1-based line of the rule's `[[deadline]]` header, as in `PriorityRule`.
+    pub line: usize,
+}
+
 /// A parsed config file; keys it does not set are `None`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Config {
@@ -69,6 +93,7 @@ pub struct Config {
     pub tunables: Given,
     pub priority_rules: Vec<PriorityRule>,
     pub groups: Vec<Group>,
+    pub deadline_rules: Vec<DeadlineRule>,
 }
 
 /// Reads and parses a config file; errors are "<path>: line N: <reason>".
@@ -174,12 +199,66 @@ fn parse_text(text: &str) -> Result<Config> {
         })
     })?;
 
+    let deadline_rules = entries(
+        raw.deadline,
+        "[[deadline]]",
+        MAX_DEADLINE_RULES,
+        &line,
+        |d, line| {
+            let matcher = matcher(d.comm, d.cgroup, d.uid, d.pid)?;
+            let deadline_us = d.deadline_us.unwrap_or(d.period_us);
+            ensure!(
+                deadline_us <= d.period_us,
+                "deadline_us = {deadline_us} is longer than period_us = {}",
+                d.period_us
+            );
+            ensure!(
+                d.runtime_us <= deadline_us,
+                "runtime_us = {} is longer than its deadline ({deadline_us} us)",
+                d.runtime_us
+            );
+            Ok(DeadlineRule {
+                matcher,
+                runtime_us: d.runtime_us,
+                period_us: d.period_us,
+                deadline_us,
+                line,
+            })
+        },
+    )?;
+
     Ok(Config {
         policy,
         tunables,
         priority_rules,
         groups,
+        deadline_rules,
     })
+}
+
+/// Admission control for edf: the `[[deadline]]` rules may reserve in all
+/// (the sum of runtime / period) at most ADMIT_PERCENT of @cpus CPUs, so
+/// that a config cannot promise more than the machine has, nor leave the
+/// other threads nothing. The error names the rules' lines.
+pub fn admit(rules: &[DeadlineRule], cpus: usize) -> Result<()> {
+    // Parts per million of a CPU, rounded up: a config at the limit to the
+    // microsecond is refused rather than admitted by a rounding.
+    let reserved: u64 = rules
+        .iter()
+        .map(|r| (u64::from(r.runtime_us) * 1_000_000).div_ceil(u64::from(r.period_us)))
+        .sum();
+    let limit = cpus as u64 * ADMIT_PERCENT * 10_000;
+    if reserved <= limit {
+        return Ok(());
+    }
+    let lines: Vec<String> = rules.iter().map(|r| r.line.to_string()).collect();
+    bail!(
+        "the [[deadline]] rules at lines {} reserve {:.2} CPUs (runtime_us / period_us summed), \
+         more than {ADMIT_PERCENT}% of the {cpus} CPUs ({:.2})",
+        lines.join(", "),
+        reserved as f64 / 1e6,
+        limit as f64 / 1e6
+    )
 }
 
 /// Parses a Linux cpulist such as "0-3,8,10-11" into sorted, deduplicated
@@ -287,17 +366,19 @@ fn entries<R, T>(
         .collect()
 }
 
-/// The `[[priority]]` and `[[group]]` tables; `parse_text` has checked the
-/// other keys.
+/// The `[[priority]]`, `[[group]]` and `[[deadline]]` tables; `parse_text`
+/// has checked the other keys.
 #[derive(Deserialize)]
 struct RawTables {
     #[serde(default)]
     priority: Vec<Spanned<RawRule>>,
     #[serde(default)]
     group: Vec<Spanned<RawGroup>>,
+    #[serde(default)]
+    deadline: Vec<Spanned<RawDeadline>>,
 }
 
-// RawRule and RawGroup repeat the four matcher fields: serde's `flatten`
+// RawRule, RawGroup and RawDeadline repeat the four matcher fields: serde's `flatten`
 // would share them, but it cannot be combined with `deny_unknown_fields`,
 // which is what reports a misspelt key with its line. `matcher()` is the one
 // place that interprets them.
@@ -329,6 +410,24 @@ struct RawGroup {
     cpus: Vec<u32>,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDeadline {
+    #[serde(default, deserialize_with = "de::comm")]
+    comm: Option<String>,
+    #[serde(default, deserialize_with = "de::cgroup")]
+    cgroup: Option<String>,
+    uid: Option<u32>,
+    #[serde(default, deserialize_with = "de::pid")]
+    pid: Option<u32>,
+    #[serde(deserialize_with = "de::runtime_us")]
+    runtime_us: u32,
+    #[serde(deserialize_with = "de::period_us")]
+    period_us: u32,
+    #[serde(default, deserialize_with = "de::deadline_us")]
+    deadline_us: Option<u32>,
+}
+
 /// `deserialize_with` validators. Failing inside serde, rather than after it,
 /// lets the toml crate point the error at the offending value's line. Each
 /// returns any `R: From<T>` so that one function serves `T` and `Option<T>`.
@@ -349,6 +448,9 @@ mod de {
     ranged! {
         priority: u32 = PRIORITY;
         pid: u32 = PID;
+        runtime_us: u32 = RUNTIME_US;
+        period_us: u32 = PERIOD_US;
+        deadline_us: u32 = RUNTIME_US;
     }
 
     /// Applies `f` to a string value, turning its error into a serde one.
@@ -472,6 +574,7 @@ cpus = "1023"
                         line: 26
                     },
                 ],
+                deadline_rules: vec![],
             }
         );
     }
@@ -511,13 +614,103 @@ cpus = "1023"
         }
     }
 
+    fn deadline(matcher: Matcher, runtime_us: u32, period_us: u32, line: usize) -> DeadlineRule {
+        DeadlineRule {
+            matcher,
+            runtime_us,
+            period_us,
+            deadline_us: period_us,
+            line,
+        }
+    }
+
+    #[test]
+    fn deadline_rules() {
+        let config = parse(
+            "[[deadline]]\ncomm = \"audio\"\nruntime_us = 1000\nperiod_us = 5000\n\n\
+             [[deadline]]\npid = 7\nruntime_us = 50\nperiod_us = 1000000\ndeadline_us = 50\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.deadline_rules,
+            vec![
+                deadline(Matcher::Comm("audio".into()), 1000, 5000, 1),
+                DeadlineRule {
+                    deadline_us: 50,
+                    ..deadline(Matcher::Pid(7), 50, 1_000_000, 6)
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_deadline_rules() {
+        let rule = |fields: &str| err(&format!("[[deadline]]\ncomm = \"a\"\n{fields}"));
+        assert_eq!(
+            rule("runtime_us = 1000\nperiod_us = 999\n"),
+            "line 4: period_us = 999 is not in 1000..=1000000"
+        );
+        assert_eq!(
+            rule("runtime_us = 49\nperiod_us = 1000\n"),
+            "line 3: runtime_us = 49 is not in 50..=1000000"
+        );
+        assert_eq!(
+            rule("runtime_us = 100\nperiod_us = 1000\ndeadline_us = 2000\n"),
+            "line 1: [[deadline]] deadline_us = 2000 is longer than period_us = 1000"
+        );
+        assert_eq!(
+            rule("runtime_us = 600\nperiod_us = 1000\ndeadline_us = 500\n"),
+            "line 1: [[deadline]] runtime_us = 600 is longer than its deadline (500 us)"
+        );
+        assert_eq!(
+            rule("period_us = 1000\n"),
+            "line 1: missing field `runtime_us`"
+        );
+        assert_eq!(
+            err("[[deadline]]\nruntime_us = 100\nperiod_us = 1000\n"),
+            "line 1: [[deadline]] needs a matcher: one of comm, cgroup, uid, pid"
+        );
+    }
+
+    #[test]
+    fn admission() {
+        let rules = [
+            deadline(Matcher::Comm("a".into()), 1000, 5000, 2),
+            deadline(Matcher::Comm("b".into()), 2000, 10_000, 7),
+            deadline(Matcher::Comm("c".into()), 4000, 20_000, 12),
+        ];
+        // 0.6 of a CPU: within 90% of one.
+        admit(&rules, 1).unwrap();
+        admit(&[], 1).unwrap();
+        let greedy = [
+            deadline(Matcher::Comm("a".into()), 900, 1000, 2),
+            deadline(Matcher::Comm("b".into()), 50, 5000, 7),
+        ];
+        assert_eq!(
+            admit(&greedy, 1).unwrap_err().to_string(),
+            "the [[deadline]] rules at lines 2, 7 reserve 0.91 CPUs (runtime_us / period_us \
+             summed), more than 90% of the 1 CPUs (0.90)"
+        );
+        admit(&greedy, 2).unwrap();
+        // 90% exactly is admitted; a microsecond per second more is not.
+        admit(&greedy[..1], 1).unwrap();
+        admit(
+            &[
+                greedy[0].clone(),
+                deadline(Matcher::Pid(1), 1, 1_000_000, 9),
+            ],
+            1,
+        )
+        .unwrap_err();
+    }
+
     #[test]
     fn unknown_key() {
         assert_eq!(
             err("slice_us = 100\nslice = 5\n"),
             "line 2: unknown field `slice`, expected one of `policy`, `slice_us`, `mlfq_levels`, \
              `mlfq_slices_us`, `boost_ms`, `prio_aging_ms`, `priority_inheritance`, `priority`, \
-             `group`"
+             `group`, `deadline`"
         );
         assert_eq!(
             err("[[priority]]\ncomm = \"a\"\npriority = 1\ncpus = \"0\"\n"),
@@ -670,7 +863,7 @@ cpus = "1023"
     fn unknown_policy() {
         assert_eq!(
             err("\npolicy = \"cfs\""),
-            "line 2: unknown policy 'cfs' (expected one of: mlfq, vtime, prio, affinity, fifo, rr)"
+            "line 2: unknown policy 'cfs' (expected one of: mlfq, vtime, prio, affinity, fifo, rr, edf)"
         );
         assert_eq!(Policy::parse("rr").unwrap(), Policy::Rr);
     }

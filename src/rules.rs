@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
-//! The config's priority rules and affinity groups, turned into the tables
-//! the BPF program matches threads against: at load, and again when
-//! `ctl reload` re-reads the config.
+//! The config's priority rules, affinity groups and edf reservations, turned
+//! into the tables the BPF program matches threads against: at load, and
+//! again when `ctl reload` re-reads the config.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::bpf_intf;
-use crate::bpf_skel::types::{llmos_rule as BpfRule, llmos_rules as BpfRules};
-use crate::config::{Config, Matcher};
+use crate::bpf_skel::types::{
+    llmos_reservation as BpfReservation, llmos_rule as BpfRule, llmos_rules as BpfRules,
+};
+use crate::config::{self, Config, Matcher};
 
 const CPU_WORDS: usize = bpf_intf::llmos_consts_LLMOS_CPU_WORDS as usize;
 
@@ -19,16 +21,21 @@ pub struct Tables {
     prio_rules: Vec<BpfRule>,
     group_rules: Vec<BpfRule>,
     group_cpus: Vec<[u64; CPU_WORDS]>,
+    deadline_rules: Vec<BpfRule>,
+    reservations: Vec<BpfReservation>,
 }
 
 impl Tables {
     /// Converts the rules; `nr_cpu_ids` bounds the CPUs a group may name.
+    /// The reservations must fit the CPUs online now (config::admit()).
     pub fn build(config: &Config, nr_cpu_ids: usize) -> Result<Self> {
+        config::admit(&config.deadline_rules, online_cpus()?)?;
         let needs_cgroups = config
             .priority_rules
             .iter()
             .map(|rule| &rule.matcher)
             .chain(config.groups.iter().map(|group| &group.matcher))
+            .chain(config.deadline_rules.iter().map(|rule| &rule.matcher))
             .any(|matcher| matches!(matcher, Matcher::Cgroup(_)));
         let cgroup_root = if needs_cgroups {
             Some(cgroup2_root()?)
@@ -56,10 +63,26 @@ impl Tables {
                 cpu_bitmap(&g.cpus, nr_cpu_ids).with_context(|| format!("config line {}", g.line))
             })
             .collect::<Result<_>>()?;
+        let deadline_rules = config
+            .deadline_rules
+            .iter()
+            .map(|r| rule(&r.matcher, 0, r.line))
+            .collect::<Result<_>>()?;
+        let reservations = config
+            .deadline_rules
+            .iter()
+            .map(|r| BpfReservation {
+                runtime_ns: u64::from(r.runtime_us) * 1000,
+                period_ns: u64::from(r.period_us) * 1000,
+                deadline_ns: u64::from(r.deadline_us) * 1000,
+            })
+            .collect();
         Ok(Self {
             prio_rules,
             group_rules,
             group_cpus,
+            deadline_rules,
+            reservations,
         })
     }
 
@@ -72,8 +95,20 @@ impl Tables {
         bpf.nr_groups = self.group_rules.len() as u32;
         bpf.group_rules[..self.group_rules.len()].copy_from_slice(&self.group_rules);
         bpf.group_cpus[..self.group_cpus.len()].copy_from_slice(&self.group_cpus);
+        bpf.nr_deadline_rules = self.deadline_rules.len() as u32;
+        bpf.deadline_rules[..self.deadline_rules.len()].copy_from_slice(&self.deadline_rules);
+        bpf.reservations[..self.reservations.len()].copy_from_slice(&self.reservations);
         bpf
     }
+}
+
+/// How many CPUs are online, which reservations may use.
+fn online_cpus() -> Result<usize> {
+    let path = "/sys/devices/system/cpu/online";
+    let list = std::fs::read_to_string(path).with_context(|| format!("failed to read {path}"))?;
+    Ok(config::parse_cpulist(list.trim())
+        .with_context(|| format!("{path}: {list:?}"))?
+        .len())
 }
 
 fn bpf_rule(matcher: &Matcher, value: u32, cgroup_root: Option<&Path>) -> Result<BpfRule> {

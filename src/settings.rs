@@ -39,6 +39,11 @@ pub enum Policy {
     Fifo,
     /// Round robin: first come, first served with a fixed --slice-us.
     Rr,
+    /// Earliest deadline first for the threads the config's [[deadline]]
+    /// rules reserve CPU time for (runtime_us in every period_us, done
+    /// within deadline_us), ahead of all others while their budget lasts;
+    /// the other threads share the rest as under vtime.
+    Edf,
 }
 
 impl Policy {
@@ -50,6 +55,7 @@ impl Policy {
             Policy::Affinity => bpf_intf::llmos_policy_LLMOS_POLICY_AFFINITY,
             Policy::Fifo => bpf_intf::llmos_policy_LLMOS_POLICY_FIFO,
             Policy::Rr => bpf_intf::llmos_policy_LLMOS_POLICY_RR,
+            Policy::Edf => bpf_intf::llmos_policy_LLMOS_POLICY_EDF,
         }
     }
 
@@ -850,7 +856,7 @@ mod tests {
         }
         assert_eq!(
             Policy::parse("lottery").unwrap_err().to_string(),
-            "unknown policy 'lottery' (expected one of: mlfq, vtime, prio, affinity, fifo, rr)"
+            "unknown policy 'lottery' (expected one of: mlfq, vtime, prio, affinity, fifo, rr, edf)"
         );
     }
 

@@ -1020,6 +1020,31 @@ fn judge_mlfq(out: &Path) -> Vec<String> {
     verdicts
 }
 
+/// What tests/vm/guest/edf.sh must report as passed.
+const EDF_CHECKS: &[&str] = &[
+    "edf_admission_refused",
+    "stayed_attached_mlfq",
+    "stayed_attached_edf",
+    "edf_meets_deadlines",
+    "edf_budget_holds_overrun",
+    "no_stall",
+];
+
+/// The edf policy (tests/vm/guest/edf.sh): admission, three periodic
+/// threads among CPU hogs under EEVDF, mlfq and edf, and a reserved thread
+/// that overruns. One vCPU, which the emulator never deschedules, so that a
+/// missed deadline is the scheduler's.
+#[test]
+fn vm_edf_deadlines_and_budgets() {
+    run_guest_checks(
+        "tests/vm/guest/edf.sh",
+        "vm-edf",
+        &[("VM_CPUS", "1")],
+        &[],
+        EDF_CHECKS,
+    );
+}
+
 #[test]
 fn vm_mlfq_levels_boost_latency_and_accounting() {
     // One vCPU: under TCG it is never descheduled by the emulator, so the

@@ -200,6 +200,39 @@ fn report(rows: &[Row], header: &str) -> (String, String) {
         }
     }
 
+    if rows
+        .iter()
+        .any(|r| r.get("bench").map(String::as_str) == Some("deadlines"))
+    {
+        let _ = writeln!(
+            md,
+            "\n## Deadlines\n\n\
+             Three periodic threads (1 ms of work every 5 ms, 2 every 10, 4 every 20) beside 2 \
+             CPU hogs per CPU: periods whose work ended after the deadline (the period's end), \
+             and of those the ones that waited in a run queue at least as long as they were late \
+             (the rest were late because their timer fired late). edf reserves 1.3 times their \
+             work for them by `[[deadline]]` rules; to the others they are threads like any.\n\n\
+             | scheduler | late periods | late for waiting | periods | worst µs late |\n\
+             |---|---|---|---|---|"
+        );
+        for s in &scheds {
+            if median_of(rows, "deadlines", s, None, "periods").is_none() {
+                continue;
+            }
+            let cells = cells_vs_eevdf(
+                rows,
+                s,
+                &[
+                    ("deadlines", "late"),
+                    ("deadlines", "queued"),
+                    ("deadlines", "periods"),
+                    ("deadlines", "worst_late_us"),
+                ],
+            );
+            let _ = writeln!(md, "| {s} | {} |", cells.join(" | "));
+        }
+    }
+
     let mut sizes: Vec<u64> = rows
         .iter()
         .filter(|r| r.get("bench").map(String::as_str) == Some("scale"))
@@ -950,6 +983,26 @@ row bench=callback round=1 sched=bpfland callback=init ns_per_call=300000 calls=
         );
         assert!(
             md.contains("- batch build speed vs EEVDF: 0.99x (target >= 0.98x): met"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn deadlines_have_a_table() {
+        let (md, _) = report(
+            &parse_rows(
+                "row bench=deadlines round=1 sched=eevdf periods=1400 late=700 queued=600 worst_late_us=30000\n\
+                 row bench=deadlines round=2 sched=eevdf periods=1400 late=500 queued=400 worst_late_us=20000\n\
+                 row bench=deadlines round=1 sched=edf periods=1400 late=2 queued=0 worst_late_us=3000\n",
+            ),
+            "",
+        );
+        assert!(
+            md.contains("| eevdf | 1.00x (600) | 1.00x (500) | 1.00x (1400) | 1.00x (25000) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| edf | 0.00x (2) | 0.00x (0) | 1.00x (1400) | 0.12x (3000) |"),
             "{md}"
         );
     }

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Runs inside the VM, as root: the edf policy, in one boot.
+#   usage: edf.sh SCX_LLMOS_BINARY OUT_DIR [SECS]
+# - Admission: a config reserving more than 90% of the CPUs is refused
+#   before anything attaches, naming its rules' lines.
+# - Deadlines: three periodic threads reserved 1 ms every 5 ms, 2 every 10
+#   and 4 every 20 (0.6 of a CPU in all), beside 2 x NCPU CPU hogs, SECS
+#   (30) seconds each under EEVDF, mlfq and edf, in that order: edf must
+#   make every deadline that a run queue could have made it miss (see
+#   llmos-periodic's `queued`) in a period that kept to its reservation
+#   (`overran` counts those that did not: the guest stopped while the thread
+#   ran, and its CPU time took the stop); EEVDF's and mlfq's misses are
+#   reported. Each
+#   works half its reservation per period: a period costs more CPU time
+#   than its work (the thread's sleep and wakeup, the timers' interrupts on
+#   its CPU), and several times more under emulation, where 1 ms of work
+#   cost up to 1.5 ms (each task's mean and worst cost are printed); a
+#   reservation that ran out before the work was done would leave the rest
+#   to finish as a shared thread.
+# - Budget: a thread reserved 2 ms every 4 ms that never sleeps, beside the
+#   hogs under edf: it gets its reservation, and shares the rest with the
+#   hogs as one of them.
+# Prints one line per check, "ok NAME: detail" or "FAIL NAME: detail"; exits
+# non-zero if any check failed.
+set -u
+BIN=$(realpath "$1")
+OUT=$2
+SECS=${3:-30}
+PERIODIC=$(dirname "$BIN")/llmos-periodic
+NCPU=$(nproc)
+. "$(dirname "$0")/checks.sh"
+
+echo "guest: $(uname -r), $NCPU CPUs"
+become_rt_driver
+dmesg -C
+
+# A [[deadline]] rule: COMM RUNTIME_US PERIOD_US.
+deadline_rule() { printf '\n[[deadline]]\ncomm = "%s"\nruntime_us = %s\nperiod_us = %s\n' "$@"; }
+
+# --- Admission ----------------------------------------------------------------
+{
+  echo 'policy = "edf"'
+  for i in $(seq $((NCPU + 1))); do deadline_rule "over-$i" 9000 10000; done
+} >"$OUT/overcommit.toml"
+err=$("$BIN" --config "$OUT/overcommit.toml" 2>&1)
+status=$?
+verdict edf_admission_refused "exit $status: $err" \
+  test $status -ne 0 -a "$(state)" = disabled -a "$(wc -l <<<"$err")" = 1 -a -n "$(grep -F 'lines 3, 8' <<<"$err")"
+
+# --- Deadlines ----------------------------------------------------------------
+{
+  echo 'policy = "edf"'
+  deadline_rule edf-a 1000 5000
+  deadline_rule edf-b 2000 10000
+  deadline_rule edf-c 4000 20000
+} >"$OUT/edf.toml"
+hogs=()
+for i in $(seq $((2 * NCPU))); do hogs+=(--spin "hog-$i"); done
+# The sum of field $1 (late, queued, periods) over the task lines of file $2.
+total() { awk -v f="$1" '$1 == "task" { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == f) n += kv[2] } } END { print n + 0 }' "$2"; }
+late() { total late "$1"; }
+summary() { awk '$1 == "task" { printf "%s ", $0 }' "$1"; }
+for sched in eevdf mlfq edf; do
+  cmd=()
+  [[ $sched == eevdf ]] || cmd=("${ext[@]}" "$BIN" --config "$OUT/edf.toml" --policy "$sched")
+  attach "$OUT/sched-$sched.log" "${cmd[@]}" || fail "attach_$sched" "$(tail -n 2 "$OUT/sched-$sched.log")"
+  "${ext[@]}" "$PERIODIC" --duration-s "$SECS" --task edf-a:500:5000:5000:1000 \
+    --task edf-b:1000:10000:10000:2000 --task edf-c:2000:20000:20000:4000 "${hogs[@]}" >"$OUT/periodic-$sched.txt" 2>&1
+  [[ $sched == eevdf ]] || verdict "stayed_attached_$sched" "state $(state)" test "$(state)" = enabled
+  detach
+done
+for sched in eevdf mlfq edf; do
+  echo "metric late_periods_$sched $(late "$OUT/periodic-$sched.txt")"
+  echo "metric late_queued_$sched $(total queued "$OUT/periodic-$sched.txt")"
+done
+counts() { echo "$(late "$1") ($(total queued "$1"), $(total overran "$1"))"; }
+verdict edf_meets_deadlines "late periods (of them late for waiting in a queue, for overrunning their reservation): EEVDF $(counts "$OUT/periodic-eevdf.txt"), mlfq $(counts "$OUT/periodic-mlfq.txt"), edf $(counts "$OUT/periodic-edf.txt") of $(total periods "$OUT/periodic-edf.txt") ($(summary "$OUT/periodic-edf.txt"))" \
+  test "$(total queued "$OUT/periodic-edf.txt")" = 0 -a "$(total periods "$OUT/periodic-edf.txt")" -gt 0
+
+# --- Budget -------------------------------------------------------------------
+{
+  echo 'policy = "edf"'
+  deadline_rule edf-over 2000 4000
+} >"$OUT/over.toml"
+attach "$OUT/sched-over.log" "${ext[@]}" "$BIN" --config "$OUT/over.toml"
+"${ext[@]}" "$PERIODIC" --duration-s "$SECS" --spin edf-over "${hogs[@]}" >"$OUT/periodic-over.txt" 2>&1
+detach
+# It is owed 2 ms in 4 (0.5 of a CPU), and while its budget is spent it
+# shares the rest as one of 2 x NCPU + 1 shared threads; each hog's share is
+# that rest's. Unreserved it would get a hog's share (a third of the CPU on
+# one); without a budget it would hold its CPU, and a hog on one CPU none.
+read -r over_ms hog_ms least < <(awk '$1 == "spin" { split($3, kv, "=")
+    if ($2 == "name=edf-over") o = kv[2]; else { h = h (h == "" ? "" : ",") kv[2]; if (m == "" || kv[2] < m) m = kv[2] } }
+  END { printf "%s %s %s\n", o + 0, h, m + 0 }' "$OUT/periodic-over.txt")
+owed_ms=$((SECS * 1000 / 2))
+hog_share_ms=$((SECS * 1000 * (2 * NCPU - 1) / (2 * (2 * NCPU + 1))))
+verdict edf_budget_holds_overrun "the thread reserved 2 ms in 4 that never sleeps ran $over_ms ms in $SECS s (owed $owed_ms; need >= 80%), the hogs $hog_ms ms (a hog's share of the rest $hog_share_ms; need each >= half)" \
+  test $((over_ms * 10)) -ge $((owed_ms * 8)) -a $((least * 2)) -ge "$hog_share_ms"
+
+check_no_stall
+echo "guest: $failures failed"
+exit $((failures > 0))
