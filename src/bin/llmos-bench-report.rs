@@ -207,11 +207,12 @@ fn report(rows: &[Row], header: &str) -> (String, String) {
         let _ = writeln!(
             md,
             "\n## Deadlines\n\n\
-             Three periodic threads (1 ms of work every 5 ms, 2 every 10, 4 every 20) beside 2 \
-             CPU hogs per CPU: periods whose work ended after the deadline (the period's end), \
+             Three periodic threads (0.5 ms of work every 5 ms, 1 every 10, 2 every 20) beside \
+             2 CPU hogs per CPU: periods whose work ended after the deadline (the period's end), \
              and of those the ones that waited in a run queue at least as long as they were late \
-             (the rest were late because their timer fired late). edf reserves 1.3 times their \
-             work for them by `[[deadline]]` rules; to the others they are threads like any.\n\n\
+             and as their timer was, in a period that cost no more than its reservation (the \
+             rest were late for a late timer or an overrun). edf reserves them 1, 2 and 4 ms by \
+             `[[deadline]]` rules; to the others they are threads like any.\n\n\
              | scheduler | late periods | late for waiting | periods | worst µs late |\n\
              |---|---|---|---|---|"
         );
