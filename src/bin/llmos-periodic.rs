@@ -24,6 +24,10 @@ use std::thread;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 
+#[path = "shared/clock.rs"]
+mod clock;
+use clock::{clock_ns, now_ns, sleep_until_ns, NSEC_PER_SEC};
+
 /// Run periodic threads (and CPU hogs) and report each one's missed
 /// deadlines.
 #[derive(Debug, Parser)]
@@ -94,42 +98,9 @@ fn parse_task(s: &str) -> Result<Task> {
     })
 }
 
-const NSEC_PER_SEC: u64 = 1_000_000_000;
-
-fn clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid timespec to write to.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
-    ts.tv_sec as u64 * NSEC_PER_SEC + ts.tv_nsec as u64
-}
-
-fn now_ns() -> u64 {
-    clock_ns(libc::CLOCK_MONOTONIC)
-}
-
 /// CPU time the calling thread has used.
 fn thread_cpu_ns() -> u64 {
     clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
-}
-
-fn sleep_until_ns(deadline: u64) {
-    let ts = libc::timespec {
-        tv_sec: (deadline / NSEC_PER_SEC) as libc::time_t,
-        tv_nsec: (deadline % NSEC_PER_SEC) as libc::c_long,
-    };
-    // SAFETY: ts is a valid timespec; a null remainder is allowed with TIMER_ABSTIME.
-    while unsafe {
-        libc::clock_nanosleep(
-            libc::CLOCK_MONOTONIC,
-            libc::TIMER_ABSTIME,
-            &ts,
-            std::ptr::null_mut(),
-        )
-    } == libc::EINTR
-    {}
 }
 
 /// The calling thread's schedstat, opened once: an open per period cost the

@@ -18,6 +18,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Parser;
 
+#[path = "shared/clock.rs"]
+mod clock;
+use clock::{now_ns, sleep_until_ns, NSEC_PER_SEC};
+
 /// Run an interactive thread against CPU hogs and report its wakeup
 /// lateness and the hogs' progress.
 #[derive(Debug, Parser)]
@@ -71,35 +75,6 @@ struct Opts {
     /// past sees a CPU hog in it.
     #[arg(long, default_value_t = 0, requires = "main_thread_sleeper")]
     startup_work_ms: u64,
-}
-
-const NSEC_PER_SEC: u64 = 1_000_000_000;
-
-fn now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid timespec to write to.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * NSEC_PER_SEC + ts.tv_nsec as u64
-}
-
-fn sleep_until_ns(deadline: u64) {
-    let ts = libc::timespec {
-        tv_sec: (deadline / NSEC_PER_SEC) as libc::time_t,
-        tv_nsec: (deadline % NSEC_PER_SEC) as libc::c_long,
-    };
-    // SAFETY: ts is a valid timespec; a null remainder is allowed with TIMER_ABSTIME.
-    while unsafe {
-        libc::clock_nanosleep(
-            libc::CLOCK_MONOTONIC,
-            libc::TIMER_ABSTIME,
-            &ts,
-            std::ptr::null_mut(),
-        )
-    } == libc::EINTR
-    {}
 }
 
 fn gettid() -> i32 {
