@@ -9,8 +9,10 @@
 #   make every deadline that a run queue could have made it miss (see
 #   llmos-periodic's `queued`) in a period that kept to its reservation
 #   (`overran` counts those that did not: the guest stopped while the thread
-#   ran, and its CPU time took the stop); EEVDF's and mlfq's misses are
-#   reported. Each
+#   ran, and its CPU time took the stop; `in_debt` those that kept to it but
+#   not to what an earlier overrun's debt left of it, as SCHED_DEADLINE
+#   takes the debt off the next periods' budgets); EEVDF's and mlfq's misses
+#   are reported. Each
 #   works half its reservation per period: a period costs more CPU time
 #   than its work (the thread's sleep and wakeup, the timers' interrupts on
 #   its CPU), and several times more under emulation, where 1 ms of work
@@ -73,8 +75,8 @@ for sched in eevdf mlfq edf; do
   echo "metric late_periods_$sched $(late "$OUT/periodic-$sched.txt")"
   echo "metric late_queued_$sched $(total queued "$OUT/periodic-$sched.txt")"
 done
-counts() { echo "$(late "$1") ($(total queued "$1"), $(total overran "$1"))"; }
-verdict edf_meets_deadlines "late periods (of them late for waiting in a queue, for overrunning their reservation): EEVDF $(counts "$OUT/periodic-eevdf.txt"), mlfq $(counts "$OUT/periodic-mlfq.txt"), edf $(counts "$OUT/periodic-edf.txt") of $(total periods "$OUT/periodic-edf.txt") ($(summary "$OUT/periodic-edf.txt"))" \
+counts() { echo "$(late "$1") ($(total queued "$1"), $(total overran "$1"), $(total in_debt "$1"))"; }
+verdict edf_meets_deadlines "late periods (of them late for waiting in a queue, for overrunning their reservation, in debt for an earlier overrun): EEVDF $(counts "$OUT/periodic-eevdf.txt"), mlfq $(counts "$OUT/periodic-mlfq.txt"), edf $(counts "$OUT/periodic-edf.txt") of $(total periods "$OUT/periodic-edf.txt") ($(summary "$OUT/periodic-edf.txt"))" \
   test "$(total queued "$OUT/periodic-edf.txt")" = 0 -a "$(total periods "$OUT/periodic-edf.txt")" -gt 0
 
 # --- Budget -------------------------------------------------------------------
