@@ -204,13 +204,17 @@ static u64 edf_next_start(const struct task_ctx *tctx, const struct llmos_reserv
  * each period the thread slept through beyond the last repays a runtime of
  * it: what it used before its first sleep (7.2: edf-a's start-up, 3 ms for
  * a 0.5 ms runtime) is not charged to a wakeup many periods later. A debt
- * still of a whole runtime or more postpones the period (*@start) by as many
- * periods as it takes to leave budget, as SCHED_DEADLINE's replenishment
- * does, rather than leave the thread a period without any: it keeps its
+ * still of a whole runtime or more postpones the period by as many periods
+ * as it takes to leave budget, as SCHED_DEADLINE's replenishment does,
+ * rather than leave the thread a period without any: it keeps its
  * bandwidth, and runs after the threads due sooner but ahead of the shared
  * ones. Without this, one period whose cost spiked (1.7 ms for 0.5 ms of
  * work, the guest stopped meanwhile) left the thread a period behind CPU
- * hogs, and late.
+ * hogs, and late. The postponed period (*@start) is on the grid of the last
+ * one, as SCHED_DEADLINE moves a deadline by whole periods: counted from a
+ * wakeup that came late, it began after the thread's next wakeup on time,
+ * which then found no budget and waited behind the hogs (7.2, 1 vCPU: a
+ * 3.7 ms period, then a wakeup 5.5 ms late; the period after was 1 ms late).
  */
 static s64 edf_replenish(const struct llmos_reservation *r, s64 left, u64 last_start, u64 *start)
 {
@@ -227,7 +231,7 @@ static s64 edf_replenish(const struct llmos_reservation *r, s64 left, u64 last_s
 	if (left > 0)
 		return left;
 	postponed = (u64)(-left) / r->runtime_ns + 1;
-	*start += postponed * r->period_ns;
+	*start = last_start + (periods + postponed) * r->period_ns;
 	return left + (s64)(postponed * r->runtime_ns);
 }
 
