@@ -1035,7 +1035,9 @@ const EDF_CHECKS: &[&str] = &[
 /// that overruns. One vCPU, which the emulator does not share with another;
 /// the guest as a whole still stops for milliseconds at times (a trace: 11.6
 /// ms without an event), which llmos-periodic tells apart from the
-/// scheduler's misses (late timers, overrun reservations).
+/// scheduler's misses where it can (late timers, overrun reservations, an
+/// overrun's debt); a stop while a thread waits it cannot, hence the bound
+/// in edf.sh.
 #[test]
 fn vm_edf_deadlines_and_budgets() {
     run_guest_checks(
