@@ -351,7 +351,7 @@ static void edf_charge(struct task_ctx *tctx, s32 cpu, u64 used)
 /*
  * The rank, and in *@slice the slice, and in *@key the key (a deadline or
  * @vtime) that a thread which has run @used ns of its turn keeps its CPU
- * with (see policy_prev_rank()): as its turn would leave it.
+ * with (see policy_prev_turn()): as its turn would leave it.
  */
 static u32 edf_prev_rank(const struct task_ctx *tctx, u64 used, u64 vtime, u64 *slice, u64 *key)
 {

@@ -733,8 +733,7 @@ void BPF_STRUCT_OPS(llmos_dispatch, s32 cpu, struct task_struct *prev)
 	if (prev && (prev->scx.flags & SCX_TASK_QUEUED) && (pctx = lookup_task_ctx(prev))) {
 		u64 used = run_so_far(prev, pctx);
 
-		prev_key = policy_prev_key(policy, prev, pctx, home, used);
-		prev_rank = policy_prev_rank(policy, pctx, used, &prev_slice);
+		prev_rank = policy_prev_turn(policy, prev, pctx, home, used, &prev_key, &prev_slice);
 		prev_ranked_key = ranked_key(prev_rank, prev_key);
 		limit = &prev_ranked_key;
 	}

@@ -197,31 +197,6 @@ static u64 queue_key(u32 policy, const struct task_struct *p, const struct task_
 	}
 }
 
-/*
- * The key a task that has run @used ns since it got its CPU competes with
- * for it when its slice ends, as it would be queued now.
- */
-static u64 policy_prev_key(u32 policy, const struct task_struct *p, const struct task_ctx *tctx,
-			   u32 llc, u64 used)
-{
-	switch (policy) {
-	case LLMOS_POLICY_PRIO:
-		return prio_key(p, tctx, scx_bpf_now());
-	case LLMOS_POLICY_FIFO:
-	case LLMOS_POLICY_RR:
-		return scx_bpf_now();
-	case LLMOS_POLICY_EDF: {
-		u64 slice, key;
-
-		edf_prev_rank(tctx, used, bounded_vtime(tctx->vtime, llc) + vtime_charge(p, used),
-			      &slice, &key);
-		return key;
-	}
-	default:
-		return bounded_vtime(tctx->vtime, llc) + vtime_charge(p, used);
-	}
-}
-
 /* The slice of a task under @policy: under mlfq, its level's. */
 static u64 task_slice(u32 policy, const struct task_ctx *tctx)
 {
@@ -258,17 +233,30 @@ static u32 run_rank(u32 policy, const struct task_ctx *tctx)
 }
 
 /*
- * The rank and, in *@slice, the slice a task that has run @used ns keeps its
- * CPU with when its slice ends and nothing queued is due before it.
+ * How a task that has run @used ns since it got its CPU competes for it when
+ * its slice ends, as it would be queued now: its rank, and in *@key its key
+ * and in *@slice the slice it keeps the CPU with if nothing queued is due
+ * before it. One hook, so that a policy weighs the turn once (edf's budget).
  */
-static u32 policy_prev_rank(u32 policy, const struct task_ctx *tctx, u64 used, u64 *slice)
+static u32 policy_prev_turn(u32 policy, const struct task_struct *p, const struct task_ctx *tctx,
+			    u32 llc, u64 used, u64 *key, u64 *slice)
 {
-	if (policy == LLMOS_POLICY_MLFQ)
+	switch (policy) {
+	case LLMOS_POLICY_MLFQ:
+		*key = bounded_vtime(tctx->vtime, llc) + vtime_charge(p, used);
 		return mlfq_prev_rank(tctx, used, slice);
-	if (policy == LLMOS_POLICY_EDF) {
-		u64 key;
-
-		return edf_prev_rank(tctx, used, 0, slice, &key);
+	case LLMOS_POLICY_EDF:
+		return edf_prev_rank(tctx, used, bounded_vtime(tctx->vtime, llc) + vtime_charge(p, used),
+				     slice, key);
+	case LLMOS_POLICY_PRIO:
+		*key = prio_key(p, tctx, scx_bpf_now());
+		break;
+	case LLMOS_POLICY_FIFO:
+	case LLMOS_POLICY_RR:
+		*key = scx_bpf_now();
+		break;
+	default:
+		*key = bounded_vtime(tctx->vtime, llc) + vtime_charge(p, used);
 	}
 	*slice = task_slice(policy, tctx);
 	return 0;
