@@ -9,7 +9,8 @@
 #   usage: tests/vm/bench.sh [--smoke]
 #
 # --smoke: one round, short runs, small sizes, the main round under EEVDF,
-#   mlfq, scx_bpfland and scx_lavd only, the scale runs under EEVDF and mlfq
+#   mlfq and scx_bpfland only (scx_lavd runs as scx_bpfland does: another
+#   binary from /opt/scx/bin), the scale runs under EEVDF and mlfq
 #   only, the matrix's cells with one spinner per CPU only, into
 #   target/bench-smoke (CI): every kind of row and every kind of scheduler,
 #   once.
@@ -29,7 +30,7 @@ if [[ ${1:-} == --smoke ]]; then
   : "${BENCH_OUT:=target/bench-smoke}" "${BENCH_ROUNDS:=1}" "${BENCH_PROBE_SECS:=2}"
   : "${BENCH_SCALE:=10,100}" "${BENCH_MSG_LOOPS:=10}" "${BENCH_MATRIX_SECS:=1}"
   : "${BENCH_MATRIX_SCHEDS:=eevdf mlfq}" "${BENCH_MATRIX_SPINNERS:=1}"
-  : "${BENCH_SCHEDS:=eevdf mlfq bpfland lavd}" "${BENCH_SCALE_SCHEDS:=eevdf mlfq}"
+  : "${BENCH_SCHEDS:=eevdf mlfq bpfland}" "${BENCH_SCALE_SCHEDS:=eevdf mlfq}"
 fi
 OUT=${BENCH_OUT:-bench}
 mkdir -p "$OUT"
