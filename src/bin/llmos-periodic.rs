@@ -166,9 +166,10 @@ struct Outcome {
     /// CPU time the task owes its reservation: what periods cost beyond
     /// the budget they had. As under SCHED_DEADLINE, a scheduler takes it
     /// off the budgets of the periods that follow, a budget each, so those
-    /// periods are owed no deadline either (7.2, 1 vCPU: a period that cost
-    /// 6.5 ms for a 1 ms budget, the guest stopped meanwhile, left the next
-    /// five with none, and they waited as shared threads).
+    /// periods are owed no deadline either (7.2, 1 vCPU, host loaded: a
+    /// period that cost 3.7 ms for a 1 ms budget, the guest stopped
+    /// meanwhile, left the next with none; it waited 8.3 ms as a shared
+    /// thread).
     debt_ns: u64,
     worst_late_ns: u64,
     /// How late the thread's timer woke it at worst: the time from its

@@ -80,7 +80,7 @@ counts() { echo "$(late "$1") ($(total queued "$1"), $(total overran "$1"), $(to
 # At most 1 in 1,000 periods late for a queue, and fewer than EEVDF's. A
 # guest stop while a woken thread waits counts as waiting, and nothing in
 # the guest tells it apart. Measured (7.2, 1 vCPU, 30 s, 10,500 periods):
-# edf 0 in 4 runs on a quiet host, where EEVDF had 32-131; with both host
+# edf 0 in 8 runs on a quiet host, where EEVDF had 32-131; with both host
 # cores busy 30 ms every 1.5 s, edf 0, 0, 2, 2, 4, 6 (4 traced: each a wait
 # of 3.8-5.2 ms after a wakeup 0.2-1.9 ms late, no debt, no other reserved
 # thread late), EEVDF 105-200.
