@@ -204,15 +204,15 @@ impl Outcome {
             let late_by = period.end - due;
             self.late += 1 + skipped;
             self.worst_late_ns = self.worst_late_ns.max(late_by);
-            if task.budget_ns.is_some_and(|budget| period.cost > budget) {
-                self.overran += 1 + skipped;
-            } else if task
-                .budget_ns
-                .is_some_and(|budget| period.cost > budget.saturating_sub(self.debt_ns))
-            {
-                self.in_debt += 1 + skipped;
-            } else if period.waited >= late_by && period.waited >= timer {
-                self.queued += 1 + skipped;
+            match task.budget_ns {
+                Some(budget) if period.cost > budget => self.overran += 1 + skipped,
+                Some(budget) if period.cost > budget.saturating_sub(self.debt_ns) => {
+                    self.in_debt += 1 + skipped
+                }
+                _ if period.waited >= late_by && period.waited >= timer => {
+                    self.queued += 1 + skipped
+                }
+                _ => {}
             }
         }
         if let Some(budget) = task.budget_ns {
