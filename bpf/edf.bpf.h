@@ -298,11 +298,11 @@ static void edf_account(struct task_ctx *tctx, u64 used, u64 now)
  * (as SCHED_DEADLINE's) starts a period at the wakeup (see
  * edf_period_start()) if the last one is over, or if what is left of its
  * budget, used by its deadline, would take more than the reservation's
- * share of that time. So periods follow the
- * thread's own wakeups. A grid of periods fixed at its first wakeup
- * drifted with the timer's delays (a wakeup can only be late): on time
- * again, the thread woke before its period and ran on the last one's
- * remains (7.2, 1 vCPU: 1 ms of work every 5 ms missed 5.7% of deadlines).
+ * share of that time. So periods follow the thread's own wakeups. A grid of
+ * periods fixed at its first wakeup drifted with the timer's delays (a
+ * wakeup can only be late): on time again, the thread woke before its
+ * period and ran on the last one's remains (7.2, 1 vCPU: 1 ms of work
+ * every 5 ms missed 5.7% of deadlines).
  */
 static void edf_wakeup(struct task_ctx *tctx, u64 now)
 {
