@@ -142,7 +142,12 @@ verdict ctl_reload_refuses_mistakes "reply: $broken_reply; prio-top's priority t
 # between spin on every CPU: pi-wait times the waiter's wait, PI_ROUNDS
 # times. With inheritance the holder runs at the waiter's priority and the
 # wait is about the critical section; without (priority_inheritance=0, in
-# the same boot) it waits behind the hogs.
+# the same boot) it waits behind the hogs. The bound with inheritance is on
+# the wait beyond the holder's time on a CPU in its critical section
+# (pi-wait's extra_us): under TCG 2 ms of CPU time took 2.5 ms of wall time
+# in most rounds but 4.3-10.8 ms in a quarter of them, the holder on its CPU
+# all along (no context switch), and CI's 7.1 ms median wait failed a bound
+# of 3x the critical section on that (a run here had 7.2 ms, extra 0.8 ms).
 PI_ROUNDS=20 PI_CRITICAL_US=2000
 gcc -O2 -pthread -o "$OUT/pi-wait" "$(dirname "$0")/pi-wait.c" || fail pi_wait_build "gcc failed"
 pi_wait() { # HOGS HOLDER_NICE WAITER_NICE HOG_NICE: prints pi-wait's line
@@ -150,28 +155,28 @@ pi_wait() { # HOGS HOLDER_NICE WAITER_NICE HOG_NICE: prints pi-wait's line
 }
 field() { sed -n "s/.* $1=\([0-9-]*\).*/\1/p" <<<"$2"; }
 pi_check() { # NAME FACTOR HOGS HOLDER_NICE WAITER_NICE HOG_NICE
-  local name=$1 factor=$2 with without p50_with p50_without good=no
+  local name=$1 factor=$2 with without extra_with extra_without good=no
   shift 2
   "$BIN" ctl set priority_inheritance=1 >/dev/null
   with=$(pi_wait "$@")
   "$BIN" ctl set priority_inheritance=0 >/dev/null
   without=$(pi_wait "$@")
   "$BIN" ctl set priority_inheritance=1 >/dev/null
-  p50_with=$(field p50_us "$with") p50_without=$(field p50_us "$without")
-  [[ -n $p50_with && -n $p50_without && $(state) == enabled ]] &&
-    ((p50_with <= 3 * PI_CRITICAL_US && p50_without >= factor * p50_with)) && good=yes
-  verdict "$name" "with: $with; without: $without (need p50 with <= 3x the critical section and without >= ${factor}x with)" \
+  extra_with=$(field p50_extra_us "$with") extra_without=$(field p50_extra_us "$without")
+  [[ -n $extra_with && -n $extra_without && $(state) == enabled ]] &&
+    ((extra_with <= PI_CRITICAL_US && extra_without >= factor * PI_CRITICAL_US)) && good=yes
+  verdict "$name" "with: $with; without: $without (need p50_extra <= the critical section with, >= ${factor}x it without)" \
     test $good = yes
 }
 # prio: nice 19 holds, nice -20 waits, 2 nice-0 hogs per CPU. Without
 # inheritance the holder waits out prio's aging, 19 steps of 10 ms. Measured
-# on 7.2 (2 runs): p50 3.5 and 3.1 ms with, 209 and 218 ms without.
+# on 7.2, p50 extra: 0.60-0.92 ms with (8 runs), 215 and 217 ms without.
 pi_check priority_inheritance_prio 5 $((2 * NCPU)) 19 -20 0
 # mlfq: levels as priorities. All nice 0: the kernel's chain sees nothing to
 # pass on; the holder, CPU-bound, sinks to the bottom among 4 hogs per CPU,
 # the waiter, which sleeps, stays on top. Without inheritance the holder
-# waits its vtime turn among the hogs' 8 ms slices. Measured on 7.2: p50
-# 3.0 ms with, 26.7 ms without (2 hogs per CPU: 3.1 against 6.7 ms).
+# waits its vtime turn among the hogs' 8 ms slices. Measured on 7.2, p50
+# extra (5 runs each): 0.62-0.74 ms with, 12.5-20.6 ms without.
 "$BIN" ctl policy mlfq >/dev/null
 pi_check priority_inheritance_mlfq 3 $((4 * NCPU)) 0 0 0
 "$BIN" ctl policy prio >/dev/null
