@@ -482,8 +482,8 @@ const HOTPLUG_CHECKS: &[&str] = &[
 
 /// Everything at once for two minutes (tests/vm/guest/soak.sh, whose
 /// 10-minute runs are in bench/SOAK.md): the stress recipe, a fork/exit
-/// storm, a policy switch every 100 ms, hotplug and a `threads` read every
-/// second, on the 2-LLC shape.
+/// storm, a policy switch every 100 ms (edf's turns with reserved threads),
+/// hotplug and a `threads` read every second, on the 2-LLC shape.
 #[test]
 fn vm_soak() {
     run_guest_checks(
@@ -494,6 +494,7 @@ fn vm_soak() {
         &[
             "soak_attached",
             "soak_switches",
+            "soak_reserved_threads_ran",
             "soak_hotplug",
             "soak_threads_reads",
             "soak_every_hog_progresses",

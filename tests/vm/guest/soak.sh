@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs inside a VM of 4 vCPUs in two LLCs (0-1 and 2-3), as root: everything
 # at once, for SECONDS (600 by default): the stress recipe, a fork/exit
-# storm, a policy switch every 100 ms, CPUs 3, 2 and 1 going offline and
+# storm, a policy switch every 100 ms, threads with deadline reservations
+# (one that overruns its budget), CPUs 3, 2 and 1 going offline and
 # back, `scx_llmos threads` every second, and a CPU hog per CPU watched every
 # second. Checks that scx_llmos stayed attached without a restart, nothing
 # stalled, every hog progressed every second, and the loader's memory,
@@ -12,6 +13,7 @@ set -u
 BIN=$(realpath "$1")
 OUT=$2
 NCPU=$(nproc)
+PERIODIC=$(dirname "$BIN")/llmos-periodic
 SOAK_SECS=${3:-600}
 . "$(dirname "$0")/checks.sh"
 
@@ -21,7 +23,13 @@ dmesg -C
 become_rt_driver
 loader_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$SCHED/status"; }
 
-"${ext[@]}" "$BIN" --stats 1 >"$OUT/sched.log" 2>&1 &
+# Reservations for edf's turns in the switch cycle: soak-a keeps to its
+# budget, soak-b works 3 ms of its 2 and is throttled every period, so
+# switches land on reserved threads queued, running, out of budget and
+# waiting for their replenishment timers.
+printf '[[deadline]]\ncomm = "%s"\nruntime_us = %s\nperiod_us = %s\n\n' \
+  soak-a 1000 5000 soak-b 2000 10000 >"$OUT/soak.toml"
+"${ext[@]}" "$BIN" --config "$OUT/soak.toml" --stats 1 >"$OUT/sched.log" 2>&1 &
 SCHED=$!
 wait_state enabled 30 >/dev/null || fail attach "state $(state)"
 SEQ=$(cat $SYS/enable_seq)
@@ -38,6 +46,9 @@ for _ in 1 2; do
   storm+=($!)
 done
 start_hogs "$NCPU"
+"${ext[@]}" "$PERIODIC" --duration-s "$SOAK_SECS" --task soak-a:500:5000 --task soak-b:3000:10000 \
+  >"$OUT/periodic.txt" 2>&1 &
+periodic=$!
 watch_progress "${HOGS[@]}" &
 watcher=$!
 python3 "$(dirname "$0")/switch-driver.py" /run/scx_llmos/ctl.sock "$SOAK_SECS" "$OUT/ctl.log" \
@@ -81,6 +92,8 @@ while ((SECONDS - t0 < SOAK_SECS)); do
 done
 wait $switcher
 read -r switches switch_failed _ <"$OUT/switches.txt"
+wait $periodic
+periodic_status=$?
 touch "$OUT/stop"
 wait $hotplugger $watcher
 for cpu in 1 2 3; do echo 1 >"/sys/devices/system/cpu/cpu$cpu/online"; done
@@ -100,6 +113,8 @@ verdict soak_attached "$SOAK_SECS s: ${lost:-state enabled and enable_seq $SEQ t
 # are not allowed.
 verdict soak_switches "$switches switches ok, $switch_failed failed" \
   test "$switches" -ge $((SOAK_SECS / 2)) -a "$switch_failed" = 0
+verdict soak_reserved_threads_ran "llmos-periodic exit $periodic_status: $(awk '$1 == "task" { printf "%s; ", $0 }' "$OUT/periodic.txt")" \
+  test $periodic_status = 0 -a "$(grep -c '^task ' "$OUT/periodic.txt")" = 2
 verdict soak_hotplug "$steps hotplug steps, $refused refused" test "$steps" -ge 6 -a "$refused" = 0
 verdict soak_threads_reads "$reads reads of threads, $read_failed failed" test "$reads" -ge 5 -a "$read_failed" = 0
 # As in hotplug.sh: a look missed, never two in a row.
