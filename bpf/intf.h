@@ -27,8 +27,10 @@ enum llmos_consts {
 	LLMOS_MAX_DEADLINE_RULES = 16,
 	/* Static priorities run 0..LLMOS_MAX_PRIO, the scale of 19 - nice. */
 	LLMOS_MAX_PRIO = 39,
-	/* Deepest cgroup a rule may name. */
+	/* Deepest cgroup a rule may name, or cpu.weight reaches. */
 	LLMOS_MAX_CGROUP_DEPTH = 64,
+	/* cgroups whose cpu.weight is honoured; more are charged as the root. */
+	LLMOS_MAX_CGROUPS = 65536,
 	/* Bits of a word of a CPU bitmap, and the words of one. */
 	LLMOS_WORD_BITS = 64,
 	LLMOS_CPU_WORDS = LLMOS_MAX_CPUS / LLMOS_WORD_BITS,

@@ -101,10 +101,13 @@ struct task_ctx {
 	u64 exec_id;		/* p->self_exec_id when the rules were last applied */
 	u64 rules_gen;		/* rules_gen when they were last applied */
 	u64 comm[2];		/* its name then, if there were rules (see reclassify_if_stale()) */
+	u64 cg_id;		/* cgroup whose pool it weighs in while runnable, or 0... */
+	u64 cg_scale;		/* ...its vtime charge over a root thread's, Q16 (cgweight.bpf.h) */
 	u64 period_start;	/* edf: when its reservation's current period began... */
 	u64 edf_deadline;	/* ...and when its budget for it is due */
 	s64 budget_ns;		/* edf: CPU time left in the period; < 0: overrun, owed */
 	s32 reservation;	/* edf: the [[deadline]] rule it holds, or -1 */
+	u32 cg_weight;		/* its weight in cg_id's pool */
 	u32 level;		/* MLFQ level */
 	u32 boost_gen;		/* the boost it has caught up with */
 	s32 rule_prio;		/* priority a config rule gave it, or -1: from nice */

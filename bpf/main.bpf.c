@@ -692,7 +692,7 @@ static void end_turn(u32 policy, struct task_struct *p, struct task_ctx *tctx, s
 	tctx->exec_at_start = p->se.sum_exec_runtime;
 	/* Every policy keeps vtime, so a switch to a vtime policy starts fair. */
 	if (charges_vtime(policy, tctx))
-		tctx->vtime = bounded_vtime(tctx->vtime, llc_of(cpu)) + vtime_charge(p, used);
+		tctx->vtime = charged_vtime(p, tctx, llc_of(cpu), used);
 	policy_charge(policy, tctx, cpu, used, requeued);
 	drop_inheritance_if_released(p, tctx);
 	tctx->counters.runtime_ns += used;
@@ -867,6 +867,7 @@ void BPF_STRUCT_OPS(llmos_runnable, struct task_struct *p, u64 enq_flags)
 
 	if (!tctx)
 		return;
+	cg_task_runnable(p, tctx);
 	reclassify_if_stale(p, tctx);
 	policy_catch_up(tctx);
 	/*
@@ -881,6 +882,18 @@ void BPF_STRUCT_OPS(llmos_runnable, struct task_struct *p, u64 enq_flags)
 	tctx->runnable_at = now;
 	tctx->vtime = bounded_vtime(tctx->vtime, llc_of(scx_bpf_task_cpu(p)));
 	policy_wakeup(policy, tctx, now);
+}
+
+/*
+ * Also called when the kernel takes a queued task off to change it (its
+ * nice, cpumask or cgroup), before it puts it back with ops.runnable().
+ */
+void BPF_STRUCT_OPS(llmos_quiescent, struct task_struct *p, u64 deq_flags)
+{
+	struct task_ctx *tctx = lookup_task_ctx(p);
+
+	if (tctx)
+		cg_task_quiescent(tctx);
 }
 
 void BPF_STRUCT_OPS(llmos_running, struct task_struct *p)
@@ -940,6 +953,8 @@ void BPF_STRUCT_OPS(llmos_stopping, struct task_struct *p, bool runnable)
 	 * (not at each new slice: that cost the verifier 20% more on 7.2).
 	 */
 	reclassify_if_stale(p, tctx);
+	/* Its cgroup's pool has changed since it became runnable, if others woke or slept. */
+	tctx->cg_scale = cg_scale(tctx);
 	end_turn(policy, p, tctx, cpu, runnable);
 	running[cpu_idx(cpu)].rank = 0;
 	if (!runnable && inherits_priority(policy))
@@ -980,10 +995,46 @@ void BPF_STRUCT_OPS(llmos_exit_task, struct task_struct *p, struct scx_exit_task
 {
 	struct task_ctx *tctx = lookup_task_ctx(p);
 
-	if (tctx)
+	if (tctx) {
 		release_reservation(tctx, p->pid);
+		cg_task_quiescent(tctx);
+	}
 	/* Free it now: a task may leave sched_ext long before it dies. */
 	bpf_task_storage_delete(&task_ctxs, p);
+}
+
+s32 BPF_STRUCT_OPS(llmos_cgroup_init, struct cgroup *cgrp, struct scx_cgroup_init_args *args)
+{
+	cg_init(cgrp, args->weight);
+	return 0;
+}
+
+void BPF_STRUCT_OPS(llmos_cgroup_exit, struct cgroup *cgrp)
+{
+	u64 id = cgrp->kn->id;
+
+	bpf_map_delete_elem(&cgrp_ctxs, &id);
+}
+
+void BPF_STRUCT_OPS(llmos_cgroup_set_weight, struct cgroup *cgrp, u32 weight)
+{
+	cg_set_weight(cgrp, weight);
+}
+
+/*
+ * @p moved to another cgroup: the kernel moves its weight between the pools
+ * (ops.quiescent() and ops.runnable() around the move, if it is runnable),
+ * and its config rules are applied again when it next runs, so that a
+ * cgroup rule follows it.
+ */
+void BPF_STRUCT_OPS(llmos_cgroup_move, struct task_struct *p, struct cgroup *from,
+		    struct cgroup *to)
+{
+	struct task_ctx *tctx = lookup_task_ctx(p);
+
+	/* No exec ever gets there: reclassify_if_stale() sees a stale exec_id. */
+	if (tctx)
+		tctx->exec_id = ~0ULL;
 }
 
 /*
@@ -1345,6 +1396,7 @@ SCX_OPS_DEFINE(llmos_ops,
 	       .enqueue		= (void *)llmos_enqueue,
 	       .dispatch	= (void *)llmos_dispatch,
 	       .runnable	= (void *)llmos_runnable,
+	       .quiescent	= (void *)llmos_quiescent,
 	       .running		= (void *)llmos_running,
 	       .stopping	= (void *)llmos_stopping,
 	       .cpu_acquire	= (void *)llmos_cpu_acquire,
@@ -1354,6 +1406,10 @@ SCX_OPS_DEFINE(llmos_ops,
 	       .enable		= (void *)llmos_enable,
 	       .init_task	= (void *)llmos_init_task,
 	       .exit_task	= (void *)llmos_exit_task,
+	       .cgroup_init	= (void *)llmos_cgroup_init,
+	       .cgroup_exit	= (void *)llmos_cgroup_exit,
+	       .cgroup_move	= (void *)llmos_cgroup_move,
+	       .cgroup_set_weight = (void *)llmos_cgroup_set_weight,
 	       .init		= (void *)llmos_init,
 	       .exit		= (void *)llmos_exit,
 	       .dump		= (void *)llmos_dump,

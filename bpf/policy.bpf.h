@@ -160,7 +160,7 @@ static u64 short_slice(void)
 static __always_inline u64 entry_key(u32 policy, const struct task_struct *p,
 				      struct task_ctx *tctx, u64 key, u64 slice, u32 llc)
 {
-	u64 low = vtime_now(llc) - slice, high = vtime_now(llc) + vtime_charge(p, slice);
+	u64 low = vtime_now(llc) - slice, high = vtime_now(llc) + vtime_charge(p, tctx, slice);
 
 	if (!queued_by_vtime(policy, tctx))
 		return key;
@@ -243,11 +243,10 @@ static u32 policy_prev_turn(u32 policy, const struct task_struct *p, const struc
 {
 	switch (policy) {
 	case LLMOS_POLICY_MLFQ:
-		*key = bounded_vtime(tctx->vtime, llc) + vtime_charge(p, used);
+		*key = charged_vtime(p, tctx, llc, used);
 		return mlfq_prev_rank(tctx, used, slice);
 	case LLMOS_POLICY_EDF:
-		return edf_prev_rank(tctx, used, bounded_vtime(tctx->vtime, llc) + vtime_charge(p, used),
-				     slice, key);
+		return edf_prev_rank(tctx, used, charged_vtime(p, tctx, llc, used), slice, key);
 	case LLMOS_POLICY_PRIO:
 		*key = prio_key(p, tctx, scx_bpf_now());
 		break;
@@ -256,7 +255,7 @@ static u32 policy_prev_turn(u32 policy, const struct task_struct *p, const struc
 		*key = scx_bpf_now();
 		break;
 	default:
-		*key = bounded_vtime(tctx->vtime, llc) + vtime_charge(p, used);
+		*key = charged_vtime(p, tctx, llc, used);
 	}
 	*slice = task_slice(policy, tctx);
 	return 0;

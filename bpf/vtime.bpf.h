@@ -8,6 +8,7 @@
 #define __LLMOS_VTIME_BPF_H
 
 #include "llmos.bpf.h"
+#include "cgweight.bpf.h"
 
 /*
  * A task's vtime, no further behind @llc's vtime_now() than one slice:
@@ -21,10 +22,24 @@ static u64 bounded_vtime(u64 vtime, u32 llc)
 	return time_before(vtime, floor) ? floor : vtime;
 }
 
-/* vtime for @used ns of CPU: inversely to weight, nice -20 ages ~88x slower than nice 19. */
-static u64 vtime_charge(const struct task_struct *p, u64 used)
+/*
+ * vtime for @used ns of CPU: inversely to weight, nice -20 ages ~88x slower
+ * than nice 19, and times the share its cgroup leaves it (cg_scale()).
+ */
+static u64 vtime_charge(const struct task_struct *p, const struct task_ctx *tctx, u64 used)
 {
-	return used * NICE_0_WEIGHT / p->scx.weight;
+	u64 charge = used * NICE_0_WEIGHT / p->scx.weight;
+	u64 scale = tctx->cg_scale ? tctx->cg_scale : CG_SCALE_ONE;
+
+	/* charge * scale >> 16 in two halves: their product may pass 2^64. */
+	return (charge >> 16) * scale + (((charge & 0xffff) * scale) >> 16);
+}
+
+/* @tctx's vtime, bounded by @llc's clock, once charged @used ns of CPU. */
+static u64 charged_vtime(const struct task_struct *p, const struct task_ctx *tctx, u32 llc,
+			 u64 used)
+{
+	return bounded_vtime(tctx->vtime, llc) + vtime_charge(p, tctx, used);
 }
 
 #endif /* __LLMOS_VTIME_BPF_H */
