@@ -166,11 +166,6 @@ impl<'a> Scheduler<'a> {
         // lock and sending a reschedule IPI. ops.enqueue() then runs there,
         // sometimes without ops.select_cpu() (see cpu_was_selected()).
         skel.struct_ops.llmos_ops_mut().flags |= *compat::SCX_OPS_ALLOW_QUEUED_WAKEUP;
-        // cpu.weight is honoured (bpf/cgweight.bpf.h). Kernels before 7.1
-        // warn of a scheduler without this flag when a cgroup is weighted;
-        // 7.1 dropped it, and passes weights to every scheduler.
-        skel.struct_ops.llmos_ops_mut().flags |=
-            compat::read_enum("scx_ops_flags", "SCX_OPS_HAS_CGROUP_WEIGHT").unwrap_or(0);
         // `scx_llmos threads` links the thread iterator when it reads it.
         skel.progs.dump_threads.set_autoattach(false);
 

@@ -109,7 +109,7 @@ hang_summary() { # CPU WRITER
   local cpu=$1 st t
   read -r st <"/sys/devices/system/cpu/cpu$cpu/hotplug/state"
   echo -n "CPU $cpu at hotplug state $(grep -m1 "^ *$st:" /sys/devices/system/cpu/hotplug/states | sed 's/^ *//')"
-  echo -n ", the writer in: $(stack_of "$2")"
+  echo -n ", the writer ($(awk '/^State:/ {print $2}' "/proc/$2/status" 2>/dev/null)) in: $(stack_of "$2")"
   for t in /proc/[0-9]*; do
     [[ $(<"$t/comm") == "cpuhp/$cpu" ]] 2>/dev/null || continue
     echo -n ", cpuhp/$cpu ($(awk '{print $3}' "$t/stat")) in: $(stack_of "${t#/proc/}")"

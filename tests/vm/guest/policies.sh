@@ -356,10 +356,11 @@ cw_shares() {
   lo=$(cpu_sum "${cw_lo[@]}") hi=$(cpu_sum "${cw_hi[@]}") moved=$(cpu_sum $cw_moved)
   echo $(((lo - lo0) / 1000000)) $(((hi - hi0) / 1000000)) $(((moved - moved0) / 1000000))
 }
-# vtime and affinity: 1:4 within 15% (measured 3.62-3.77, 2 runs). mlfq
-# honours weights within a level, but its boost (every second) lifts every
-# thread alike, and each spends its allotments above the bottom level as
-# any other does: measured 3.17 and 3.32, so its bound is 25%.
+# vtime and affinity: 1:4 within 15% (measured on 7.2, 4 runs: vtime
+# 3.65-3.80, affinity 3.59-3.75). mlfq honours weights within a level, but
+# its boost (every second) lifts every thread alike, and each spends its
+# allotments above the bottom level as any other does: 3.17-3.32, so its
+# bound is 25%.
 for policy in vtime affinity mlfq; do
   low=340
   [[ $policy == mlfq ]] && low=300
