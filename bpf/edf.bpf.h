@@ -30,7 +30,7 @@
  *
  * A deadline is ns since boot, below RANK_SPAN (2^58 ns, 9 years of uptime);
  * a shared thread's key is its vtime ranked one RANK_SPAN up. So a key below
- * RANK_SPAN is a deadline (edf_key_is_deadline()), which is neither kept near
+ * RANK_SPAN is a deadline (see key_is_vtime()), which is neither kept near
  * the LLC's vtime_now() nor advances it.
  */
 #ifndef __LLMOS_EDF_BPF_H
@@ -164,11 +164,6 @@ static s32 edf_init(void)
 			return err;
 	}
 	return 0;
-}
-
-static bool edf_key_is_deadline(u64 key)
-{
-	return key < RANK_SPAN;
 }
 
 static u32 edf_rank(const struct task_ctx *tctx)

@@ -86,6 +86,12 @@ enum llmos_policy {
 	 * lasts; vtime for every other thread.
 	 */
 	LLMOS_POLICY_EDF = 6,
+	/*
+	 * Rate-monotonic: threads whose wakeups recur at a stable period run
+	 * ahead of the others, the shortest period first, within a budget;
+	 * vtime for every other thread. No config.
+	 */
+	LLMOS_POLICY_RMS = 7,
 	LLMOS_NR_POLICIES,
 };
 
@@ -188,6 +194,7 @@ struct llmos_thread_counters {
 	u64 nr_migrations;	/* times it started on a different CPU than before */
 	u64 nr_demotions;	/* MLFQ level drops */
 	u64 nr_boosts;		/* periodic boosts that lifted it */
+	u64 nr_deadline_misses;	/* periodic: activations that ended after the next wakeup was due */
 	s32 last_cpu;		/* CPU it last ran on, or -1 */
 	u32 pad;
 };
@@ -201,6 +208,7 @@ struct llmos_thread_stats {
 	u32 priority;		/* static priority (prio policy), 0..LLMOS_MAX_PRIO */
 	s32 group;		/* affinity group from the config, or -1 */
 	u32 waiting;		/* 1: runnable but not on a CPU, so queued somewhere */
+	u64 period_ns;		/* the period its wakeups recur at, if periodic; else 0 */
 	struct llmos_thread_counters counters;
 };
 

@@ -106,6 +106,14 @@ struct task_ctx {
 	u64 period_start;	/* edf: when its reservation's current period began... */
 	u64 edf_deadline;	/* ...and when its budget for it is due */
 	s64 budget_ns;		/* edf: CPU time left in the period; < 0: overrun, owed */
+	u64 wake_at;		/* when it last woke up (period.bpf.h)... */
+	u64 period_ns;		/* ...the period its wakeups seem to recur at, or 0... */
+	u64 next_wake;		/* ...when the next is due... */
+	u64 act_used;		/* ...CPU time since the last wakeup... */
+	u64 act_avg;		/* ...and its mean per activation (moves an eighth to each) */
+	u32 claim;		/* share of a CPU admitted for it as periodic, or 0 */
+	u16 matches;		/* wakeups in a row on time (see period_wakeup())... */
+	u16 miss_score;		/* ...and a score of those not, once periodic */
 	s32 reservation;	/* edf: the [[deadline]] rule it holds, or -1 */
 	u32 cg_weight;		/* its weight in cg_id's pool */
 	u32 level;		/* MLFQ level */

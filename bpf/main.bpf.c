@@ -18,6 +18,7 @@
  * policy over to the new one's queues (sweep_strays()).
  */
 #include "llmos.bpf.h"
+#include "period.bpf.h"
 #include "policy.bpf.h"
 
 char _license[] SEC("license") = "GPL";
@@ -694,6 +695,7 @@ static void end_turn(u32 policy, struct task_struct *p, struct task_ctx *tctx, s
 	if (charges_vtime(policy, tctx))
 		tctx->vtime = charged_vtime(p, tctx, llc_of(cpu), used);
 	policy_charge(policy, tctx, cpu, used, requeued);
+	period_charge(tctx, used);
 	drop_inheritance_if_released(p, tctx);
 	tctx->counters.runtime_ns += used;
 }
@@ -881,6 +883,7 @@ void BPF_STRUCT_OPS(llmos_runnable, struct task_struct *p, u64 enq_flags)
 		return;
 	tctx->runnable_at = now;
 	tctx->vtime = bounded_vtime(tctx->vtime, llc_of(scx_bpf_task_cpu(p)));
+	period_wakeup(tctx, now);
 	policy_wakeup(policy, tctx, now);
 }
 
@@ -966,6 +969,7 @@ void BPF_STRUCT_OPS(llmos_stopping, struct task_struct *p, bool runnable)
 	} else {
 		tctx->sleep_at = now;
 		ts->nr_voluntary++;
+		period_sleeps(tctx, now);
 	}
 }
 
@@ -984,6 +988,18 @@ void BPF_STRUCT_OPS(llmos_enable, struct task_struct *p)
 	tctx->counters.last_cpu = -1;
 }
 
+/*
+ * @p leaves sched_ext (for an RT class, say, as audio threads do), while it
+ * lives: it gives back its share of the periodic threads' (period.bpf.h).
+ */
+void BPF_STRUCT_OPS(llmos_disable, struct task_struct *p)
+{
+	struct task_ctx *tctx = lookup_task_ctx(p);
+
+	if (tctx)
+		release_claim(tctx);
+}
+
 s32 BPF_STRUCT_OPS(llmos_init_task, struct task_struct *p, struct scx_init_task_args *args)
 {
 	if (!bpf_task_storage_get(&task_ctxs, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE))
@@ -997,6 +1013,7 @@ void BPF_STRUCT_OPS(llmos_exit_task, struct task_struct *p, struct scx_exit_task
 
 	if (tctx) {
 		release_reservation(tctx, p->pid);
+		release_claim(tctx);
 		cg_task_quiescent(tctx);
 	}
 	/* Free it now: a task may leave sched_ext long before it dies. */
@@ -1064,6 +1081,7 @@ int dump_threads(struct bpf_iter__task *ctx)
 	 * `scx_llmos top` counts the waiting per level.
 	 */
 	row.waiting = (p->scx.flags & SCX_TASK_QUEUED) && !tctx->on_cpu;
+	row.period_ns = is_periodic(tctx) ? tctx->period_ns : 0;
 	bpf_probe_read_kernel_str(row.comm, sizeof(row.comm), p->comm);
 	bpf_seq_write(ctx->meta->seq, &row, sizeof(row));
 	return 0;
@@ -1404,6 +1422,7 @@ SCX_OPS_DEFINE(llmos_ops,
 	       .cpu_online	= (void *)llmos_cpu_online,
 	       .cpu_offline	= (void *)llmos_cpu_offline,
 	       .enable		= (void *)llmos_enable,
+	       .disable		= (void *)llmos_disable,
 	       .init_task	= (void *)llmos_init_task,
 	       .exit_task	= (void *)llmos_exit_task,
 	       .cgroup_init	= (void *)llmos_cgroup_init,

@@ -5,7 +5,8 @@
  * table and the policy_*() hooks below, passing the policy it read once at
  * the top of its callback, so that one decision never sees two policies
  * during a live switch. Each policy's own code lives in its file: vtime.bpf.h,
- * mlfq.bpf.h, prio.bpf.h, affinity.bpf.h, fifo.bpf.h (fifo and rr), edf.bpf.h.
+ * mlfq.bpf.h, prio.bpf.h, affinity.bpf.h, fifo.bpf.h (fifo and rr), edf.bpf.h,
+ * rms.bpf.h.
  *
  * Adding a policy takes its id in intf.h's enum llmos_policy, its file, its
  * traits in the table below, and its cases in the hooks whose default it
@@ -21,6 +22,7 @@
 #include "prio.bpf.h"
 #include "fifo.bpf.h"
 #include "edf.bpf.h"
+#include "rms.bpf.h"
 
 /*
  * The traits table: what the core needs to know of a policy beyond its
@@ -31,40 +33,54 @@
  * index's bound.
  */
 /*
- * Its queues are ordered by vtime (and so advance vtime_now()); under edf,
- * all but the reserved threads' (see key_is_vtime()).
+ * Its queues are ordered by vtime (and so advance vtime_now()); under edf
+ * and rms, all but their first rank's (see key_is_vtime()).
  */
 static bool keyed_by_vtime(u32 policy)
 {
 	return policy == LLMOS_POLICY_VTIME || policy == LLMOS_POLICY_MLFQ ||
-	       policy == LLMOS_POLICY_AFFINITY || policy == LLMOS_POLICY_EDF;
+	       policy == LLMOS_POLICY_AFFINITY || policy == LLMOS_POLICY_EDF ||
+	       policy == LLMOS_POLICY_RMS;
 }
 
-/* Whether @key, a key in one of @policy's queues, is a vtime (ranked). */
+/*
+ * Whether @key, a key in one of @policy's queues, is a vtime (ranked):
+ * under edf and rms, keys below RANK_SPAN are deadlines or periods.
+ */
 static bool key_is_vtime(u32 policy, u64 key)
 {
-	if (policy == LLMOS_POLICY_EDF)
-		return !edf_key_is_deadline(key);
+	if (policy == LLMOS_POLICY_EDF || policy == LLMOS_POLICY_RMS)
+		return key >= RANK_SPAN;
 	return keyed_by_vtime(policy);
 }
 
 /*
- * Whether a turn of @tctx's task counts against its fair share: not one edf
- * reserved for it, or a reserved thread would pay for its reservation twice
- * (it would wait as long as the time it was promised when it next runs as a
- * shared thread), as SCHED_DEADLINE's runtime is not the fair class's.
+ * Whether @tctx's task runs outside the fair share: on a reservation edf
+ * holds for it, or at a period's rank under rms.
+ */
+static bool runs_outside_share(u32 policy, const struct task_ctx *tctx)
+{
+	if (policy == LLMOS_POLICY_EDF)
+		return edf_reserved(tctx);
+	return policy == LLMOS_POLICY_RMS && rms_periodic(tctx);
+}
+
+/*
+ * Whether a turn of @tctx's task counts against its fair share: not one it
+ * ran outside it, or a reserved or periodic thread would pay for its rank
+ * twice (it would wait as long as the time it was promised when it next
+ * runs as a shared thread), as SCHED_DEADLINE's runtime is not the fair
+ * class's.
  */
 static bool charges_vtime(u32 policy, const struct task_ctx *tctx)
 {
-	return policy != LLMOS_POLICY_EDF || !edf_reserved(tctx);
+	return !runs_outside_share(policy, tctx);
 }
 
 /* Whether @tctx's task enters @policy's queues keyed by its vtime. */
 static bool queued_by_vtime(u32 policy, const struct task_ctx *tctx)
 {
-	if (policy == LLMOS_POLICY_EDF)
-		return !edf_reserved(tctx);
-	return keyed_by_vtime(policy);
+	return keyed_by_vtime(policy) && !runs_outside_share(policy, tctx);
 }
 
 /* It retires its queues' banks (and so serves two per queue). */
@@ -86,21 +102,21 @@ static bool inherits_priority(u32 policy)
 static bool preempts_on_wakeup(u32 policy)
 {
 	return policy == LLMOS_POLICY_MLFQ || policy == LLMOS_POLICY_PRIO ||
-	       policy == LLMOS_POLICY_EDF;
+	       policy == LLMOS_POLICY_EDF || policy == LLMOS_POLICY_RMS;
 }
 
 /*
  * A waking task that outranks the one running on its only CPU goes to the
  * head of that CPU's local queue, which ends the running task's slice at
- * once. Not under edf: of threads woken at one instant, the head would run
- * the last woken first (7.2, 1 vCPU: three periodic threads woken by one
- * timer interrupt ran latest deadline first, and the earliest missed its
- * deadline). There the thread waits in its reservation's queue and the CPU
- * is kicked, so that ops.dispatch() serves the earliest deadline.
+ * once. Not under edf and rms: of threads woken at one instant, the head
+ * would run the last woken first (7.2, 1 vCPU: three periodic threads woken
+ * by one timer interrupt ran latest deadline first, and the earliest missed
+ * its deadline). There the thread is queued and the CPU is kicked, so that
+ * ops.dispatch() serves the earliest deadline or the shortest period.
  */
 static bool preempts_at_local_head(u32 policy)
 {
-	return policy != LLMOS_POLICY_EDF;
+	return policy != LLMOS_POLICY_EDF && policy != LLMOS_POLICY_RMS;
 }
 
 /*
@@ -192,6 +208,10 @@ static u64 queue_key(u32 policy, const struct task_struct *p, const struct task_
 		if (edf_reserved(tctx))
 			return tctx->edf_deadline;
 		return bounded_vtime(tctx->vtime, llc);
+	case LLMOS_POLICY_RMS:
+		if (rms_periodic(tctx))
+			return tctx->period_ns;
+		return bounded_vtime(tctx->vtime, llc);
 	default:
 		return bounded_vtime(tctx->vtime, llc);
 	}
@@ -207,6 +227,8 @@ static u64 task_slice(u32 policy, const struct task_ctx *tctx)
 		return FIFO_MAX_RUN_NS;
 	case LLMOS_POLICY_EDF:
 		return edf_slice(tctx);
+	case LLMOS_POLICY_RMS:
+		return rms_slice(tctx, 0);
 	default:
 		return tunables.slice_ns;
 	}
@@ -220,8 +242,9 @@ static u32 policy_level(u32 policy, const struct task_ctx *tctx)
 
 /*
  * The rank a task runs at: under mlfq, from its level (see level_rank());
- * under edf, whether it runs on its reservation; the same for all under the
- * other policies, which order a queue by key alone.
+ * under edf, whether it runs on its reservation; under rms, whether at its
+ * period's; the same for all under the other policies, which order a queue
+ * by key alone.
  */
 static u32 run_rank(u32 policy, const struct task_ctx *tctx)
 {
@@ -229,6 +252,8 @@ static u32 run_rank(u32 policy, const struct task_ctx *tctx)
 		return mlfq_rank(tctx);
 	if (policy == LLMOS_POLICY_EDF)
 		return edf_rank(tctx);
+	if (policy == LLMOS_POLICY_RMS)
+		return rms_rank(tctx);
 	return 0;
 }
 
@@ -247,6 +272,8 @@ static u32 policy_prev_turn(u32 policy, const struct task_struct *p, const struc
 		return mlfq_prev_rank(tctx, used, slice);
 	case LLMOS_POLICY_EDF:
 		return edf_prev_rank(tctx, used, charged_vtime(p, tctx, llc, used), slice, key);
+	case LLMOS_POLICY_RMS:
+		return rms_prev_rank(tctx, used, charged_vtime(p, tctx, llc, used), slice, key);
 	case LLMOS_POLICY_PRIO:
 		*key = prio_key(p, tctx, scx_bpf_now());
 		break;
@@ -272,12 +299,15 @@ static u64 retired_key(u32 policy, u64 key, u32 llc, bool overdue)
 
 /*
  * Whether a task waking at @rank may preempt a running one of the same rank:
- * under edf, an earlier deadline a later one.
+ * under edf, an earlier deadline a later one; under rms, a shorter period a
+ * longer one.
  */
 static bool preempts_within_rank(u32 policy, u32 rank)
 {
 	if (policy == LLMOS_POLICY_EDF)
 		return rank == EDF_RANK_RESERVED;
+	if (policy == LLMOS_POLICY_RMS)
+		return rank == RMS_RANK_PERIODIC;
 	return policy != LLMOS_POLICY_MLFQ || mlfq_preempts_within(rank);
 }
 

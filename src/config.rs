@@ -863,7 +863,7 @@ cpus = "1023"
     fn unknown_policy() {
         assert_eq!(
             err("\npolicy = \"cfs\""),
-            "line 2: unknown policy 'cfs' (expected one of: mlfq, vtime, prio, affinity, fifo, rr, edf)"
+            "line 2: unknown policy 'cfs' (expected one of: mlfq, vtime, prio, affinity, fifo, rr, edf, rms)"
         );
         assert_eq!(Policy::parse("rr").unwrap(), Policy::Rr);
     }

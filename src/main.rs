@@ -519,7 +519,7 @@ mod tests {
         let err = parse(&["--policy", "lottery"]).unwrap_err();
         assert_eq!(
             err,
-            "error: invalid value 'lottery' for '--policy <POLICY>' [possible values: mlfq, vtime, prio, affinity, fifo, rr, edf]"
+            "error: invalid value 'lottery' for '--policy <POLICY>' [possible values: mlfq, vtime, prio, affinity, fifo, rr, edf, rms]"
         );
     }
 

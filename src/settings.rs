@@ -44,6 +44,11 @@ pub enum Policy {
     /// within deadline_us), ahead of all others while their budget lasts;
     /// the other threads share the rest as under vtime.
     Edf,
+    /// Rate-monotonic, with no config: threads whose wakeups recur at a
+    /// stable period run ahead of the others, the shortest period first,
+    /// for at most a share of each period that their recent runs earned
+    /// (up to half); the other threads share the rest as under vtime.
+    Rms,
 }
 
 impl Policy {
@@ -56,6 +61,7 @@ impl Policy {
             Policy::Fifo => bpf_intf::llmos_policy_LLMOS_POLICY_FIFO,
             Policy::Rr => bpf_intf::llmos_policy_LLMOS_POLICY_RR,
             Policy::Edf => bpf_intf::llmos_policy_LLMOS_POLICY_EDF,
+            Policy::Rms => bpf_intf::llmos_policy_LLMOS_POLICY_RMS,
         }
     }
 
@@ -856,7 +862,7 @@ mod tests {
         }
         assert_eq!(
             Policy::parse("lottery").unwrap_err().to_string(),
-            "unknown policy 'lottery' (expected one of: mlfq, vtime, prio, affinity, fifo, rr, edf)"
+            "unknown policy 'lottery' (expected one of: mlfq, vtime, prio, affinity, fifo, rr, edf, rms)"
         );
     }
 

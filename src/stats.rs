@@ -255,6 +255,14 @@ pub struct ThreadRow {
     pub demotions: u64,
     #[stat(desc = "mlfq boosts that lifted it")]
     pub boosts: u64,
+    #[stat(
+        desc = "The period its wakeups recur at if it is periodic (rms ranks it by that), else 0 (ns)"
+    )]
+    #[serde(default)]
+    pub period_ns: u64,
+    #[stat(desc = "While periodic: activations that ended after its next wakeup was due")]
+    #[serde(default)]
+    pub deadline_misses: u64,
 }
 
 /// The `threads` target: every thread the scheduler knows, or one process's

@@ -114,17 +114,19 @@ fn row(t: &ThreadStats) -> ThreadRow {
         migrations: c.nr_migrations,
         demotions: c.nr_demotions,
         boosts: c.nr_boosts,
+        period_ns: t.period_ns,
+        deadline_misses: c.nr_deadline_misses,
     }
 }
 
 /// The table's header line; `format_row` fills the same columns.
 pub const HEADER: &str =
-    "    TID    TGID LVL CPU      RUN_MS     WAIT_MS     RUNS      VOL    INVOL   MIGR DEMOTE  BOOST PRIO GRP COMM";
+    "    TID    TGID LVL CPU      RUN_MS     WAIT_MS     RUNS      VOL    INVOL   MIGR DEMOTE  BOOST PERIOD_MS   MISS PRIO GRP COMM";
 
 /// One thread as a table row. The name comes last: it may contain spaces.
 pub fn format_row(t: &ThreadRow) -> String {
     format!(
-        "{:>7} {:>7} {:>3} {:>3} {:>11.3} {:>11.3} {:>8} {:>8} {:>8} {:>6} {:>6} {:>6} {:>4} {:>3} {}",
+        "{:>7} {:>7} {:>3} {:>3} {:>11.3} {:>11.3} {:>8} {:>8} {:>8} {:>6} {:>6} {:>6} {:>9} {:>6} {:>4} {:>3} {}",
         t.tid,
         t.tgid,
         t.level,
@@ -137,10 +139,20 @@ pub fn format_row(t: &ThreadRow) -> String {
         t.migrations,
         t.demotions,
         t.boosts,
+        period_ms(t.period_ns),
+        t.deadline_misses,
         t.priority,
         t.group,
         t.comm
     )
+}
+
+/// A detected period in ms, or `-` for a thread that is not periodic.
+fn period_ms(period_ns: u64) -> String {
+    match period_ns {
+        0 => "-".into(),
+        ns => format!("{:.3}", ns as f64 / 1e6),
+    }
 }
 
 /// `scx_llmos threads`: asks the scheduler at `socket` for its threads (of
@@ -203,11 +215,13 @@ mod tests {
                 nr_migrations: 2,
                 nr_demotions: 3,
                 nr_boosts: 1,
+                nr_deadline_misses: 7,
                 ..zeroed().counters
             },
             priority: 19,
             group: -1,
             waiting: 1,
+            period_ns: 16_666_667,
             ..zeroed()
         };
         for (dst, src) in t.comm.iter_mut().zip(b"Web Content") {
@@ -233,14 +247,25 @@ mod tests {
                 migrations: 2,
                 demotions: 3,
                 boosts: 1,
+                period_ns: 16_666_667,
+                deadline_misses: 7,
             }
         );
         let line = format_row(&row);
         assert_eq!(
             line,
-            "   4242    4200   3   1    1234.567       0.005       10        4        6      2      3      1   19  -1 Web Content"
+            "   4242    4200   3   1    1234.567       0.005       10        4        6      2      3      1    16.667      7   19  -1 Web Content"
         );
-        assert_eq!(HEADER.split_whitespace().count(), 15);
-        assert_eq!(line.split_whitespace().count(), 16);
+        assert_eq!(HEADER.split_whitespace().count(), 17);
+        assert_eq!(line.split_whitespace().count(), 18);
+        assert_eq!(
+            format_row(&ThreadRow {
+                period_ns: 0,
+                ..row
+            })
+            .split_whitespace()
+            .nth(12),
+            Some("-")
+        );
     }
 }

@@ -485,7 +485,7 @@ const HOTPLUG_CHECKS: &[&str] = &[
     "no_stall",
 ];
 
-/// Everything at once for two minutes (tests/vm/guest/soak.sh, whose
+/// Everything at once for 90 seconds (tests/vm/guest/soak.sh, whose
 /// 10-minute runs are in bench/SOAK.md): the stress recipe, a fork/exit
 /// storm, a policy switch every 100 ms (edf's turns with reserved threads),
 /// hotplug and a `threads` read every second, on the 2-LLC shape.
@@ -495,7 +495,7 @@ fn vm_soak() {
         "tests/vm/guest/soak.sh",
         "vm-soak",
         &[("VM_CPUS", "4"), TWO_LLCS],
-        &["120"],
+        &["90"],
         &[
             "soak_attached",
             "soak_switches",
@@ -1032,13 +1032,17 @@ const EDF_CHECKS: &[&str] = &[
     "stayed_attached_mlfq",
     "stayed_attached_edf",
     "edf_meets_deadlines",
+    "stayed_attached_rms",
+    "rms_meets_deadlines",
+    "rms_detects_periods",
+    "rms_claims_capped",
     "edf_budget_holds_overrun",
     "no_stall",
 ];
 
-/// The edf policy (tests/vm/guest/edf.sh): admission, three periodic
-/// threads among CPU hogs under EEVDF, mlfq and edf, and a reserved thread
-/// that overruns. One vCPU, which the emulator does not share with another;
+/// The edf and rms policies (tests/vm/guest/edf.sh): admission, three
+/// periodic threads among CPU hogs under EEVDF, mlfq, edf and rms (which
+/// must find their periods itself), and a reserved thread that overruns. One vCPU, which the emulator does not share with another;
 /// the guest as a whole still stops for milliseconds at times (a trace: 11.6
 /// ms without an event), which llmos-periodic tells apart from the
 /// scheduler's misses where it can (late timers, overrun reservations, an

@@ -49,6 +49,11 @@ struct Opts {
     /// How long to run, in seconds.
     #[arg(long, default_value_t = 10)]
     duration_s: u64,
+
+    /// Seconds of the run whose periods are not counted: a scheduler that
+    /// must first find the periods (rms) has them to do it in.
+    #[arg(long, default_value_t = 0)]
+    warmup_s: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -242,7 +247,9 @@ impl Outcome {
     }
 }
 
-fn periodic(task: &Task, t0: u64, until: u64) -> Outcome {
+/// Runs @task's periods from @t0 to @until; those that begin before
+/// @count_from are not counted.
+fn periodic(task: &Task, t0: u64, count_from: u64, until: u64) -> Outcome {
     // SAFETY: prctl with PR_SET_TIMERSLACK takes a plain integer.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
     let mut outcome = Outcome::default();
@@ -250,7 +257,12 @@ fn periodic(task: &Task, t0: u64, until: u64) -> Outcome {
     let schedstat = own_schedstat();
     let mut waited = run_delay_ns(schedstat.as_ref());
     let mut cpu = thread_cpu_ns();
+    let mut counting = false;
     while t0 + index * task.period_ns + task.period_ns <= until {
+        if !counting && t0 + index * task.period_ns >= count_from {
+            outcome = Outcome::default();
+            counting = true;
+        }
         sleep_until_ns(t0 + index * task.period_ns);
         let resumed = thread_cpu_ns();
         work_ns(resumed, task.runtime_ns);
@@ -288,6 +300,7 @@ fn main() -> Result<()> {
     // periods begin together: the hardest case for a scheduler.
     let t0 = now_ns() + NSEC_PER_SEC / 10;
     let until = t0 + opts.duration_s * NSEC_PER_SEC;
+    let count_from = t0 + opts.warmup_s * NSEC_PER_SEC;
     let stop = Arc::new(AtomicBool::new(false));
     let mut spinners = Vec::new();
     for name in &opts.spinners {
@@ -305,7 +318,7 @@ fn main() -> Result<()> {
         periodics.push(
             thread::Builder::new()
                 .name(task.name.clone())
-                .spawn(move || (periodic(&task, t0, until), task))?,
+                .spawn(move || (periodic(&task, t0, count_from, until), task))?,
         );
     }
     for handle in periodics {

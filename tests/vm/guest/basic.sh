@@ -16,7 +16,7 @@ NCPU=$(nproc)
 STRESS_SECS=${STRESS_SECS:-24}
 # ctl switches through these during the second half of the stress run (the
 # first is the default policy's, mlfq), and ends on the default.
-POLICIES=(vtime prio affinity fifo rr edf mlfq)
+POLICIES=(vtime prio affinity fifo rr edf rms mlfq)
 . "$(dirname "$0")/checks.sh"
 
 # Starts the scheduler in the background (log in $OUT/$1.log) and waits for

@@ -44,6 +44,8 @@ done
   done
 } >"$TMP/deadlines.toml"
 schedulers+=("edf $BIN --config $TMP/deadlines.toml")
+# rms needs no rules: it finds the periods itself.
+schedulers+=("rms $BIN --policy rms")
 command -v scx_bpfland >/dev/null && schedulers+=("bpfland scx_bpfland")
 command -v scx_lavd >/dev/null && schedulers+=("lavd scx_lavd")
 echo "# bench: kernel $(uname -r), $NCPU CPUs, rounds $ROUNDS, probe ${PROBE_SECS}s," \

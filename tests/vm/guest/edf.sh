@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs inside the VM, as root: the edf policy, in one boot.
+# Runs inside the VM, as root: the edf and rms policies, in one boot.
 #   usage: edf.sh SCX_LLMOS_BINARY OUT_DIR [SECS]
 # - Admission: a config reserving more than 90% of the CPUs is refused
 #   before anything attaches, naming its rules' lines.
@@ -20,6 +20,11 @@
 #   cost up to 1.5 ms (each task's mean and worst cost are printed); a
 #   reservation that ran out before the work was done would leave the rest
 #   to finish as a shared thread.
+# - rms: the same threads and hogs with no config: from their first second
+#   on, at most 1% of periods late for waiting in a queue, and a quarter of
+#   EEVDF's share at most; `threads` shows the three periods (and none for
+#   the hogs); of three threads that each claim half the CPU, one is
+#   ranked by its period (claims stop at 90% of the CPUs) and the hogs run.
 # - Budget: a thread reserved 2 ms every 4 ms that never sleeps, beside the
 #   hogs under edf: it gets its reservation, and shares the rest with the
 #   hogs as one of them.
@@ -89,6 +94,79 @@ queued_edf=$(total queued "$OUT/periodic-edf.txt")
 periods_edf=$(total periods "$OUT/periodic-edf.txt")
 verdict edf_meets_deadlines "late periods (of them late for waiting in a queue, for overrunning their reservation, in debt for an earlier overrun): EEVDF $(counts "$OUT/periodic-eevdf.txt"), mlfq $(counts "$OUT/periodic-mlfq.txt"), edf $(counts "$OUT/periodic-edf.txt") of $periods_edf; need edf's queued <= $((periods_edf / 1000)) and < EEVDF's ($(summary "$OUT/periodic-edf.txt"))" \
   test "$periods_edf" -gt 0 -a "$queued_edf" -le $((periods_edf / 1000)) -a "$queued_edf" -lt "$(total queued "$OUT/periodic-eevdf.txt")"
+
+# --- rms -----------------------------------------------------------------------
+# The same threads and hogs under rms, with no config: it must find the
+# three periods itself (in their first second, which is not counted: until
+# a thread is found it waits as any other, behind the hogs), and the threads
+# must then make their deadlines. Nothing reads the scheduler meanwhile: the
+# loader's threads run ahead of every other (see llmos_enqueue()), and a
+# `threads` read 10 s in cost the 5 ms thread 9 late periods of 5,800 (0
+# without it).
+attach "$OUT/sched-rms.log" "${ext[@]}" "$BIN" --policy rms || fail attach_rms "$(tail -n 2 "$OUT/sched-rms.log")"
+"${ext[@]}" "$PERIODIC" --duration-s "$SECS" --warmup-s 1 --task edf-a:500:5000:5000:1000 \
+  --task edf-b:1000:10000:10000:2000 --task edf-c:2000:20000:20000:4000 "${hogs[@]}" >"$OUT/periodic-rms.txt" 2>&1
+verdict stayed_attached_rms "state $(state)" test "$(state)" = enabled
+echo "metric late_periods_rms $(late "$OUT/periodic-rms.txt")"
+echo "metric late_queued_rms $(total queued "$OUT/periodic-rms.txt")"
+queued_rms=$(total queued "$OUT/periodic-rms.txt")
+periods_rms=$(total periods "$OUT/periodic-rms.txt")
+queued_eevdf=$(total queued "$OUT/periodic-eevdf.txt")
+periods_eevdf=$(total periods "$OUT/periodic-eevdf.txt")
+# Measured (7.2, 1 vCPU): rms 0 queued of 10,150 where EEVDF had 151 of
+# 10,500 in the same boot.
+verdict rms_meets_deadlines "late periods (queued, overran, in debt): EEVDF $(counts "$OUT/periodic-eevdf.txt") of $periods_eevdf, rms $(counts "$OUT/periodic-rms.txt") of $periods_rms from 1 s on; need rms's queued <= 1% of its periods and its share <= a quarter of EEVDF's ($(summary "$OUT/periodic-rms.txt"))" \
+  test "$periods_rms" -gt 0 -a $((queued_rms * 100)) -le "$periods_rms" -a $((queued_rms * periods_eevdf * 4)) -le $((queued_eevdf * periods_rms))
+
+# What `threads` shows of them, 3 s into a run of the same shape.
+"${ext[@]}" "$PERIODIC" --duration-s 4 --task edf-a:500:5000:5000:1000 \
+  --task edf-b:1000:10000:10000:2000 --task edf-c:2000:20000:20000:4000 "${hogs[@]}" >"$OUT/periodic-shown.txt" 2>&1 &
+periodic=$!
+sleep 3
+"$BIN" threads --json >"$OUT/threads-rms.json" 2>&1
+wait $periodic
+detach
+# The periods it showed for the three threads, in us, and for the hogs.
+periods=$(python3 -c '
+import json, sys
+rows = json.load(sys.stdin)["threads"]
+shown = {r["comm"]: r["period_ns"] // 1000 for r in rows}
+print(" ".join(f"{n}={shown.get(n)}" for n in ("edf-a", "edf-b", "edf-c")),
+      "hogs=" + ",".join(str(r["period_ns"]) for r in rows if r["comm"].startswith("hog-")))
+' <"$OUT/threads-rms.json" 2>&1)
+near() { awk -v got="$1" -v want="$2" 'BEGIN { exit !(got >= want * 0.95 && got <= want * 1.05) }'; }
+periods_found() {
+  local a b c h
+  read -r a b c h <<<"$periods"
+  near "${a#*=}" 5000 && near "${b#*=}" 10000 && near "${c#*=}" 20000 && [[ -n ${h#hogs=} && ${h#hogs=} =~ ^[0,]+$ ]]
+}
+verdict rms_detects_periods "threads --json 3 s in: $periods (need 5000, 10000 and 20000 us within 5%, hogs 0)" periods_found
+
+# Admission: three threads that each work 3.6 ms every 10 ms beside the
+# hogs under rms. Each claims nearly half the CPU (its mean run, 3.6 ms and
+# what emulation adds, and a quarter over its period), and the claims may
+# take 90% of it: one is ranked by its period and the other two wait with
+# the hogs, so the hogs still get their share.
+# Read 3, 5 and 7 s in.
+attach "$OUT/sched-cap.log" "${ext[@]}" "$BIN" --policy rms
+"${ext[@]}" "$PERIODIC" --duration-s 8 --task cap-1:3600:10000 --task cap-2:3600:10000 \
+  --task cap-3:3600:10000 "${hogs[@]}" >"$OUT/periodic-cap.txt" 2>&1 &
+periodic=$!
+ranked=()
+for at in 3 2 2; do
+  sleep "$at"
+  ranked+=("$("$BIN" threads --json 2>/dev/null | python3 -c '
+import json, sys
+print(sum(1 for r in json.load(sys.stdin)["threads"] if r["comm"].startswith("cap-") and r["period_ns"]))' 2>&1)")
+done
+wait $periodic
+detach
+hog_ms=$(awk '$1 == "spin" { split($3, kv, "="); printf "%s%s", sep, kv[2]; sep = "," }' "$OUT/periodic-cap.txt")
+least=$(tr , '\n' <<<"$hog_ms" | sort -n | head -n 1)
+# With one of them ranked (0.36 of the CPU and its cost), a hog's share of
+# the rest is about a seventh of the CPU among 4 threads: 1,200 ms in 8 s.
+verdict rms_claims_capped "periodic threads ranked at 3, 5 and 7 s: ${ranked[*]} (need 1 at most, 1 at least once); hogs ${hog_ms} ms in 8 s (need each >= 500)" \
+  test "$(printf '%s\n' "${ranked[@]}" | sort -n | tail -n 1)" = 1 -a "${least:-0}" -ge 500
 
 # --- Budget -------------------------------------------------------------------
 {

@@ -10,7 +10,7 @@ import socket
 import sys
 import time
 
-POLICIES = ["mlfq", "vtime", "prio", "affinity", "fifo", "rr", "edf"]
+POLICIES = ["mlfq", "vtime", "prio", "affinity", "fifo", "rr", "edf", "rms"]
 
 path, seconds, log_path = sys.argv[1], float(sys.argv[2]), sys.argv[3]
 ok = failed = 0
