@@ -485,7 +485,7 @@ const HOTPLUG_CHECKS: &[&str] = &[
     "no_stall",
 ];
 
-/// Everything at once for 90 seconds (tests/vm/guest/soak.sh, whose
+/// Everything at once for 75 seconds (tests/vm/guest/soak.sh, whose
 /// 10-minute runs are in bench/SOAK.md): the stress recipe, a fork/exit
 /// storm, a policy switch every 100 ms (edf's turns with reserved threads),
 /// hotplug and a `threads` read every second, on the 2-LLC shape.
@@ -495,7 +495,7 @@ fn vm_soak() {
         "tests/vm/guest/soak.sh",
         "vm-soak",
         &[("VM_CPUS", "4"), TWO_LLCS],
-        &["90"],
+        &["75"],
         &[
             "soak_attached",
             "soak_switches",

@@ -9,7 +9,7 @@ BIN=$(realpath "$1")
 OUT=$2
 PROBE=$(dirname "$BIN")/llmos-probe
 NCPU=$(nproc)
-SWITCH_SECS=${SWITCH_SECS:-30}
+SWITCH_SECS=${SWITCH_SECS:-20}
 SPIN=/dev/shm/spin
 . "$(dirname "$0")/checks.sh"
 
