@@ -148,10 +148,10 @@ static void period_wakeup(struct task_ctx *tctx, u64 now)
 	/*
 	 * Until a match, the mean is the last activation: a thread's first
 	 * (its start, before its first sleep) or one of another pattern would
-	 * seed a claim far below what its periods need (7.2, 1 vCPU: of three
-	 * threads that each work 3 ms every 10, two were admitted where the
-	 * cap leaves room for one, their means grown from their first
-	 * activations, before their first sleeps).
+	 * seed a claim far below what its periods need (7.2, 1 vCPU, claims
+	 * then twice the mean: of three threads that each work 3 ms every 10,
+	 * two were admitted where the cap left room for one, their means grown
+	 * from their first activations, before their first sleeps).
 	 */
 	if (tctx->matches)
 		tctx->act_avg += ((s64)last_run - (s64)tctx->act_avg) >> 3;

@@ -64,6 +64,9 @@ verdict edf_admission_refused "exit $status: $err" \
 } >"$OUT/edf.toml"
 hogs=()
 for i in $(seq $((2 * NCPU))); do hogs+=(--spin "hog-$i"); done
+# The three periodic threads (work 0.5, 1 and 2 ms; reserved twice that).
+periodic_tasks=(--task edf-a:500:5000:5000:1000 --task edf-b:1000:10000:10000:2000
+  --task edf-c:2000:20000:20000:4000)
 # The sum of field $1 (late, queued, periods) over the task lines of file $2.
 total() { awk -v f="$1" '$1 == "task" { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == f) n += kv[2] } } END { print n + 0 }' "$2"; }
 late() { total late "$1"; }
@@ -72,8 +75,7 @@ for sched in eevdf mlfq edf; do
   cmd=()
   [[ $sched == eevdf ]] || cmd=("${ext[@]}" "$BIN" --config "$OUT/edf.toml" --policy "$sched")
   attach "$OUT/sched-$sched.log" "${cmd[@]}" || fail "attach_$sched" "$(tail -n 2 "$OUT/sched-$sched.log")"
-  "${ext[@]}" "$PERIODIC" --duration-s "$SECS" --task edf-a:500:5000:5000:1000 \
-    --task edf-b:1000:10000:10000:2000 --task edf-c:2000:20000:20000:4000 "${hogs[@]}" >"$OUT/periodic-$sched.txt" 2>&1
+  "${ext[@]}" "$PERIODIC" --duration-s "$SECS" "${periodic_tasks[@]}" "${hogs[@]}" >"$OUT/periodic-$sched.txt" 2>&1
   [[ $sched == eevdf ]] || verdict "stayed_attached_$sched" "state $(state)" test "$(state)" = enabled
   detach
 done
@@ -104,8 +106,7 @@ verdict edf_meets_deadlines "late periods (of them late for waiting in a queue, 
 # `threads` read 10 s in cost the 5 ms thread 9 late periods of 5,800 (0
 # without it).
 attach "$OUT/sched-rms.log" "${ext[@]}" "$BIN" --policy rms || fail attach_rms "$(tail -n 2 "$OUT/sched-rms.log")"
-"${ext[@]}" "$PERIODIC" --duration-s "$SECS" --warmup-s 1 --task edf-a:500:5000:5000:1000 \
-  --task edf-b:1000:10000:10000:2000 --task edf-c:2000:20000:20000:4000 "${hogs[@]}" >"$OUT/periodic-rms.txt" 2>&1
+"${ext[@]}" "$PERIODIC" --duration-s "$SECS" --warmup-s 1 "${periodic_tasks[@]}" "${hogs[@]}" >"$OUT/periodic-rms.txt" 2>&1
 verdict stayed_attached_rms "state $(state)" test "$(state)" = enabled
 echo "metric late_periods_rms $(late "$OUT/periodic-rms.txt")"
 echo "metric late_queued_rms $(total queued "$OUT/periodic-rms.txt")"
@@ -120,8 +121,7 @@ verdict rms_meets_deadlines "late periods (queued, overran, in debt): EEVDF $(co
   test "$periods_rms" -gt 0 -a $((queued_rms * 100)) -le "$periods_rms" -a $((queued_rms * periods_eevdf * 4)) -le $((queued_eevdf * periods_rms))
 
 # What `threads` shows of them, 3 s into a run of the same shape.
-"${ext[@]}" "$PERIODIC" --duration-s 4 --task edf-a:500:5000:5000:1000 \
-  --task edf-b:1000:10000:10000:2000 --task edf-c:2000:20000:20000:4000 "${hogs[@]}" >"$OUT/periodic-shown.txt" 2>&1 &
+"${ext[@]}" "$PERIODIC" --duration-s 4 "${periodic_tasks[@]}" "${hogs[@]}" >"$OUT/periodic-shown.txt" 2>&1 &
 periodic=$!
 sleep 3
 "$BIN" threads --json >"$OUT/threads-rms.json" 2>&1
