@@ -13,7 +13,7 @@ set -u
 BIN=$1
 OUT=$2
 NCPU=$(nproc)
-STRESS_SECS=${STRESS_SECS:-24}
+STRESS_SECS=${STRESS_SECS:-18}
 # ctl switches through these during the second half of the stress run (the
 # first is the default policy's, mlfq), and ends on the default.
 POLICIES=(vtime prio affinity fifo rr edf rms mlfq)
@@ -299,7 +299,7 @@ verdict clean_exits "every disable was a user-space unregister" \
 # the exits they ask for, and are judged on their own log.
 dmesg -C
 start_scheduler faults
-# Stopped for 10 s, the loader decides nothing: the BPF side keeps
+# Stopped for 5 s, the loader decides nothing: the BPF side keeps
 # scheduling, two hogs progress every second, and it answers once continued.
 bash -c 'while :; do :; done' &
 hog1=$!
@@ -308,7 +308,7 @@ hog2=$!
 sleep 0.5
 kill -STOP $SCHED_PID
 stalled=0 trace="" was1=$(($(cpu_ns $hog1) / 1000000)) was2=$(($(cpu_ns $hog2) / 1000000)) t0=$(now_ms)
-for _ in {1..10}; do
+for _ in {1..5}; do
   sleep 1
   now1=$(($(cpu_ns $hog1) / 1000000)) now2=$(($(cpu_ns $hog2) / 1000000)) t=$(now_ms)
   # Per second of wall time: forks are slow under emulation.
@@ -320,7 +320,7 @@ stopped_state=$(state)
 kill -CONT $SCHED_PID
 reply=$(timeout 10 "$BIN" ctl status 2>&1 | head -n 1)
 kill $hog1 $hog2
-verdict sigstop_keeps_scheduling "loader stopped 10 s: state $stopped_state, the hogs' ms of CPU each second: ${trace}; after SIGCONT ctl status: $reply" \
+verdict sigstop_keeps_scheduling "loader stopped 5 s: state $stopped_state, the hogs' ms of CPU each second: ${trace}; after SIGCONT ctl status: $reply" \
   test "$stopped_state" = enabled -a $stalled = 0 -a "$reply" = "ok: policy mlfq"
 
 # The BPF scheduler asks to be restarted: the loader loads it again, in the
