@@ -456,7 +456,7 @@ fn vm_hotplug_and_strays() {
         // cycle CPUs too, about 40 steps); two on the oldest, whose own path
         // (no dispatch on a CPU leaving the active mask) every step takes.
         // A cycle is about 23 s, the rest of a boot about 150 s; the suite
-        // must stay under 45 minutes (CI took 46.8 with six and four).
+        // must stay under 45 minutes (CI took 46.8 min with six and four).
         let cycles = if i + 1 == boots.len() { "4" } else { "2" };
         let out = out_dir(&format!("vm-hotplug-{name}"));
         let (success, output) = run_in_vm("tests/vm/guest/hotplug.sh", &out, &vm_env, &[cycles]);

@@ -57,8 +57,10 @@ while True: os.getpriority(os.PRIO_USER, 0)' &
 grp_migrations() { echo $(($(migrations "${grp[0]}") + $(migrations "${grp[1]}"))); }
 # The pushed_offline counter, read by the client as this driver runs (real
 # time), not as a user's would (stats_get's "${ext[@]}"): as SCHED_OTHER
-# among the hogs and the stress recipe under affinity, its python took 43 s
-# to start (7.2; 40-65 s, twice a boot, in every CI run's step times).
+# among the hogs and the stress recipe under affinity, a read took 43 s
+# (7.2, traced), and such reads 29-48 s in a scratch boot of the same load,
+# 6.6-11 s at real time; the step times of the fresh-clone runs looked at
+# showed 40-65 s gaps where the two reads are.
 pushed_offline() {
   local ext=()
   stats_get pushed_offline
