@@ -15,8 +15,9 @@
  * the grid by a half, so the grid follows a thread that sleeps for relative
  * times (its wakeups drift by its run and its wait). A thread is periodic
  * after PERIOD_LOCK_MATCHES matches in a row whose activations each ran at
- * most half a period, once its share is admitted (below). Each wakeup off
- * the grid adds PERIOD_MISS_SCORE to a score that each match takes 1 off,
+ * most half a period, once its share is admitted (below); before a first
+ * match, a wakeup off the grid of a guess makes the last interval the next
+ * guess at once. Each wakeup off the grid adds PERIOD_MISS_SCORE to a score that each match takes 1 off,
  * and at PERIOD_FORGET_SCORE detection starts again from the last interval:
  * after three wakeups off the grid in a row, or one in every three or so (a
  * thread locked on twice its period, waking early every other time); one
@@ -131,6 +132,18 @@ static void restart_detection(struct task_ctx *tctx, u64 now)
 }
 
 /*
+ * An activation's length, at most twice the mean, for the mean: one that a
+ * guest stop or an interrupt storm stretched would otherwise raise a claim
+ * for many periods, and while two threads' claims were so raised a third
+ * could be refused. A thread whose activations grow still moves its mean
+ * (by up to an eighth of it at each).
+ */
+static u64 bounded_sample(const struct task_ctx *tctx, u64 used)
+{
+	return used < 2 * tctx->act_avg ? used : 2 * tctx->act_avg;
+}
+
+/*
  * A thread woke up at @now. The grid point nearest the wakeup may be some
  * periods on from the one expected: a thread that was still running or
  * waiting for a CPU at the points it skipped missed them, and is on time
@@ -154,7 +167,7 @@ static void period_wakeup(struct task_ctx *tctx, u64 now)
 	 * from their first activations, before their first sleeps).
 	 */
 	if (tctx->matches)
-		tctx->act_avg += ((s64)last_run - (s64)tctx->act_avg) >> 3;
+		tctx->act_avg += ((s64)bounded_sample(tctx, last_run) - (s64)tctx->act_avg) >> 3;
 	else
 		tctx->act_avg = last_run;
 	if (!period) {
@@ -182,6 +195,15 @@ static void period_wakeup(struct task_ctx *tctx, u64 now)
 			tctx->matches++;
 		if (tctx->matches >= PERIOD_LOCK_MATCHES)
 			update_claim(tctx);
+		goto out;
+	}
+	/*
+	 * Before a first match the period is one interval's guess, and a
+	 * wakeup off its grid is the evidence against it: the last interval
+	 * is the next guess at once.
+	 */
+	if (!is_periodic(tctx) && !tctx->matches) {
+		restart_detection(tctx, now);
 		goto out;
 	}
 	if (!is_periodic(tctx))

@@ -300,14 +300,15 @@ static u64 retired_key(u32 policy, u64 key, u32 llc, bool overdue)
 /*
  * Whether a task waking at @rank may preempt a running one of the same rank:
  * under edf, an earlier deadline a later one; under rms, a shorter period a
- * longer one.
+ * longer one, and an aperiodic thread one further ahead in vtime, as on
+ * mlfq's bottom level (see mlfq_preempts_within()): a periodic thread rms
+ * has not yet found would otherwise wait out a CPU hog's slice at each
+ * wakeup, and miss its first periods.
  */
 static bool preempts_within_rank(u32 policy, u32 rank)
 {
 	if (policy == LLMOS_POLICY_EDF)
 		return rank == EDF_RANK_RESERVED;
-	if (policy == LLMOS_POLICY_RMS)
-		return rank == RMS_RANK_PERIODIC;
 	return policy != LLMOS_POLICY_MLFQ || mlfq_preempts_within(rank);
 }
 

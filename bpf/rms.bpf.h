@@ -9,7 +9,9 @@
  * as an aperiodic thread for the rest of that activation, which counts
  * against its detection as a wakeup off its grid would, so a thread that
  * grows into a CPU hog cannot starve the machine. Aperiodic threads run at
- * RMS_RANK_SHARED in vtime order, as under vtime.
+ * RMS_RANK_SHARED in vtime order, as under vtime, and a waking one takes
+ * the CPU of one further ahead in vtime: a thread not yet found periodic
+ * does not wait out a CPU hog's slice.
  *
  * A period is below RANK_SPAN (a second at most) and an aperiodic thread's
  * key is its vtime ranked one RANK_SPAN up, so a key below RANK_SPAN is a

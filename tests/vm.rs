@@ -1107,6 +1107,7 @@ const EDF_CHECKS: &[&str] = &[
     "edf_meets_deadlines",
     "stayed_attached_rms",
     "rms_meets_deadlines",
+    "rms_finds_new_threads",
     "rms_detects_periods",
     "rms_claims_capped",
     "edf_budget_holds_overrun",
