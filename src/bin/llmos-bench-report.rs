@@ -212,8 +212,9 @@ fn report(rows: &[Row], header: &str) -> (String, String) {
              and of those the ones that waited in a run queue at least as long as they were late \
              and as their timer was, in a period that cost no more than its reservation (the \
              rest were late for a late timer or an overrun). edf reserves them 1, 2 and 4 ms by \
-             `[[deadline]]` rules; rms finds their periods itself, in their first periods, \
-             which wait as any thread's; to the others they are threads like any.\n\n\
+             `[[deadline]]` rules; rms finds their periods itself, in their first periods \
+             (until then each waits as an aperiodic thread, which preempts one further ahead \
+             in vtime); to the others they are threads like any.\n\n\
              | scheduler | late periods | late for waiting | periods | worst µs late |\n\
              |---|---|---|---|---|"
         );
