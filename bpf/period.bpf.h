@@ -29,7 +29,7 @@
  * Admission: a periodic thread claims a share of a CPU, its mean activation
  * (an average that moves an eighth of the way to each new one) and a
  * quarter over its period, and the claims add up to at most 90% of the
- * CPUs: a thread whose claim does not fit stays aperiodic, or becomes so
+ * CPUs online: a thread whose claim does not fit stays aperiodic, or becomes so
  * again when its mean grows past what fits, so what periodic threads use
  * leaves the others at least a tenth of the machine over time (of the
  * machine, not of each CPU: threads pinned to one CPU may claim more of
@@ -82,6 +82,25 @@ static u64 period_budget(const struct task_ctx *tctx)
 	return budget < tctx->period_ns / 2 ? budget : tctx->period_ns / 2;
 }
 
+/*
+ * The CPUs online, whose 90% the claims may take: a machine may have many
+ * more possible CPU ids than CPUs (a VM with room for CPUs to hot-add), and
+ * claims up to 90% of those would leave the others nothing. Claims admitted
+ * before CPUs went offline stay until they grow.
+ */
+static u32 nr_online_cpus(void)
+{
+	struct bpf_cpumask *online;
+	u32 nr = 0;
+
+	bpf_rcu_read_lock();
+	online = online_cpus;
+	if (online)
+		nr = bpf_cpumask_weight(cast_mask(online));
+	bpf_rcu_read_unlock();
+	return nr ? nr : 1;
+}
+
 static void release_claim(struct task_ctx *tctx)
 {
 	if (!tctx->claim)
@@ -96,7 +115,7 @@ static void release_claim(struct task_ctx *tctx)
  */
 static void update_claim(struct task_ctx *tctx)
 {
-	u64 cap = (u64)nr_cpu_ids * CLAIM_ONE * 9 / 10, have = tctx->claim, more;
+	u64 cap = (u64)nr_online_cpus() * CLAIM_ONE * 9 / 10, have = tctx->claim, more;
 	u64 want = ((tctx->act_avg + tctx->act_avg / 4) << CLAIM_SHIFT) / tctx->period_ns + 1;
 
 	if (want > CLAIM_MAX)

@@ -389,6 +389,7 @@ const POLICY_CHECKS: &[&str] = &[
     "ctl_set_tunable",
     "ctl_set_rejects",
     "top_in_a_pty",
+    "rms_claims_fit_online_cpus",
     "detached",
     "no_stall",
 ];

@@ -153,6 +153,15 @@ start_hogs() { # N [CPULIST]
     HOGS+=($!)
   done
 }
+# How many threads named $2* have a period in `$1 threads` (detected and
+# admitted: rms ranks them by it).
+periodic_threads() { # SCX_LLMOS_BINARY PREFIX
+  "$1" threads --json 2>/dev/null | python3 -c '
+import json, sys
+print(sum(1 for r in json.load(sys.stdin)["threads"] if r["comm"].startswith(sys.argv[1]) and r["period_ns"]))' "$2" 2>&1
+}
+# The ms of CPU each spinner of llmos-periodic's output $1 got, joined by commas.
+spinner_ms() { awk '$1 == "spin" { split($3, kv, "="); printf "%s%s", sep, kv[2]; sep = "," }' "$1"; }
 stop_hogs() {
   kill "${HOGS[@]}" 2>/dev/null
   wait "${HOGS[@]}" 2>/dev/null

@@ -170,13 +170,11 @@ periodic=$!
 ranked=()
 for at in 3 2 2; do
   sleep "$at"
-  ranked+=("$("$BIN" threads --json 2>/dev/null | python3 -c '
-import json, sys
-print(sum(1 for r in json.load(sys.stdin)["threads"] if r["comm"].startswith("cap-") and r["period_ns"]))' 2>&1)")
+  ranked+=("$(periodic_threads "$BIN" cap-)")
 done
 wait $periodic
 detach
-hog_ms=$(awk '$1 == "spin" { split($3, kv, "="); printf "%s%s", sep, kv[2]; sep = "," }' "$OUT/periodic-cap.txt")
+hog_ms=$(spinner_ms "$OUT/periodic-cap.txt")
 least=$(tr , '\n' <<<"$hog_ms" | sort -n | head -n 1)
 # With one of them ranked (0.36 of the CPU and its cost), a hog's share of
 # the rest is about a seventh of the CPU among 4 threads: 1,200 ms in 8 s.
