@@ -207,13 +207,14 @@ static u64 queue_key(u32 policy, const struct task_struct *p, const struct task_
 	case LLMOS_POLICY_EDF:
 		if (edf_reserved(tctx))
 			return tctx->edf_deadline;
-		break;
+		return bounded_vtime(tctx->vtime, llc);
 	case LLMOS_POLICY_RMS:
 		if (rms_periodic(tctx))
 			return tctx->period_ns;
-		break;
+		return bounded_vtime(tctx->vtime, llc);
+	default:
+		return bounded_vtime(tctx->vtime, llc);
 	}
-	return bounded_vtime(tctx->vtime, llc);
 }
 
 /* The slice of a task under @policy: under mlfq, its level's. */
@@ -227,7 +228,7 @@ static u64 task_slice(u32 policy, const struct task_ctx *tctx)
 	case LLMOS_POLICY_EDF:
 		return edf_slice(tctx);
 	case LLMOS_POLICY_RMS:
-		return rms_slice(tctx);
+		return rms_slice(tctx, 0);
 	default:
 		return tunables.slice_ns;
 	}

@@ -31,24 +31,15 @@
 #define RMS_RANK_PERIODIC 0
 #define RMS_RANK_SHARED 1
 
-/*
- * What is left of @tctx's budget in this period after @used ns more of its
- * activation: while some is, it runs at its period's rank; 0 once it is
- * spent, or if it is not periodic.
- */
-static u64 rms_budget_left(const struct task_ctx *tctx, u64 used)
+/* Whether @tctx's thread runs at its period's rank after @used ns more of its activation. */
+static bool rms_periodic_after(const struct task_ctx *tctx, u64 used)
 {
-	u64 spent = tctx->act_used + used, budget;
-
-	if (!is_periodic(tctx))
-		return 0;
-	budget = period_budget(tctx);
-	return spent < budget ? budget - spent : 0;
+	return is_periodic(tctx) && tctx->act_used + used < period_budget(tctx);
 }
 
 static bool rms_periodic(const struct task_ctx *tctx)
 {
-	return rms_budget_left(tctx, 0);
+	return rms_periodic_after(tctx, 0);
 }
 
 static u32 rms_rank(const struct task_ctx *tctx)
@@ -56,15 +47,15 @@ static u32 rms_rank(const struct task_ctx *tctx)
 	return rms_periodic(tctx) ? RMS_RANK_PERIODIC : RMS_RANK_SHARED;
 }
 
-/* A periodic thread's slice is what is left of its budget (@left), if less. */
-static u64 rms_slice_of(u64 left)
+/* A periodic thread's slice is what is left of its budget, if less. */
+static u64 rms_slice(const struct task_ctx *tctx, u64 used)
 {
-	return left && left < tunables.slice_ns ? left : tunables.slice_ns;
-}
+	u64 left;
 
-static u64 rms_slice(const struct task_ctx *tctx)
-{
-	return rms_slice_of(rms_budget_left(tctx, 0));
+	if (!rms_periodic_after(tctx, used))
+		return tunables.slice_ns;
+	left = period_budget(tctx) - tctx->act_used - used;
+	return left < tunables.slice_ns ? left : tunables.slice_ns;
 }
 
 /*
@@ -74,10 +65,8 @@ static u64 rms_slice(const struct task_ctx *tctx)
  */
 static u32 rms_prev_rank(const struct task_ctx *tctx, u64 used, u64 vtime, u64 *slice, u64 *key)
 {
-	u64 left = rms_budget_left(tctx, used);
-
-	*slice = rms_slice_of(left);
-	if (!left) {
+	*slice = rms_slice(tctx, used);
+	if (!rms_periodic_after(tctx, used)) {
 		*key = vtime;
 		return RMS_RANK_SHARED;
 	}
