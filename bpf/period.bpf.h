@@ -9,35 +9,37 @@
  *
  * A phase-locked loop on the wakeups: the next wakeup is expected one
  * period after the last expected one (next_wake), on a grid that one late
- * wakeup does not move, as a thread sleeping to absolute times wakes on its
- * grid again after it. A wakeup within an eighth of a period of a point of
- * the grid matches it, and moves the period by an eighth of its error and
- * the grid by a half, so the grid follows a thread that sleeps for relative
- * times (its wakeups drift by its run and its wait). A thread is periodic
- * after PERIOD_LOCK_MATCHES matches in a row whose activations each ran at
- * most half a period, once its share is admitted (below); before a first
- * match, a wakeup off the grid of a guess makes the last interval the next
- * guess at once. Each wakeup off the grid adds PERIOD_MISS_SCORE to a score that each match takes 1 off,
- * and at PERIOD_FORGET_SCORE detection starts again from the last interval:
- * after three wakeups off the grid in a row, or one in every three or so (a
- * thread locked on twice its period, waking early every other time); one
- * late wakeup under load does not cost a periodic thread its rank. An
+ * wakeup does not move, as a thread sleeping to absolute times wakes on
+ * its grid again after it. A wakeup within an eighth of a period of a
+ * point of the grid matches it, and moves the period by an eighth of its
+ * error and the grid by a half, so the grid follows a thread that sleeps
+ * for relative times (its wakeups drift by its run and its wait). A
+ * thread is periodic after PERIOD_LOCK_MATCHES matches in a row whose
+ * activations each ran at most half a period, once its share is admitted
+ * (below); before a first match, a wakeup off the grid of a guess makes
+ * the last interval the next guess at once. Each wakeup off the grid adds
+ * PERIOD_MISS_SCORE to a score that each match takes 1 off, and at
+ * PERIOD_FORGET_SCORE detection starts again from the last interval:
+ * after three wakeups off the grid in a row, or one in every three or so
+ * (a thread locked on twice its period, waking early every other time);
+ * one late wakeup under load does not cost a periodic thread its rank. An
  * activation that ran past its budget (below) scores as a wakeup off the
- * grid. A sleep of more than PERIOD_FORGET_PERIODS periods starts detection
- * again at once.
+ * grid. A sleep of more than PERIOD_FORGET_PERIODS periods starts
+ * detection again at once.
  *
- * Admission: a periodic thread claims a share of a CPU, its mean activation
- * (an average that moves an eighth of the way to each new one) and a
- * quarter over its period, and the claims add up to at most 90% of the
- * CPUs online: a thread whose claim does not fit stays aperiodic, or becomes so
- * again when its mean grows past what fits, so what periodic threads use
- * leaves the others at least a tenth of the machine over time (of the
- * machine, not of each CPU: threads pinned to one CPU may claim more of
- * it). A claim follows its thread's mean (when it shrinks, by more than a
- * quarter, so that the shared sum is not written at every wakeup). rms runs
- * a periodic thread at its rank for up to its budget in each period: twice
- * its mean and BUDGET_SLACK_NS, at most half the period. A spike is not a
- * miss: under emulation an activation costs up to 3x its mean now and then.
+ * Admission: a periodic thread claims a share of a CPU, its mean
+ * activation (an average that moves an eighth of the way to each new one)
+ * and a quarter over its period, and the claims add up to at most 90% of
+ * the CPUs online: a thread whose claim does not fit stays aperiodic, or
+ * becomes so again when its mean grows past what fits, so what periodic
+ * threads use leaves the others at least a tenth of the machine over time
+ * (of the machine, not of each CPU: threads pinned to one CPU may claim
+ * more of it). A claim follows its thread's mean (when it shrinks, by
+ * more than a quarter, so that the shared sum is not written at every
+ * wakeup). rms runs a periodic thread at its rank for up to its budget in
+ * each period: twice its mean and BUDGET_SLACK_NS, at most half the
+ * period. A spike is not a miss: under emulation an activation costs up
+ * to 3x its mean now and then.
  */
 #ifndef __LLMOS_PERIOD_BPF_H
 #define __LLMOS_PERIOD_BPF_H

@@ -153,15 +153,32 @@ start_hogs() { # N [CPULIST]
     HOGS+=($!)
   done
 }
-# How many threads named $2* have a period in `$1 threads` (detected and
-# admitted: rms ranks them by it).
-periodic_threads() { # SCX_LLMOS_BINARY PREFIX
-  "$1" threads --json 2>/dev/null | python3 -c '
+# rms's admission (period.bpf.h): three threads that each work 3.6 ms every
+# 10 ms beside the CPU hogs that @spin_options start, under rms. Each claims
+# nearly half a CPU (its mean run, 3.6 ms and what emulation adds, and a
+# quarter over its period), and the claims may take 90% of the CPUs online:
+# on one CPU, one is ranked by its period and the other two wait with the
+# hogs, which still get their share (with two hogs, about a seventh of the
+# CPU each: 1,200 ms in 8 s). `threads` is read 3, 5 and 7 s in, by a caller
+# that runs as a real-time driver so that the reads answer among the hogs.
+check_claims_capped() { # NAME SCX_LLMOS_BINARY SPIN_OPTIONS...
+  local name=$1 bin=$2 periodic at ranked=() hog_ms least
+  shift 2
+  "${ext[@]}" "$(dirname "$bin")/llmos-periodic" --duration-s 8 --task cap-1:3600:10000 \
+    --task cap-2:3600:10000 --task cap-3:3600:10000 "$@" >"$OUT/periodic-$name.txt" 2>&1 &
+  periodic=$!
+  for at in 3 2 2; do
+    sleep "$at"
+    ranked+=("$("$bin" threads --json 2>/dev/null | python3 -c '
 import json, sys
-print(sum(1 for r in json.load(sys.stdin)["threads"] if r["comm"].startswith(sys.argv[1]) and r["period_ns"]))' "$2" 2>&1
+print(sum(1 for r in json.load(sys.stdin)["threads"] if r["comm"].startswith("cap-") and r["period_ns"]))' 2>&1)")
+  done
+  wait $periodic
+  hog_ms=$(awk '$1 == "spin" { split($3, kv, "="); printf "%s%s", sep, kv[2]; sep = "," }' "$OUT/periodic-$name.txt")
+  least=$(tr , '\n' <<<"$hog_ms" | sort -n | head -n 1)
+  verdict "$name" "periodic threads ranked at 3, 5 and 7 s: ${ranked[*]} (need 1 at most, 1 at least once); hogs ${hog_ms} ms in 8 s (need each >= 500)" \
+    test "$(printf '%s\n' "${ranked[@]}" | sort -n | tail -n 1)" = 1 -a "${least:-0}" -ge 500
 }
-# The ms of CPU each spinner of llmos-periodic's output $1 got, joined by commas.
-spinner_ms() { awk '$1 == "spin" { split($3, kv, "="); printf "%s%s", sep, kv[2]; sep = "," }' "$1"; }
 stop_hogs() {
   kill "${HOGS[@]}" 2>/dev/null
   wait "${HOGS[@]}" 2>/dev/null
