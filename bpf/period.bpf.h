@@ -117,7 +117,7 @@ static void release_claim(struct task_ctx *tctx)
  */
 static void update_claim(struct task_ctx *tctx)
 {
-	u64 cap = (u64)nr_online_cpus() * CLAIM_ONE * 9 / 10, have = tctx->claim, more;
+	u64 have = tctx->claim, more, cap;
 	u64 want = ((tctx->act_avg + tctx->act_avg / 4) << CLAIM_SHIFT) / tctx->period_ns + 1;
 
 	if (want > CLAIM_MAX)
@@ -132,6 +132,8 @@ static void update_claim(struct task_ctx *tctx)
 	more = want - have;
 	if (!more)
 		return;
+	/* Only a claim that grows asks how many CPUs are online. */
+	cap = (u64)nr_online_cpus() * CLAIM_ONE * 9 / 10;
 	if (__sync_fetch_and_add(&period_claims, more) + more > cap) {
 		__sync_fetch_and_add(&period_claims, -more);
 		release_claim(tctx);

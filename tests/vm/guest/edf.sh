@@ -25,7 +25,8 @@
 #   EEVDF's share at most; fresh threads at most 1% in their first 3 s,
 #   while rms finds them; `threads` shows the three periods (and none for
 #   the hogs); of three threads that each claim half the CPU, one is
-#   ranked by its period (claims stop at 90% of the CPUs) and the hogs run.
+#   ranked by its period (claims stop at 90% of the CPUs online) and the
+#   hogs run.
 # - Budget: a thread reserved 2 ms every 4 ms that never sleeps, beside the
 #   hogs under edf: it gets its reservation, and shares the rest with the
 #   hogs as one of them.
