@@ -42,6 +42,12 @@ struct Opts {
     #[arg(long = "task", value_parser = parse_task)]
     tasks: Vec<Task>,
 
+    /// NAME:EVERY:RUNTIME_US: every EVERY-th period of the thread NAME,
+    /// from its first, works RUNTIME_US instead (it may take more than its
+    /// period): a thread that overruns now and then. Repeat for more.
+    #[arg(long = "overrun", value_parser = parse_overrun)]
+    overruns: Vec<Overrun>,
+
     /// A thread that spins for the whole run, named NAME; repeat for more.
     #[arg(long = "spin")]
     spinners: Vec<String>,
@@ -103,6 +109,34 @@ fn parse_task(s: &str) -> Result<Task> {
         } else {
             None
         },
+    })
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Overrun {
+    name: String,
+    every: u64,
+    runtime_ns: u64,
+}
+
+fn parse_overrun(s: &str) -> Result<Overrun> {
+    let fields: Vec<&str> = s.split(':').collect();
+    let [name, every, runtime_us] = fields[..] else {
+        bail!("{s:?}: want NAME:EVERY:RUNTIME_US");
+    };
+    let number = |v: &str, what: &str| -> Result<u64> {
+        v.parse()
+            .with_context(|| format!("{s:?}: {what} {v:?} is not a number"))
+    };
+    let every = number(every, "every")?;
+    let runtime_ns = number(runtime_us, "runtime")? * 1000;
+    if every == 0 || runtime_ns == 0 {
+        bail!("{s:?}: want EVERY and RUNTIME_US above 0");
+    }
+    Ok(Overrun {
+        name: name.to_string(),
+        every,
+        runtime_ns,
     })
 }
 
@@ -247,9 +281,15 @@ impl Outcome {
     }
 }
 
-/// Runs @task's periods from @t0 to @until; those that begin before
-/// @count_from are not counted.
-fn periodic(task: &Task, t0: u64, count_from: u64, until: u64) -> Outcome {
+/// Runs @task's periods from @t0 to @until, every @overrun-th working as
+/// long as it says; those that begin before @count_from are not counted.
+fn periodic(
+    task: &Task,
+    overrun: Option<&Overrun>,
+    t0: u64,
+    count_from: u64,
+    until: u64,
+) -> Outcome {
     // SAFETY: prctl with PR_SET_TIMERSLACK takes a plain integer.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
     let mut outcome = Outcome::default();
@@ -265,7 +305,11 @@ fn periodic(task: &Task, t0: u64, count_from: u64, until: u64) -> Outcome {
         }
         sleep_until_ns(t0 + index * task.period_ns);
         let resumed = thread_cpu_ns();
-        work_ns(resumed, task.runtime_ns);
+        let runtime_ns = match overrun {
+            Some(o) if index % o.every == 0 => o.runtime_ns,
+            _ => task.runtime_ns,
+        };
+        work_ns(resumed, runtime_ns);
         let end = now_ns();
         let so_far = run_delay_ns(schedstat.as_ref());
         let cpu_now = thread_cpu_ns();
@@ -296,6 +340,13 @@ fn main() -> Result<()> {
     if opts.tasks.is_empty() && opts.spinners.is_empty() {
         bail!("nothing to run: give --task or --spin");
     }
+    if let Some(o) = opts
+        .overruns
+        .iter()
+        .find(|o| !opts.tasks.iter().any(|t| t.name == o.name))
+    {
+        bail!("--overrun {}: no --task of that name", o.name);
+    }
     // Every thread starts at one instant, a little ahead, so that all
     // periods begin together: the hardest case for a scheduler.
     let t0 = now_ns() + NSEC_PER_SEC / 10;
@@ -315,10 +366,14 @@ fn main() -> Result<()> {
     let mut periodics = Vec::new();
     for task in &opts.tasks {
         let task = task.clone();
+        let overrun = opts.overruns.iter().find(|o| o.name == task.name).cloned();
         periodics.push(
             thread::Builder::new()
                 .name(task.name.clone())
-                .spawn(move || (periodic(&task, t0, count_from, until), task))?,
+                .spawn(move || {
+                    let outcome = periodic(&task, overrun.as_ref(), t0, count_from, until);
+                    (outcome, task)
+                })?,
         );
     }
     for handle in periodics {
@@ -373,6 +428,27 @@ mod tests {
         assert_eq!(parse_task("ctl-loop:1000:5000:4000").unwrap(), named);
         named.budget_ns = Some(2_000_000);
         assert_eq!(parse_task("ctl-loop:1000:5000:4000:2000").unwrap(), named);
+    }
+
+    #[test]
+    fn overrun_spec_parses_and_refuses_nonsense() {
+        assert_eq!(
+            parse_overrun("ctl:6:7000").unwrap(),
+            Overrun {
+                name: "ctl".into(),
+                every: 6,
+                runtime_ns: 7_000_000
+            }
+        );
+        for bad in [
+            "ctl:0:7000",
+            "ctl:6:0",
+            "ctl:6",
+            "ctl:x:7000",
+            "ctl:6:7000:1",
+        ] {
+            assert!(parse_overrun(bad).is_err(), "{bad} was accepted");
+        }
     }
 
     #[test]
