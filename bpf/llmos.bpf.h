@@ -218,6 +218,23 @@ static bool in_topology(s32 cpu)
 }
 
 /*
+ * What each CPU is running: the rank and key of its task, for wakeup
+ * preemption, and its turn, bumped as a task gets the CPU and as it lets go
+ * of it, so that a timer armed for one turn can tell that the turn has
+ * ended (rms.bpf.h). Each CPU writes its own at every context switch and
+ * wakers on other CPUs read them: a cache line per CPU, or a switch on one
+ * CPU would invalidate the line its neighbours write (16 CPUs' ranks shared
+ * one).
+ */
+struct cpu_running {
+	u64 key;
+	u32 rank;
+	u32 turn;
+} __attribute__((aligned(CACHE_LINE_BYTES)));
+
+static struct cpu_running running[LLMOS_MAX_CPUS];
+
+/*
  * CPU hotplug, from ops.cpu_offline() to ops.cpu_online(). The kernel does
  * not ask an offline CPU's ops.dispatch() for work, so nothing may be queued
  * where only offline CPUs would serve it: a CPU's own queues, or the shared

@@ -911,6 +911,7 @@ void BPF_STRUCT_OPS(llmos_running, struct task_struct *p)
 	if (!tctx)
 		return;
 	waited = scx_bpf_now() - tctx->runnable_at;
+	running[cpu_idx(cpu)].turn++;
 	policy_catch_up(tctx);
 	policy_running(policy, tctx, cpu, waited);
 	level = policy_level(policy, tctx);
@@ -960,6 +961,7 @@ void BPF_STRUCT_OPS(llmos_stopping, struct task_struct *p, bool runnable)
 	tctx->cg_scale = cg_scale(tctx);
 	end_turn(policy, p, tctx, cpu, runnable);
 	running[cpu_idx(cpu)].rank = 0;
+	running[cpu_idx(cpu)].turn++;
 	if (!runnable && inherits_priority(policy))
 		note_lock_wait(p, tctx, policy_level(policy, tctx));
 

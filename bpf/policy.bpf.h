@@ -139,19 +139,6 @@ static bool wakers_lend_rank(u32 policy)
 #define MIN_SLICE_NS 100000ULL /* 100 us */
 
 /*
- * The rank and key of the task each CPU is running, for wakeup preemption.
- * Each CPU writes its own at every context switch and wakers on other CPUs
- * read them: a cache line per CPU, or a switch on one CPU would invalidate
- * the line its neighbours write (16 CPUs' ranks shared one).
- */
-struct cpu_running {
-	u64 key;
-	u32 rank;
-} __attribute__((aligned(CACHE_LINE_BYTES)));
-
-static struct cpu_running running[LLMOS_MAX_CPUS];
-
-/*
  * The slice of the work that must not wait (a waking per-CPU kthread, the
  * loader's threads): the shortest a policy gives, mlfq's top level's.
  */
@@ -470,8 +457,13 @@ static s32 policy_init(void)
 {
 	s32 err = edf_init();
 
-	if (err)
+	if (err) {
 		scx_bpf_error("cannot set up edf's reservations: %d", err);
+		return err;
+	}
+	err = rms_init();
+	if (err)
+		scx_bpf_error("cannot set up rms's budget timers: %d", err);
 	return err;
 }
 
@@ -550,6 +542,8 @@ static void policy_running(u32 policy, struct task_ctx *tctx, s32 cpu, u64 waite
 		mlfq_end_starvation(tctx, waited);
 	else if (policy == LLMOS_POLICY_EDF)
 		edf_running(tctx, cpu);
+	else if (policy == LLMOS_POLICY_RMS)
+		rms_running(tctx, cpu);
 }
 
 /*

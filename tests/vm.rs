@@ -1114,6 +1114,7 @@ const EDF_CHECKS: &[&str] = &[
     "rms_finds_new_threads",
     "rms_detects_periods",
     "rms_claims_capped",
+    "rms_budget_ends_between_ticks",
     "edf_budget_holds_overrun",
     "no_stall",
 ];

@@ -26,7 +26,7 @@
 #   while rms finds them; `threads` shows the three periods (and none for
 #   the hogs); of three threads that each claim half the CPU, one is
 #   ranked by its period (claims stop at 90% of the CPUs online) and the
-#   hogs run.
+#   hogs run; a thread past its budget loses its rank between ticks.
 # - Budget: a thread reserved 2 ms every 4 ms that never sleeps, beside the
 #   hogs under edf: it gets its reservation, and shares the rest with the
 #   hogs as one of them.
@@ -162,7 +162,21 @@ verdict rms_detects_periods "threads --json 3 s in: $periods (need 5000, 10000 a
 # ranked by its period (check_claims_capped()).
 attach "$OUT/sched-cap.log" "${ext[@]}" "$BIN" --policy rms
 check_claims_capped rms_claims_capped "$BIN" "${hogs[@]}"
+
+# A periodic thread past its budget loses its rank then, not at the next
+# tick: one that works 0.3 ms every 8.5 ms and 7 ms every sixth period (its
+# budget is ~2 ms: twice its mean activation and 0.5 ms) wakes with one of a
+# 17 ms period every third of that one's periods, which must be done 4.5 ms
+# after its start. Measured (7.2, 1 vCPU, 8 s, 411 periods of the 17 ms
+# thread): 0 and 2 late; 75 and 79 before the budget timer (rms.bpf.h),
+# when the 8.5 ms thread kept its rank until the next tick, 2.1-5.4 ms in.
+"${ext[@]}" "$PERIODIC" --duration-s 8 --warmup-s 1 --task rms-over:300:8500 \
+  --overrun rms-over:6:7000 --task rms-next:500:17000:4500 "${hogs[@]}" >"$OUT/periodic-rms-over.txt" 2>&1
 detach
+next_late=$(awk '$2 == "name=rms-next" { for (i = 3; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] } print f["queued"] + 0, f["periods"] + 0 }' "$OUT/periodic-rms-over.txt")
+read -r next_queued next_periods <<<"$next_late"
+verdict rms_budget_ends_between_ticks "the 17 ms thread beside one that overruns its budget every sixth period: $next_queued of $next_periods periods late for waiting; need <= 2% ($(summary "$OUT/periodic-rms-over.txt"))" \
+  test "${next_periods:-0}" -gt 0 -a $((next_queued * 50)) -le "${next_periods:-0}"
 
 # --- Budget -------------------------------------------------------------------
 {
