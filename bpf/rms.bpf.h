@@ -63,10 +63,10 @@ static u64 rms_slice(const struct task_ctx *tctx, u64 used)
  * periodic thread got the CPU: a thread that has let go of it since is not
  * the one to end. Without it a thread past its budget kept its period's
  * rank until the next tick: a thread of a longer period woken with it
- * waited that long behind it (7.2, 1 vCPU: a thread working 0.3 ms every
- * 8.5 ms and 7 ms every sixth period made one of 17 ms with a 3 ms
- * deadline miss it at 131-136 of its 411 periods, nearly every one it woke
- * with the long one).
+ * waited that long behind it (7.2, 1 vCPU: beside a thread working 0.3 ms
+ * every 8.5 ms and 7 ms every sixth period, one of 17 ms that had to be
+ * done 4.5 ms in waited 2.1-5.4 ms, by the tick's phase, and was late at
+ * 68-79 of its 411 periods; 0-2 with the timer, after ~2 ms).
  */
 struct budget_timer {
 	struct bpf_timer timer;
