@@ -149,21 +149,28 @@ static u64 short_slice(void)
 
 /*
  * The key of a task entering a queue of @llc where it gets @slice. Under the
- * policies ordered by vtime, that is its vtime, moved to within a slice of
- * the LLC's vtime_now() either way (and kept so). Behind: a task that slept
- * earns at most a slice of catching up. Ahead: a task that ran while nothing
- * else wanted its CPU (alone, or placed on an idle CPU) owes at most a slice
- * of its own, weighted by its nice. Both are needed so that no task waits
- * more than about two rounds of its queue (more in proportion to a low
- * weight): with 1,000 CPU hogs sharing a CPU, a task whose vtime was 20 ms
- * ahead of theirs would otherwise wait for each of them to run 20 ms, 20 s
- * in all. A task that moves to another LLC is placed by that LLC's clock.
- * Inlined: a BPF call takes at most five arguments.
+ * policies ordered by vtime, that is its vtime, moved to within a slice
+ * behind and two slices ahead of the LLC's vtime_now() (and kept so).
+ * Behind: a task that slept earns at most a slice of catching up. Ahead: a
+ * task that ran while nothing else wanted its CPU (alone, or placed on an
+ * idle CPU) owes at most two slices of its own, weighted by its nice and
+ * its cgroup. Two, as EEVDF bounds a task's lag by two slices: a slice ends
+ * only at a tick, so a turn runs up to a tick past it, and all of that is
+ * owed. With one, each turn of a thread of a light cgroup was let off part
+ * of its charge: beside a cgroup of cpu.weight 400, one of 100 got 1:3.2 of
+ * the CPUs under mlfq (8 ms slices) and 1:3.7 under vtime (20 ms), not 1:4;
+ * with two, 1:3.7-3.9 and 1:4.0 (7.2, 2 vCPUs). Both bounds are needed so
+ * that no task waits more than about three rounds of its queue (more in
+ * proportion to a low weight): with 1,000 CPU hogs sharing a CPU, a task
+ * whose vtime was 20 ms ahead of theirs would otherwise wait for each of
+ * them to run 20 ms, 20 s in all. A task that moves to another LLC is
+ * placed by that LLC's clock. Inlined: a BPF call takes at most five
+ * arguments.
  */
 static __always_inline u64 entry_key(u32 policy, const struct task_struct *p,
 				      struct task_ctx *tctx, u64 key, u64 slice, u32 llc)
 {
-	u64 low = vtime_now(llc) - slice, high = vtime_now(llc) + vtime_charge(p, tctx, slice);
+	u64 low = vtime_now(llc) - slice, high = vtime_now(llc) + vtime_charge(p, tctx, 2 * slice);
 
 	if (!queued_by_vtime(policy, tctx))
 		return key;
