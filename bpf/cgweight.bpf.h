@@ -71,8 +71,9 @@ u64 cg_gen = 1;
  * The id of the cgroup whose CPU share @p takes; 0 for the root cgroup.
  * Asked at every wakeup: plain loads, which the verifier makes fault-safe
  * as @p is a trusted argument, where BPF_CORE_READ() would call
- * bpf_probe_read_kernel() at each of the four hops (ops.runnable() took
- * 13% less: 7.2, 1 vCPU, 2 spinners and a sleeper, medians of 6 rounds).
+ * bpf_probe_read_kernel() for each field read, three for a thread of the
+ * root cgroup and five for another (ops.runnable() took 13% less: 7.2,
+ * 1 vCPU, 2 spinners and a sleeper, medians of 6 rounds).
  */
 static u64 task_cgroup_id(const struct task_struct *p)
 {
