@@ -124,7 +124,15 @@ static s32 affinity_select_cpu(struct task_struct *p, const struct task_ctx *tct
 	return scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, is_idle);
 }
 
-/* An idle CPU for a task that did not pass through select_cpu, claimed; -1 if none. */
+/*
+ * An idle CPU for a task that did not pass through select_cpu, claimed; -1 if
+ * none, or if it should wait for @prev. A group's thread that a per-CPU
+ * kthread cut short on a CPU of its group waits there, on the CPU's own
+ * queue (see affinity_queue_on_cpu()), for the kthread's microseconds: on an
+ * idle CPU elsewhere it would run a whole slice away from its group and its
+ * cache (a kworker woken on its CPU every 20 ms moved it 50 times a second).
+ * Not where an RT task holds the CPU: the kthread waits as long as it does.
+ */
 static s32 affinity_pick_idle(struct task_struct *p, const struct task_ctx *tctx, s32 prev)
 {
 	if (tctx->group >= 0) {
@@ -132,6 +140,9 @@ static s32 affinity_pick_idle(struct task_struct *p, const struct task_ctx *tctx
 
 		if (cpu >= 0)
 			return cpu;
+		if (running[cpu_idx(prev)].kthread_cut_in && !is_cpu_held(prev) &&
+		    may_use_group_cpu(p, tctx->group, prev))
+			return -1;
 	}
 	return pick_idle_near(p, prev);
 }

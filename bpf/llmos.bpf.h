@@ -230,6 +230,12 @@ struct cpu_running {
 	u64 key;
 	u32 rank;
 	u32 turn;
+	/*
+	 * A waking per-CPU kthread preempted the CPU's task (see ops.enqueue()),
+	 * until the CPU runs its next task: the task leaving it meanwhile was
+	 * cut short for the kthread's microseconds.
+	 */
+	bool kthread_cut_in;
 } __attribute__((aligned(CACHE_LINE_BYTES)));
 
 static struct cpu_running running[LLMOS_MAX_CPUS];

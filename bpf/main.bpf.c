@@ -338,6 +338,7 @@ void BPF_STRUCT_OPS(llmos_enqueue, struct task_struct *p, u64 enq_flags)
 	 */
 	if (is_pcpu_kthread(p) && wakeup) {
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, short_slice(), enq_flags | SCX_ENQ_PREEMPT);
+		running[cpu_idx(cpu)].kthread_cut_in = true;
 		stat_inc(LLMOS_STAT_KTHREAD_DISPATCH);
 		return;
 	}
@@ -912,6 +913,7 @@ void BPF_STRUCT_OPS(llmos_running, struct task_struct *p)
 		return;
 	waited = scx_bpf_now() - tctx->runnable_at;
 	running[cpu_idx(cpu)].turn++;
+	running[cpu_idx(cpu)].kthread_cut_in = false;
 	policy_catch_up(tctx);
 	policy_running(policy, tctx, cpu, waited);
 	level = policy_level(policy, tctx);

@@ -370,6 +370,7 @@ const POLICY_CHECKS: &[&str] = &[
     "prio_rule_by_uid",
     "switch_to_affinity",
     "affinity_group_cpu_when_free",
+    "affinity_group_waits_out_kworkers",
     "affinity_group_spills",
     "affinity_group_in_map",
     "affinity_never_outside_cpumask",

@@ -220,6 +220,27 @@ sleep 0.5
 read on0 on1 < <(where $g1)
 verdict affinity_group_cpu_when_free "grp-spin (group CPU 1) sampled on CPU 0: $on0, CPU 1: $on1" \
   test $on1 -ge 57
+# A per-CPU kworker woken on its group's CPU cuts it short for microseconds:
+# it waits there for the kworker, not a slice on idle CPU 0. Each write to
+# stat_refresh runs a kworker on every CPU and waits for them all; the
+# writer keeps to CPU 0 and sleeps 20 ms between writes. Measured on 7.2:
+# 2 moves per kworker run when each cut sent it to CPU 0 (136 for 64 runs in
+# 3 s; 146-172 per 3 s in 10 rounds of two diagnostic boots); since, 3-11 in
+# 4 s beside 154-159 runs (4 boots, 7.2 and 6.16), 4-11 per 3 s in 5
+# diagnostic rounds, about what it makes with no writer (8-9 per 3 s; 18-22
+# before).
+taskset -c 0 bash -c 'n=0; trap "echo \$n >/dev/shm/refreshes; exit" TERM
+  exec {nap}<> <(:)
+  while echo 1 >/proc/sys/vm/stat_refresh; do n=$((n + 1)); read -rt 0.02 -u $nap; done' &
+refresher=$!
+moved=$(migrations $g1)
+sleep 4
+moved=$(($(migrations $g1) - moved))
+kill $refresher
+wait $refresher
+refreshes=$(cat /dev/shm/refreshes)
+verdict affinity_group_waits_out_kworkers "grp-spin moved $moved times in 4 s beside $refreshes kworker runs on its CPU (need at most 1 per 2 runs, and >= 20 runs)" \
+  test $((2 * moved)) -le "$refreshes" -a "$refreshes" -ge 20
 # Three group threads spill to the other CPU: the set is a preference.
 spin grp-spin
 g2=$SPIN_PID
