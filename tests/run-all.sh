@@ -18,7 +18,15 @@ echo "run-all: build took $(($(date +%s) - start)) s"
 cargo fmt --check
 cargo clippy --release --all-targets -- -D warnings
 # --nocapture: the log shows the VM booting and every check in the guest.
-cargo test --release -- --nocapture
+# A CI log may be cut in the middle, so the failed checks are repeated at
+# the end, where it is read.
+log=$(mktemp)
+if ! cargo test --release -- --nocapture 2>&1 | tee "$log"; then
+  echo "run-all: the tests failed; their failed checks:"
+  grep -aE '^(FAIL |test .* FAILED$|.*panicked at )' "$log" | cut -c1-500
+  exit 1
+fi
+rm -f "$log"
 echo "run-all: tests done $(($(date +%s) - start)) s after the build started"
 # A short run of the benchmark, so that it cannot rot.
 tests/vm/bench.sh --smoke
