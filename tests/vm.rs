@@ -1029,15 +1029,17 @@ fn judge_mlfq(out: &Path) -> Vec<String> {
         // in 18-19 of 38 samples in 6 of 6 rounds, p99 10.4-10.6 ms from
         // 300 ms on against vtime's 22.2-22.5 ms (2.1x). Since, on top from
         // the third or fourth sample (35-36 of 38 in 6 of 6 rounds), p99
-        // 0.41-0.85 ms against 22.3-23.5 ms (27.8-31.6x). Under TCG the
-        // thread's own loop costs ~0.2-0.5 ms a wakeup, so under vtime it is
-        // no lighter than each spinner and waits its turn.
+        // 0.41-0.85 ms against 22.3-23.5 ms (27.8-31.6x); on the host of
+        // 2026-12-07 2.2-3.0 ms against 22.3-22.9 ms (9.7x, worst round
+        // 7.6x). Under TCG the thread's own loop costs ~0.2-0.5 ms a wakeup,
+        // so under vtime it is no lighter than each spinner and waits its
+        // turn. The threshold is the next shape's, for the same reason.
         (
             "startup",
             "start-up burst, 2 ms period: lateness",
             "startup_burst_sleeper_climbs",
-            "startup_burst_sleeper_late_5x_less_than_under_vtime",
-            5.0,
+            "startup_burst_sleeper_late_3_5x_less_than_under_vtime",
+            3.5,
         ),
         // The latency matrix's worst shape: a main thread woken every 1 ms
         // beside 4 spinners per CPU, from its first wakeup on. Before a
@@ -1050,13 +1052,16 @@ fn judge_mlfq(out: &Path) -> Vec<String> {
         // sample (37 of 38). On the CI machines of 2026-12 the p99 is
         // 2.0-2.5 ms against 23.1-23.7 ms (9.3-11.5x, 4 boots, one of them of
         // the code before end_turn()): a 10x threshold failed two of them.
-        // The threshold sits between the two, with margin both ways.
+        // CI of 2026-12-07 had 3.1, 4.8 and 8.7 ms against 23.2-23.5 ms
+        // (4.9x), and failed a 5x threshold (its queue wait is most of it:
+        // here 1.8-2.1 of 2.4-2.7 ms). 3.5x sits between the old code's
+        // 2.5x and that 4.9x, 1.4x from each.
         (
             "fast",
             "main thread, 1 ms period, 4 spinners per CPU: lateness",
             "fast_main_thread_climbs",
-            "fast_main_thread_late_5x_less_than_under_vtime",
-            5.0,
+            "fast_main_thread_late_3_5x_less_than_under_vtime",
+            3.5,
         ),
     ];
     for (shape, what, climbs, late, ratio) in shapes {
