@@ -166,17 +166,24 @@ check_claims_capped rms_claims_capped "$BIN" "${hogs[@]}"
 # A periodic thread past its budget loses its rank then, not at the next
 # tick: one that works 0.3 ms every 8.5 ms and 7 ms every sixth period (its
 # budget is ~2 ms: twice its mean activation and 0.5 ms) wakes with one of a
-# 17 ms period every third of that one's periods, which must be done 4.5 ms
-# after its start. Measured (7.2, 1 vCPU, 8 s, 411 periods of the 17 ms
-# thread): 0 and 2 late; 75 and 79 before the budget timer (rms.bpf.h),
-# when the 8.5 ms thread kept its rank until the next tick, 2.1-5.4 ms in.
+# 17 ms period every third of that one's periods, which works 0.2 ms and
+# must be done 4.5 ms after its start. Measured (7.2, 1 vCPU, 8 s, 411
+# periods of the 17 ms thread, late for waiting; one boot, 3 interleaved
+# rounds, 2026-12-07): 0, 4 and 4; 59, 104 and 89 without the budget timer
+# (rms.bpf.h), when the 8.5 ms thread kept its rank until the next tick,
+# 2.1-5.4 ms in. The bound, 5%, is 20. The 17 ms thread worked 0.5 ms
+# when the check was written, and measured 0 and 2 (75 and 79 without the
+# timer) on that day's host; on a slower one its run cost 0.83-0.88 ms,
+# not 0.5-0.7, the budget and the timer's delay left no room, and it was
+# late 20-46 times (two fresh-clone CI runs, an edf test and the 3 rounds
+# above), where 0.2 ms of work, costing 0.4-0.5 ms, left it room again.
 "${ext[@]}" "$PERIODIC" --duration-s 8 --warmup-s 1 --task rms-over:300:8500 \
-  --overrun rms-over:6:7000 --task rms-next:500:17000:4500 "${hogs[@]}" >"$OUT/periodic-rms-over.txt" 2>&1
+  --overrun rms-over:6:7000 --task rms-next:200:17000:4500 "${hogs[@]}" >"$OUT/periodic-rms-over.txt" 2>&1
 detach
 next_late=$(awk '$2 == "name=rms-next" { for (i = 3; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] } print f["queued"] + 0, f["periods"] + 0 }' "$OUT/periodic-rms-over.txt")
 read -r next_queued next_periods <<<"$next_late"
-verdict rms_budget_ends_between_ticks "the 17 ms thread beside one that overruns its budget every sixth period: $next_queued of $next_periods periods late for waiting; need <= 2% ($(summary "$OUT/periodic-rms-over.txt"))" \
-  test "${next_periods:-0}" -gt 0 -a $((next_queued * 50)) -le "${next_periods:-0}"
+verdict rms_budget_ends_between_ticks "the 17 ms thread beside one that overruns its budget every sixth period: $next_queued of $next_periods periods late for waiting; need <= 5% ($(summary "$OUT/periodic-rms-over.txt"))" \
+  test "${next_periods:-0}" -gt 0 -a $((next_queued * 20)) -le "${next_periods:-0}"
 
 # --- Budget -------------------------------------------------------------------
 {
