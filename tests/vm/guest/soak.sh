@@ -117,7 +117,8 @@ verdict soak_reserved_threads_ran "llmos-periodic exit $periodic_status: $(awk '
   test $periodic_status = 0 -a "$(grep -c '^task ' "$OUT/periodic.txt")" = 2
 verdict soak_hotplug "$steps hotplug steps, $refused refused" test "$steps" -ge 6 -a "$refused" = 0
 verdict soak_threads_reads "$reads reads of threads, $read_failed failed" test "$reads" -ge 5 -a "$read_failed" = 0
-# As in hotplug.sh: a look missed, never two in a row.
+# As in hotplug.sh: a look missed while another hog ran, never two in a row,
+# and at most 1 look in 10 at which none ran (see watch_progress()).
 verdict soak_every_hog_progresses "$NCPU hogs watched for $watched s, $looks looks (need one per 4 s): $misses times one had no CPU time since the last, at most $longest in a row (need < 2), while another ran; $none looks at which none ran (need at most 1 in 10)$(misses_summary); stress-ng still running: $stress_alive" \
   test "$watched" -ge "$SOAK_SECS" -a $((looks * 4)) -ge "$watched" -a "$longest" -lt 2 -a $((none * 10)) -le "$looks" -a $stress_alive = yes
 # RSS: the loader allocates per request and per threads read; 1 MB of growth
