@@ -78,9 +78,12 @@ callback_costs() { # ROUND NAME: prints the rows
           round, sched, name, $2 / $3, $3 }'
 }
 
+# An awk action that files the fields of an llmos-probe line "KIND key=value
+# ..." as v[KIND, key], for probe() and matrix_cell().
+PROBE_FIELDS='{ for (i = 2; i <= NF; i++) { split($i, kv, "="); v[$1, kv[1]] = kv[2] } }'
 probe() { # SPINNERS -> "p50_us=.. p99_us=.. ..."
   "$PROBE" --duration-s "$PROBE_SECS" --warmup-ms 500 --spinners "$1" >"$TMP/probe.txt" 2>&1
-  awk '/^(latency_us|batch) / { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[$1, kv[1]] = kv[2] } }
+  awk "/^(latency_us|batch) / $PROBE_FIELDS"'
        END { # No sample: the sleeper never had a period to measure; no latency then.
              if (v["latency_us", "samples"] > 0)
                printf "p50_us=%s p99_us=%s max_us=%s late_frac=%s ", v["latency_us", "p50"],
@@ -157,7 +160,7 @@ matrix_cell() { # SLEEPER SPINNERS WORK_US PERIOD_US -> "p99_us=.. ..."
   [[ $1 == main ]] && mode=(--main-thread-sleeper)
   "$PROBE" "${mode[@]}" --duration-s "$MATRIX_SECS" --warmup-ms 0 --spinners "$2" \
     --run-us "$3" --period-us "$4" >"$TMP/probe.txt" 2>&1
-  awk '/^(latency_us|queue_wait_us) / { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[$1, kv[1]] = kv[2] } }
+  awk "/^(latency_us|queue_wait_us) / $PROBE_FIELDS"'
        /^frames_missed/ { missed = $2; frames = $4 }
        END { printf "p50_us=%s p99_us=%s max_us=%s wait_p99_us=%s frames_missed=%s frames=%s",
              v["latency_us", "p50"], v["latency_us", "p99"], v["latency_us", "max"],
