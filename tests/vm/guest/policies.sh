@@ -142,9 +142,12 @@ verdict ctl_reload_refuses_mistakes "reply: $broken_reply; prio-top's priority t
 # between spin on every CPU: pi-wait times the waiter's wait, PI_ROUNDS
 # times. With inheritance the holder runs at the waiter's priority and the
 # wait is about the critical section; without (priority_inheritance=0, in
-# the same boot) it waits behind the hogs. The bound with inheritance is on
-# the wait beyond the holder's time on a CPU in its critical section
-# (pi-wait's extra_us): under TCG 2 ms of CPU time took 2.5 ms of wall time
+# the same boot) it waits behind the hogs: the run without is the control
+# that shows the shape needs inheritance, judged against the run with (how
+# long the holder waits without varies with the host: see mlfq's below).
+# The bound with inheritance is on the wait beyond the holder's time on a
+# CPU in its critical section (pi-wait's extra_us): under TCG 2 ms of CPU
+# time took 2.5 ms of wall time
 # in most rounds but 4.3-10.8 ms in a quarter of them, the holder on its CPU
 # all along (no context switch), and CI's 7.1 ms median wait failed a bound
 # of 3x the critical section on that (a run here had 7.2 ms, extra 0.8 ms).
@@ -170,8 +173,9 @@ pi_check() { # NAME FACTOR HOGS HOLDER_NICE WAITER_NICE HOG_NICE
   "$BIN" ctl set priority_inheritance=1 >/dev/null
   extra_with=$(field p50_extra_us "$with") extra_without=$(field p50_extra_us "$without")
   [[ -n $extra_with && -n $extra_without && $(state) == enabled ]] &&
-    ((extra_with <= PI_CRITICAL_US && extra_without >= factor * PI_CRITICAL_US)) && good=yes
-  verdict "$name" "with: $with; without: $without (need p50_extra <= the critical section with, >= ${factor}x it without)" \
+    ((extra_with <= PI_CRITICAL_US && extra_without >= factor * extra_with &&
+      extra_without >= PI_CRITICAL_US)) && good=yes
+  verdict "$name" "with: $with; without: $without (need p50_extra <= the critical section with; without, >= ${factor}x that and >= the critical section)" \
     test $good = yes
 }
 # prio: nice 19 holds, nice -20 waits, 2 nice-0 hogs per CPU. Without
@@ -182,7 +186,9 @@ pi_check priority_inheritance_prio 5 $((2 * NCPU)) 19 -20 0
 # pass on; the holder, CPU-bound, sinks to the bottom among 4 hogs per CPU,
 # the waiter, which sleeps, stays on top. Without inheritance the holder
 # waits its vtime turn among the hogs' 8 ms slices. Measured on 7.2, p50
-# extra (5 runs each): 0.62-0.74 ms with, 12.5-20.6 ms without.
+# extra (5 runs each): 0.62-0.74 ms with, 12.5-20.6 ms without; 2026-12-07
+# 0.99 and 20.3 ms here, and in a fresh-clone CI run 0.69 and 4.4 ms, which
+# failed a bound of 3x the critical section without (6 ms).
 "$BIN" ctl policy mlfq >/dev/null
 pi_check priority_inheritance_mlfq 3 $((4 * NCPU)) 0 0 0
 "$BIN" ctl policy prio >/dev/null
