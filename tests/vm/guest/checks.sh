@@ -88,11 +88,11 @@ nap() {
 # did not run the VM). A CI run on 6.16 had 3 such looks in 181, two in a
 # row, in the first hotplug cycles, with every hog on CPU 0 and CPUs 0 or
 # 0-1 online (what held them is not known). Each miss is a line of
-# $OUT/misses.txt: the clock
-# ($EPOCHREALTIME, as in hotplug.sh's steps.txt), the PID, its state and
-# last CPU (/proc/PID/stat), and the CPUs online. Under TCG with hotplug a
-# look took 1.1-1.9 s on average (hotplug.sh: 109 in 125 s, 173 in ~200 s;
-# soak.sh: 78 in 149 s, 345 in 617 s): the callers need one per 4 s.
+# $OUT/misses.txt: the clock ($EPOCHREALTIME, as in hotplug.sh's
+# steps.txt), the PID, its state and last CPU (/proc/PID/stat), and the
+# CPUs online. Under TCG with hotplug a look took 1.1-1.9 s on average
+# (hotplug.sh: 109 in 125 s, 173 in ~200 s; soak.sh: 78 in 149 s, 345 in
+# 617 s): the callers need one per 4 s.
 # Builtins only: it runs as the calling shell does (a real-time one, in
 # hotplug.sh and soak.sh), and forks would take CPUs from the tasks it
 # watches.
