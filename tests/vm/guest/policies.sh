@@ -147,10 +147,10 @@ verdict ctl_reload_refuses_mistakes "reply: $broken_reply; prio-top's priority t
 # long the holder waits without varies with the host: see mlfq's below).
 # The bound with inheritance is on the wait beyond the holder's time on a
 # CPU in its critical section (pi-wait's extra_us): under TCG 2 ms of CPU
-# time took 2.5 ms of wall time
-# in most rounds but 4.3-10.8 ms in a quarter of them, the holder on its CPU
-# all along (no context switch), and CI's 7.1 ms median wait failed a bound
-# of 3x the critical section on that (a run here had 7.2 ms, extra 0.8 ms).
+# time took 2.5 ms of wall time in most rounds but 4.3-10.8 ms in a quarter
+# of them, the holder on its CPU all along (no context switch), and CI's
+# 7.1 ms median wait failed a bound of 3x the critical section on that (a
+# run here had 7.2 ms, extra 0.8 ms).
 # max_extra_us is reported, not bounded: in 8-17% of rounds it is 2.5-6 ms
 # under single-threaded TCG, whose one host thread runs the vCPUs in turn
 # (traced: the stall fell where no scheduling decision is made, e.g. 3.2 ms
