@@ -8,6 +8,7 @@ mod bpf_skel;
 mod config;
 mod ctl;
 mod kconfig;
+mod ksym;
 mod preflight;
 mod rules;
 mod scheduler;

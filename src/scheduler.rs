@@ -24,7 +24,7 @@ use crate::bpf_intf;
 use crate::bpf_skel::*;
 use crate::ctl::{self, ControlRequest};
 use crate::settings::{self, Policy, Settings};
-use crate::{config, kconfig, rules, stats, threads, Opts, SCHEDULER_NAME};
+use crate::{config, kconfig, ksym, rules, stats, threads, Opts, SCHEDULER_NAME};
 
 /// How often the run loop wakes, between requests, to check for exit and signals.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -182,6 +182,7 @@ impl<'a> Scheduler<'a> {
         }
         settings.tunables.write_at_load(rodata);
         rodata.loader_tgid = std::process::id();
+        rodata.cpu_active_mask_addr = ksym::address("__cpu_active_mask").unwrap_or(0);
         let data = skel.maps.data_data.as_mut().unwrap();
         data.active_policy = settings.policy.bpf_id();
         let bss = skel.maps.bss_data.as_mut().unwrap();
