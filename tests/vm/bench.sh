@@ -41,7 +41,10 @@ if [[ -n $kernel && -f $(dirname "$kernel")/config ]]; then
   kconfig=$(dirname "$kernel")/config
 fi
 
-cargo build --release --bins
+# The test suite's targets, not --bins alone: without the dev-dependencies
+# the build-dependencies' features differ (getrandom's), and after
+# tests/run-all.sh's build scx_llmos would be built again (90 s in CI).
+cargo build --release --all-targets
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 # One vCPU by default: under TCG a lone vCPU is never descheduled by the
 # emulator, so latencies are the schedulers' own. More vCPUs get a host
