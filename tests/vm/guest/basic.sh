@@ -154,24 +154,6 @@ read -r res1 cal1 < <(ipis)
 verdict remote_wakeups_queued "a pool of $NCPU workers ($(grep -o 'steps_per_s=.*' <<<"$pool")): $((res1 - res0)) reschedule IPIs, $((cal1 - cal0)) function-call IPIs (need more of the second)" \
   test $((cal1 - cal0)) -gt $((res1 - res0))
 
-# A wakeup is no more urgent than its waker (wakeup_rank()): a CPU hog
-# that wakes a reader every 1 ms of spinning, beside two hogs per CPU, all
-# on mlfq's bottom level, does not have the reader take another hog's CPU.
-# The reader is still first in line for the next CPU that comes free. The
-# same hog writing to /dev/null first counts the preemptions that are not
-# the reader's (timer-woken kthreads, python's start).
-start_hogs $((2 * NCPU))
-sleep 1
-preempts0=$(stats_get preemptions)
-python3 -S "$(dirname "$0")/hog-wakes.py" 3 --no-reader >/dev/null
-preempts1=$(stats_get preemptions)
-writes=$(python3 -S "$(dirname "$0")/hog-wakes.py" 3)
-preempts2=$(stats_get preemptions)
-stop_hogs
-caused=$((preempts2 - preempts1 - (preempts1 - preempts0)))
-verdict hog_wakeups_do_not_preempt "$writes wakeups of a reader by a CPU hog beside $((2 * NCPU)) hogs: $((preempts2 - preempts1)) preemptions, $((preempts1 - preempts0)) without the reader (need fewer than 1 more per 4 wakeups)" \
-  test "${writes:-0}" -gt 0 -a $((caused * 4)) -lt "${writes:-0}"
-
 # --- Stress under the scheduler, with pinned spinners watching their CPUs ----
 taskset -c 0 bash -c 'while :; do :; done' &
 pin0=$!

@@ -191,6 +191,25 @@ pi_check priority_inheritance_prio 5 $((2 * NCPU)) 19 -20 0
 # failed a bound of 3x the critical section without (6 ms).
 "$BIN" ctl policy mlfq >/dev/null
 pi_check priority_inheritance_mlfq 3 $((4 * NCPU)) 0 0 0
+
+# A wakeup is no more urgent than its waker (wakeup_rank()): a CPU hog
+# that wakes a reader every 1 ms of spinning, beside two hogs per CPU, all
+# on mlfq's bottom level, does not have the reader take another hog's CPU.
+# The reader is still first in line for the next CPU that comes free. The
+# same hog writing to /dev/null first counts the preemptions that are not
+# the reader's (timer-woken kthreads, python's start).
+start_hogs $((2 * NCPU))
+sleep 1
+preempts0=$(stats_get preemptions)
+python3 -S "$(dirname "$0")/hog-wakes.py" 3 --no-reader >/dev/null
+preempts1=$(stats_get preemptions)
+writes=$(python3 -S "$(dirname "$0")/hog-wakes.py" 3)
+preempts2=$(stats_get preemptions)
+stop_hogs
+caused=$((preempts2 - preempts1 - (preempts1 - preempts0)))
+verdict hog_wakeups_do_not_preempt "$writes wakeups of a reader by a CPU hog beside $((2 * NCPU)) hogs: $((preempts2 - preempts1)) preemptions, $((preempts1 - preempts0)) without the reader (need fewer than 1 more per 4 wakeups)" \
+  test "${writes:-0}" -gt 0 -a $((caused * 4)) -lt "${writes:-0}"
+
 "$BIN" ctl policy prio >/dev/null
 
 # --- affinity -----------------------------------------------------------------
