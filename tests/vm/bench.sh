@@ -32,6 +32,8 @@ if [[ ${1:-} == --smoke ]]; then
   : "${BENCH_MATRIX_SCHEDS:=eevdf mlfq}" "${BENCH_MATRIX_SPINNERS:=1}"
   : "${BENCH_SCHEDS:=eevdf mlfq bpfland}" "${BENCH_SCALE_SCHEDS:=eevdf mlfq}"
 fi
+# A full run compares with scx_lavd too, which only --bench installs.
+[[ ${1:-} == --smoke ]] || bash tests/vm/setup.sh --bench
 OUT=${BENCH_OUT:-bench}
 mkdir -p "$OUT"
 OUT=$(realpath "$OUT")

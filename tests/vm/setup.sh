@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything scx_llmos needs to build and to run its VM tests on a fresh Debian 12
-# (bookworm) machine, as root. Idempotent: each step is skipped when its result is present.
+# (bookworm) machine, as root; with --bench, also what the full benchmark compares with.
+# Idempotent: each step is skipped when its result is present.
 set -euo pipefail
 
 # tmux: the pseudo-terminal `scx_llmos top` is tested in (tests/top_pty.rs, guest/top-check.sh).
@@ -42,11 +43,15 @@ if ! [ -x /opt/virtiofsd/bin/virtiofsd ]; then
   cargo install -q --locked --root /opt/virtiofsd virtiofsd@1.14.0
 fi
 # The comparison schedulers for the benchmark; scx_utils' build script needs
-# a clang, hence BPF_CLANG. One target directory for both: their locked
-# dependencies are the same, so the second builds only itself (scx_lavd:
-# 55 s after scx_bpfland's 159 s, 173 s alone).
+# a clang, hence BPF_CLANG. The bench smoke (tests/run-all.sh) runs
+# scx_bpfland only; scx_lavd comes with --bench (tests/vm/bench.sh's full
+# runs), and saves CI its 55 s build. One target directory for both: their
+# locked dependencies are the same, so the second builds only itself
+# (scx_lavd: 55 s after scx_bpfland's 159 s, 173 s alone).
+comparators=(scx_bpfland)
+[[ ${1:-} == --bench ]] && comparators+=(scx_lavd)
 scx_target=$(mktemp -d)
-for sched in scx_bpfland scx_lavd; do
+for sched in "${comparators[@]}"; do
   if ! [ -x /opt/scx/bin/$sched ]; then
     echo "setup: building $sched into /opt/scx (~3 min, the second ~1 min)"
     BPF_CLANG=clang-19 CARGO_TARGET_DIR=$scx_target cargo install -q --locked --root /opt/scx $sched@1.1.4
