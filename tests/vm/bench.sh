@@ -45,7 +45,8 @@ fi
 
 # The test suite's targets, not --bins alone: without the dev-dependencies
 # the build-dependencies' features differ (getrandom's), and after
-# tests/run-all.sh's build scx_llmos would be built again (90 s in CI).
+# tests/run-all.sh's build scx_llmos would be built again (89 s in a
+# fresh-clone run of it).
 cargo build --release --all-targets
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 # One vCPU by default: under TCG a lone vCPU is never descheduled by the
